@@ -1,0 +1,117 @@
+"""Typed, frozen configuration of a run: built once from flags in the entry point, passed down.
+
+A flag's path is one call chain: `run_bert_nlu.py` flag -> a field here -> the one function that
+uses it. The whole `RunConfig` is saved as `run_config.json` in the output directory.
+"""
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Where the corpus is and how it becomes model input.
+
+  Attributes:
+    data_dir: corpus directory (train/dev/test subfolders with seq.in, seq.out, label), or the
+      SNIPS 2017 raw folder when corpus_format == "snips_json".
+    corpus_format: "seq" or "snips_json".
+    multi_intent_policy: "atomic" (ATIS `a#b` is one class) or "first".
+    max_seq_length: word pieces per example including [CLS] and [SEP].
+    cache_dir: where TFRecords and their metadata go ("" = <output_dir>/data_cache).
+    bucket_by_length: batch training examples of similar length (dynamic padding); False pads
+      every batch to max_seq_length.
+  """
+  data_dir: str
+  corpus_format: str = "seq"
+  multi_intent_policy: str = "atomic"
+  max_seq_length: int = 64
+  cache_dir: str = ""
+  bucket_by_length: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """The pretrained encoder and the heads on top.
+
+  Attributes:
+    bert_config_file, vocab_file, init_checkpoint: Google TF BERT checkpoint files.
+    do_lower_case: tokenizer casing (must match the checkpoint).
+    intent_loss_weight: total loss = intent_loss_weight * intent_loss + slot_loss.
+    head_dropout: dropout before both heads (training only).
+    num_hidden_layers: use only the first N encoder layers (None = all).
+  """
+  bert_config_file: str
+  vocab_file: str
+  init_checkpoint: str
+  do_lower_case: bool = True
+  intent_loss_weight: float = 1.0
+  head_dropout: float = 0.1
+  num_hidden_layers: Optional[int] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Optimisation and the training loop.
+
+  Attributes:
+    train_batch_size, eval_batch_size: examples per batch.
+    learning_rate: peak learning rate of AdamWeightDecay (linear warmup, then linear decay to 0).
+    warmup_proportion: share of training steps spent warming up.
+    num_train_epochs: passes over the training set (may be fractional).
+    weight_decay: decoupled weight decay (LayerNorm and biases excluded).
+    clip_norm: global gradient-norm clipping.
+    save_checkpoints_steps: a checkpoint every N steps; every new checkpoint is evaluated on dev.
+    save_summary_steps: TensorBoard training scalars every N steps.
+    keep_checkpoint_max: recent checkpoints kept (the best one is kept separately).
+    eval_steps: dev batches per periodic evaluation (None = the whole dev set).
+    early_stopping_evals: stop when dev whole-frame accuracy has not improved for this many
+      evaluations (0 = never stop early).
+    seed: graph-level seed; with explicit initializers, runs with one seed are repeatable.
+  """
+  train_batch_size: int = 32
+  eval_batch_size: int = 64
+  learning_rate: float = 1e-4
+  warmup_proportion: float = 0.1
+  num_train_epochs: float = 10.0
+  weight_decay: float = 0.01
+  clip_norm: float = 1.0
+  save_checkpoints_steps: int = 1000
+  save_summary_steps: int = 100
+  keep_checkpoint_max: int = 3
+  eval_steps: Optional[int] = None
+  early_stopping_evals: int = 0
+  seed: int = 42
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """Everything one invocation of run_bert_nlu.py does.
+
+  Attributes:
+    output_dir: checkpoints, TensorBoard events, exports and results.
+    run_train / run_eval / run_predict: which phases to run.
+    eval_on_test: also evaluate the best checkpoint on the test split.
+    predict_input: file of utterances (one per line) for run_predict; "-" reads stdin.
+  """
+  output_dir: str
+  data: DataConfig
+  model: ModelConfig
+  train: TrainConfig = TrainConfig()
+  run_train: bool = True
+  run_eval: bool = True
+  run_predict: bool = False
+  eval_on_test: bool = False
+  predict_input: str = ""
+
+  @property
+  def cache_dir(self) -> str:
+    return self.data.cache_dir or os.path.join(self.output_dir, "data_cache")
+
+  def to_json_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  def to_json_string(self) -> str:
+    return json.dumps(self.to_json_dict(), indent=2, sort_keys=True)

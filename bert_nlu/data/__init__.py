@@ -1,0 +1,1 @@
+"""Corpus readers, features, TFRecord cache and input_fn."""

@@ -1,0 +1,153 @@
+"""Words -> word pieces, with one label per word on its first piece.
+
+For an utterance of words w_1..w_n the model input is
+  [CLS] pieces(w_1) ... pieces(w_n) [SEP]
+Only the first piece of each word carries the word's slot tag (`first_piece_mask` = 1); the other
+pieces, [CLS], [SEP] and padding are masked out of the slot loss and never predicted. Metrics map
+the first-piece predictions back to words, so they are computed on words, not pieces.
+
+Truncation is by whole words: a word whose pieces would not fit in `max_seq_length - 2` is dropped
+with all words after it. The number of dropped words is recorded; the metrics still score those
+words (as predicted "O"), so truncation can only lower a score, never hide errors.
+"""
+
+import dataclasses
+from typing import List, Optional, Sequence, Tuple
+
+from bert_nlu.data.examples import NluExample
+from bert_nlu.data.labels import UNKNOWN_ID, LabelMaps
+
+CLS_TOKEN = "[CLS]"
+SEP_TOKEN = "[SEP]"
+UNK_TOKEN = "[UNK]"
+
+
+@dataclasses.dataclass(frozen=True)
+class NluFeature:
+  """Model input for one example; all lists have the same length L <= max_seq_length.
+
+  Attributes:
+    example_index: position of the example in its split (links predictions back to words).
+    input_ids: [L] word-piece ids, starting with [CLS] and ending with [SEP].
+    segment_ids: [L] all 0 (single sentence).
+    first_piece_mask: [L] 1 on the first piece of each kept word, else 0.
+    slot_ids: [L] tag id on first pieces (-1 for a tag unseen in training), 0 elsewhere.
+    intent_id: intent id, -1 if the intent is unseen in training.
+    num_words: words in the example.
+    num_words_kept: words that fit (== num_words unless truncated).
+  """
+  example_index: int
+  input_ids: Tuple[int, ...]
+  segment_ids: Tuple[int, ...]
+  first_piece_mask: Tuple[int, ...]
+  slot_ids: Tuple[int, ...]
+  intent_id: int
+  num_words: int
+  num_words_kept: int
+
+  @property
+  def truncated(self) -> bool:
+    return self.num_words_kept < self.num_words
+
+  @property
+  def length(self) -> int:
+    return len(self.input_ids)
+
+
+def word_pieces(tokenizer, words: Sequence[str]) -> List[List[str]]:
+  """Word pieces of each word; a word the tokenizer reduces to nothing becomes [UNK].
+
+  (BERT's basic tokenizer drops control characters, so a "word" made only of them would otherwise
+  vanish and shift every later tag by one.)
+  """
+  return [tokenizer.tokenize(word) or [UNK_TOKEN] for word in words]
+
+
+def align_words(pieces_per_word: Sequence[Sequence[str]],
+                max_seq_length: int) -> Tuple[List[str], List[int], int]:
+  """Lays out [CLS] pieces [SEP] and marks first pieces.
+
+  Args:
+    pieces_per_word: word pieces of each word.
+    max_seq_length: maximum total length including [CLS] and [SEP]; must be >= 3.
+
+  Returns:
+    (tokens [L], first_piece_mask [L], num_words_kept).
+  """
+  if max_seq_length < 3:
+    raise ValueError(f"max_seq_length must be >= 3, got {max_seq_length}")
+  tokens = [CLS_TOKEN]
+  first_piece_mask = [0]
+  num_words_kept = 0
+  budget = max_seq_length - 2
+  for pieces in pieces_per_word:
+    if len(tokens) - 1 + len(pieces) > budget:
+      break
+    tokens.extend(pieces)
+    first_piece_mask.extend([1] + [0] * (len(pieces) - 1))
+    num_words_kept += 1
+  tokens.append(SEP_TOKEN)
+  first_piece_mask.append(0)
+  return tokens, first_piece_mask, num_words_kept
+
+
+def convert_example(example: NluExample, example_index: int, tokenizer, label_maps: LabelMaps,
+                    max_seq_length: int) -> NluFeature:
+  """Turns one example into its NluFeature (see module docstring for the layout)."""
+  tokens, first_piece_mask, num_words_kept = align_words(
+      word_pieces(tokenizer, example.words), max_seq_length)
+  slot_ids = [0] * len(tokens)
+  word_index = 0
+  for position, is_first in enumerate(first_piece_mask):
+    if is_first:
+      slot_ids[position] = label_maps.slot_tag_id(example.slot_tags[word_index])
+      word_index += 1
+  return NluFeature(
+      example_index=example_index,
+      input_ids=tuple(tokenizer.convert_tokens_to_ids(tokens)),
+      segment_ids=(0,) * len(tokens),
+      first_piece_mask=tuple(first_piece_mask),
+      slot_ids=tuple(slot_ids),
+      intent_id=label_maps.intent_id(example.intent),
+      num_words=len(example.words),
+      num_words_kept=num_words_kept)
+
+
+def convert_examples(examples: Sequence[NluExample], tokenizer, label_maps: LabelMaps,
+                     max_seq_length: int) -> List[NluFeature]:
+  return [convert_example(example, i, tokenizer, label_maps, max_seq_length)
+          for i, example in enumerate(examples)]
+
+
+def words_to_predict_feature(words: Sequence[str], tokenizer,
+                             max_seq_length: int) -> Tuple[List[int], List[int], int]:
+  """Input ids and first-piece mask for raw words (prediction; no labels).
+
+  Returns:
+    (input_ids [L], first_piece_mask [L], num_words_kept).
+  """
+  tokens, first_piece_mask, num_words_kept = align_words(
+      word_pieces(tokenizer, words), max_seq_length)
+  return tokenizer.convert_tokens_to_ids(tokens), first_piece_mask, num_words_kept
+
+
+def word_level_tags(first_piece_mask: Sequence[int], piece_tag_ids: Sequence[int],
+                    slot_tags: Sequence[str], num_words: int,
+                    fill_tag: Optional[str] = "O") -> List[str]:
+  """Maps per-piece predicted tag ids back to one tag per word.
+
+  Args:
+    first_piece_mask: [L] (may be padded with zeros beyond L).
+    piece_tag_ids: [L] predicted tag id at every position.
+    slot_tags: the tag vocabulary.
+    num_words: words in the original utterance; words lost to truncation get `fill_tag`.
+    fill_tag: tag for truncated words.
+
+  Returns:
+    [num_words] tag strings.
+  """
+  tags = [slot_tags[tag_id] for is_first, tag_id in zip(first_piece_mask, piece_tag_ids)
+          if is_first]
+  if len(tags) > num_words:
+    raise ValueError(f"{len(tags)} first pieces for {num_words} words")
+  return tags + [fill_tag] * (num_words - len(tags))

@@ -1,0 +1,86 @@
+"""tf.data input_fn over the TFRecord cache: shuffle, repeat, length-bucketed dynamic padding.
+
+Each element is a dict of int32 tensors:
+  input_ids, input_mask, segment_ids, first_piece_mask, slot_ids: [batch_size, seq_length]
+  intent_id, example_index: [batch_size]
+where seq_length is the longest example in the batch (dynamic padding) or max_seq_length
+(`pad_to_max_length=True`). Padding uses id 0 everywhere and input_mask 0.
+"""
+
+from typing import Callable, Optional, Sequence
+
+from bert_nlu.compat import tf
+from bert_nlu.data.tfrecords import SCALAR_FEATURES, SEQUENCE_FEATURES
+
+_SHUFFLE_BUFFER = 20000
+
+
+def parse_record(serialized: tf.Tensor) -> dict:
+  """One serialized tf.train.Example -> dict of int32 tensors (sequences are [length])."""
+  spec = {name: tf.io.VarLenFeature(tf.int64) for name in SEQUENCE_FEATURES}
+  spec.update({name: tf.io.FixedLenFeature([], tf.int64) for name in SCALAR_FEATURES})
+  parsed = tf.io.parse_single_example(serialized, spec)
+  features = {}
+  for name in SEQUENCE_FEATURES:
+    features[name] = tf.cast(tf.sparse.to_dense(parsed[name]), tf.int32)
+  for name in SCALAR_FEATURES:
+    features[name] = tf.cast(parsed[name], tf.int32)
+  features["input_mask"] = tf.ones_like(features["input_ids"])
+  return features
+
+
+def default_bucket_boundaries(max_seq_length: int, width: int = 8) -> list:
+  """Length-bucket upper bounds (exclusive): 9, 17, 25, ... below max_seq_length + 1."""
+  return list(range(width + 1, max_seq_length + 1, width))
+
+
+def _padded_shapes(pad_to_max_length: bool, max_seq_length: int) -> dict:
+  length = max_seq_length if pad_to_max_length else None
+  shapes = {name: [length] for name in SEQUENCE_FEATURES + ("input_mask",)}
+  shapes.update({name: [] for name in SCALAR_FEATURES})
+  return shapes
+
+
+def make_input_fn(tfrecord_path: str,
+                  is_training: bool,
+                  batch_size: int,
+                  max_seq_length: int,
+                  bucket_by_length: bool = True,
+                  pad_to_max_length: bool = False,
+                  seed: Optional[int] = None,
+                  bucket_boundaries: Optional[Sequence[int]] = None) -> Callable:
+  """Builds an Estimator input_fn.
+
+  Args:
+    tfrecord_path: a cache file written by `tfrecords.build_or_load`.
+    is_training: shuffle (seeded), repeat forever and (if bucket_by_length) batch by length.
+    batch_size: examples per batch (the last eval batch may be smaller).
+    max_seq_length: the cache's max_seq_length.
+    bucket_by_length: training batches hold examples of similar length.
+    pad_to_max_length: pad every batch to max_seq_length (fixed shapes; slower).
+    seed: shuffle seed.
+    bucket_boundaries: length bucket upper bounds; default every 8 pieces.
+
+  Returns:
+    input_fn(params) -> tf.data.Dataset of feature dicts (labels are inside the features).
+  """
+  padded_shapes = _padded_shapes(pad_to_max_length, max_seq_length)
+
+  def input_fn(params=None):  # pylint: disable=unused-argument
+    dataset = tf.data.TFRecordDataset(tfrecord_path)
+    if is_training:
+      dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+      dataset = dataset.repeat()
+    dataset = dataset.map(parse_record, num_parallel_calls=tf.data.AUTOTUNE)
+    if is_training and bucket_by_length and not pad_to_max_length:
+      boundaries = list(bucket_boundaries or default_bucket_boundaries(max_seq_length))
+      dataset = dataset.bucket_by_sequence_length(
+          element_length_func=lambda features: tf.shape(features["input_ids"])[0],
+          bucket_boundaries=boundaries,
+          bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+          padded_shapes=padded_shapes)
+    else:
+      dataset = dataset.padded_batch(batch_size, padded_shapes=padded_shapes)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+  return input_fn

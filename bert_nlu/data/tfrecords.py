@@ -1,0 +1,145 @@
+"""TFRecord cache of features: written once, reused while its inputs are unchanged.
+
+A cache entry is two files in the cache directory:
+  <split>.<key>.tfrecord      one tf.train.Example per feature
+  <split>.<key>.meta.json     key, record count, length statistics
+The key is a SHA-256 over everything the records depend on: the examples (hence the data files'
+content and the reader's policies), the vocabulary file's bytes, casing, max_seq_length, the label
+maps and the feature format version. Any change gives a new key and a rebuild. Both files are
+written under temporary names and renamed when complete, the metadata last; an entry counts only
+when its metadata exists and names the same key and record count. A crash mid-write therefore
+leaves at most an orphaned temporary file, never a half file that is later trusted.
+"""
+
+import dataclasses
+import glob
+import os
+from typing import List, Sequence
+
+import numpy as np
+
+from bert_nlu import io_utils
+from bert_nlu.compat import tf
+from bert_nlu.data.examples import NluSplit
+from bert_nlu.data.features import NluFeature, convert_examples
+from bert_nlu.data.labels import LabelMaps
+
+FEATURE_FORMAT_VERSION = 1
+
+# Names and kinds of the stored features.
+SEQUENCE_FEATURES = ("input_ids", "segment_ids", "first_piece_mask", "slot_ids")
+SCALAR_FEATURES = ("intent_id", "example_index")
+
+
+@dataclasses.dataclass(frozen=True)
+class CachedSplit:
+  """A usable cache entry.
+
+  Attributes:
+    name: split name.
+    tfrecord_path: the records.
+    num_examples: records in the file.
+    lengths: [num_examples] word-piece length of each feature (for statistics and bucketing).
+    num_truncated: examples that lost words to max_seq_length.
+    rebuilt: True if this call wrote the entry, False if it was reused.
+  """
+  name: str
+  tfrecord_path: str
+  num_examples: int
+  lengths: Sequence[int]
+  num_truncated: int
+  rebuilt: bool
+
+
+def cache_key(split: NluSplit, vocab_file: str, do_lower_case: bool, max_seq_length: int,
+              label_maps: LabelMaps) -> str:
+  """SHA-256 (hex) of everything the split's records depend on."""
+  examples = [[list(e.words), list(e.slot_tags), e.intent] for e in split.examples]
+  return io_utils.fingerprint_json({
+      "version": FEATURE_FORMAT_VERSION,
+      "data_files": io_utils.fingerprint_files(split.files),
+      "examples": io_utils.fingerprint_json(examples),
+      "vocab": io_utils.fingerprint_files([vocab_file]),
+      "do_lower_case": do_lower_case,
+      "max_seq_length": max_seq_length,
+      "label_maps": label_maps.to_json_dict(),
+  })
+
+
+def _int_feature(values) -> tf.train.Feature:
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
+
+
+def feature_to_tf_example(feature: NluFeature) -> tf.train.Example:
+  fields = {name: _int_feature(getattr(feature, name)) for name in SEQUENCE_FEATURES}
+  fields["intent_id"] = _int_feature([feature.intent_id])
+  fields["example_index"] = _int_feature([feature.example_index])
+  return tf.train.Example(features=tf.train.Features(feature=fields))
+
+
+def write_tfrecord(features: Sequence[NluFeature], path: str) -> None:
+  """Writes `features` to `path` atomically (temporary name, then rename)."""
+  with io_utils.atomic_path(path) as tmp_path:
+    with tf.io.TFRecordWriter(tmp_path) as writer:
+      for feature in features:
+        writer.write(feature_to_tf_example(feature).SerializeToString())
+
+
+def _entry_paths(cache_dir: str, split_name: str, key: str):
+  stem = os.path.join(cache_dir, f"{split_name}.{key[:20]}")
+  return stem + ".tfrecord", stem + ".meta.json"
+
+
+def _load_entry(tfrecord_path: str, meta_path: str, key: str, name: str):
+  """Returns the CachedSplit if the entry is complete and matches `key`, else None."""
+  if not (os.path.exists(tfrecord_path) and os.path.exists(meta_path)):
+    return None
+  try:
+    meta = io_utils.read_json(meta_path)
+  except (OSError, ValueError):
+    return None
+  if meta.get("key") != key or len(meta.get("lengths", [])) != meta.get("num_examples"):
+    return None
+  return CachedSplit(name=name, tfrecord_path=tfrecord_path, num_examples=meta["num_examples"],
+                     lengths=tuple(meta["lengths"]), num_truncated=meta["num_truncated"],
+                     rebuilt=False)
+
+
+def build_or_load(split: NluSplit, tokenizer, label_maps: LabelMaps, vocab_file: str,
+                  do_lower_case: bool, max_seq_length: int, cache_dir: str) -> CachedSplit:
+  """Returns the split's TFRecord cache entry, building it first if needed.
+
+  Stale entries of the same split (other keys) are removed after a successful build.
+  """
+  key = cache_key(split, vocab_file, do_lower_case, max_seq_length, label_maps)
+  tfrecord_path, meta_path = _entry_paths(cache_dir, split.name, key)
+  cached = _load_entry(tfrecord_path, meta_path, key, split.name)
+  if cached is not None:
+    return cached
+  features = convert_examples(split.examples, tokenizer, label_maps, max_seq_length)
+  write_tfrecord(features, tfrecord_path)
+  lengths = [f.length for f in features]
+  num_truncated = sum(f.truncated for f in features)
+  io_utils.atomic_write_json(meta_path, {
+      "key": key, "split": split.name, "num_examples": len(features),
+      "num_truncated": num_truncated, "max_seq_length": max_seq_length,
+      "files": list(split.files), "lengths": lengths})
+  _remove_stale_entries(cache_dir, split.name, keep=(tfrecord_path, meta_path))
+  if num_truncated:
+    tf.logging.warning("%s: %d of %d examples truncated to max_seq_length=%d", split.name,
+                       num_truncated, len(features), max_seq_length)
+  return CachedSplit(name=split.name, tfrecord_path=tfrecord_path, num_examples=len(features),
+                     lengths=tuple(lengths), num_truncated=num_truncated, rebuilt=True)
+
+
+def _remove_stale_entries(cache_dir: str, split_name: str, keep: Sequence[str]) -> None:
+  for path in glob.glob(os.path.join(cache_dir, f"{split_name}.*")):
+    if path not in keep and not os.path.basename(path).startswith("."):
+      os.remove(path)
+
+
+def length_percentiles(lengths: Sequence[int], percentiles=(50, 90, 95, 99, 100)) -> List[int]:
+  """Word-piece length percentiles (nearest-rank, integers)."""
+  if not lengths:
+    return [0 for _ in percentiles]
+  return [int(np.percentile(np.asarray(lengths), p, method="inverted_cdf")) for p in percentiles]

@@ -1,0 +1,83 @@
+"""The Estimator model_fn: BertModel + a task's head, losses, predictions and metrics.
+
+`model_fn_builder` returns a closure; its arguments are everything the model depends on. Tasks
+(NLU now, sentence classification later) differ only in the `task` object: head, losses,
+predictions, metrics. Model variants (layer truncation, and later freezing, fp16) are fields of
+`ModelConfig`.
+"""
+
+from typing import Optional, Sequence
+
+from bert_nlu import encoder
+from bert_nlu import optimization
+from bert_nlu.compat import modeling, tf
+from bert_nlu.config import ModelConfig, TrainConfig
+
+
+def _warm_start(init_checkpoint: str) -> None:
+  """Initialises every variable that the checkpoint has (by name) from it."""
+  tvars = tf.trainable_variables()
+  assignment_map, _ = modeling.get_assignment_map_from_checkpoint(tvars, init_checkpoint)
+  tf.train.init_from_checkpoint(init_checkpoint, assignment_map)
+
+
+def model_fn_builder(task,
+                     bert_config: modeling.BertConfig,
+                     model_config: ModelConfig,
+                     train_config: TrainConfig,
+                     num_train_steps: int,
+                     num_warmup_steps: int,
+                     eval_gold_examples: Optional[Sequence] = None):
+  """Returns model_fn(features, labels, mode, params) for tf.estimator.Estimator.
+
+  Args:
+    task: e.g. `bert_nlu.tasks.nlu.NluTask`.
+    bert_config: the encoder's config (bert_config.json).
+    model_config: checkpoint paths and model variants.
+    train_config: optimizer settings.
+    num_train_steps, num_warmup_steps: learning-rate schedule length.
+    eval_gold_examples: the examples evaluated in EVAL mode, indexed by features["example_index"]
+      (metrics are computed on their words).
+  """
+
+  def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
+    is_training = mode == tf.estimator.ModeKeys.TRAIN
+    bert = encoder.build_bert_model(
+        bert_config, is_training=is_training,
+        input_ids=features["input_ids"],  # [batch, seq]
+        input_mask=features["input_mask"],  # [batch, seq]
+        segment_ids=features["segment_ids"],  # [batch, seq]
+        num_hidden_layers=model_config.num_hidden_layers)
+    logits = task.build_logits(
+        pooled_output=bert.get_pooled_output(),  # [batch, hidden]
+        sequence_output=bert.get_sequence_output(),  # [batch, seq, hidden]
+        is_training=is_training,
+        head_dropout=model_config.head_dropout,
+        initializer_range=bert_config.initializer_range)
+    predictions = task.build_predictions(logits, features)
+
+    if mode == tf.estimator.ModeKeys.PREDICT:
+      return tf.estimator.EstimatorSpec(
+          mode, predictions=predictions,
+          export_outputs={"serving_default": tf.estimator.export.PredictOutput(
+              task.export_outputs(predictions))})
+
+    loss, loss_parts = task.build_losses(logits, features)
+
+    if mode == tf.estimator.ModeKeys.TRAIN:
+      if model_config.init_checkpoint:
+        _warm_start(model_config.init_checkpoint)
+      train_op, learning_rate = optimization.build_train_op(
+          loss, train_config.learning_rate, num_train_steps, num_warmup_steps,
+          weight_decay=train_config.weight_decay, clip_norm=train_config.clip_norm)
+      tf.summary.scalar("learning_rate", learning_rate)
+      for name, value in loss_parts.items():
+        tf.summary.scalar(name, value)
+      return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
+    eval_metric_ops = task.build_eval_metric_ops(predictions, eval_gold_examples)
+    for name, value in loss_parts.items():
+      eval_metric_ops[name] = tf.metrics.mean(value)
+    return tf.estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops=eval_metric_ops)
+
+  return model_fn

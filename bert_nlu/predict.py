@@ -1,0 +1,157 @@
+"""Raw text -> intent and slot spans, from an exported SavedModel loaded once.
+
+The export directory (written by the trainer's best-model exporter) carries everything needed in
+`assets.extra/`: label_maps.json, vocab.txt and predict_config.json (max_seq_length, casing).
+`NluPredictor` loads the SavedModel's serving signature once; each call only tokenizes and runs it.
+
+Output per utterance (JSON-serialisable):
+  {"text": ..., "intent": {"name": ..., "probability": ...},
+   "slots": [{"slot": "artist", "text": "ruth lorenzo", "start": 10, "end": 22,
+              "word_start": 2, "word_end": 4, "confidence": ...}],
+   "truncated_words": 0}
+start/end are character offsets into `text` (end exclusive); word_start/word_end are word indices.
+"""
+
+import json
+import os
+import re
+import sys
+from typing import Dict, List, Sequence
+
+import numpy as np
+import tensorflow as tf_v2
+
+from bert_nlu import io_utils
+from bert_nlu.compat import make_tokenizer
+from bert_nlu.data.features import words_to_predict_feature
+from bert_nlu.data.labels import LabelMaps
+from bert_nlu.metrics import tags_to_spans
+
+ASSETS_DIR = "assets.extra"
+
+
+def word_offsets(text: str) -> List[tuple]:
+  """(start, end) character offsets of each whitespace-separated word of `text`."""
+  return [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+
+
+class NluPredictor:
+  """Loads an exported NLU SavedModel once and predicts batches of raw utterances."""
+
+  def __init__(self, export_dir: str):
+    assets = os.path.join(export_dir, ASSETS_DIR)
+    self.label_maps = LabelMaps.load(os.path.join(assets, "label_maps.json"))
+    predict_config = io_utils.read_json(os.path.join(assets, "predict_config.json"))
+    self.max_seq_length = int(predict_config["max_seq_length"])
+    self.tokenizer = make_tokenizer(os.path.join(assets, "vocab.txt"),
+                                    bool(predict_config["do_lower_case"]))
+    self._loaded = tf_v2.saved_model.load(export_dir)
+    self._serve = self._loaded.signatures["serving_default"]
+
+  def _batch_inputs(self, words_list: Sequence[Sequence[str]]):
+    rows = [words_to_predict_feature(words, self.tokenizer, self.max_seq_length)
+            for words in words_list]
+    length = max(len(ids) for ids, _, _ in rows)
+    input_ids = np.zeros([len(rows), length], np.int32)
+    input_mask = np.zeros([len(rows), length], np.int32)
+    first_piece_masks = []
+    for i, (ids, first_piece_mask, _) in enumerate(rows):
+      input_ids[i, :len(ids)] = ids
+      input_mask[i, :len(ids)] = 1
+      first_piece_masks.append(first_piece_mask)
+    return input_ids, input_mask, first_piece_masks, [kept for _, _, kept in rows]
+
+  def predict(self, texts: Sequence[str]) -> List[Dict]:
+    """Predicts each text; an empty (all-whitespace) text gets intent None and no slots."""
+    offsets = [word_offsets(text) for text in texts]
+    results: List[Dict] = [None] * len(texts)
+    nonempty = [i for i, o in enumerate(offsets) if o]
+    for i, text in enumerate(texts):
+      if not offsets[i]:
+        results[i] = {"text": text, "intent": None, "slots": [], "truncated_words": 0}
+    if not nonempty:
+      return results
+    words_list = [[texts[i][s:e] for s, e in offsets[i]] for i in nonempty]
+    input_ids, input_mask, first_piece_masks, kept = self._batch_inputs(words_list)
+    outputs = self._serve(input_ids=tf_v2.constant(input_ids),
+                          input_mask=tf_v2.constant(input_mask),
+                          segment_ids=tf_v2.zeros_like(input_ids))
+    outputs = {name: value.numpy() for name, value in outputs.items()}
+    for row, i in enumerate(nonempty):
+      results[i] = self._decode(texts[i], offsets[i], words_list[row], first_piece_masks[row],
+                                kept[row], {name: value[row] for name, value in outputs.items()})
+    return results
+
+  def _decode(self, text, offsets, words, first_piece_mask, num_words_kept, output) -> Dict:
+    intent_id = int(output["intent_id"])
+    first_positions = [p for p, is_first in enumerate(first_piece_mask) if is_first]
+    tags = [self.label_maps.slot_tags[int(output["slot_ids"][p])] for p in first_positions]
+    confidence = [float(output["slot_confidence"][p]) for p in first_positions]
+    tags += ["O"] * (len(words) - len(tags))
+    slots = []
+    for span in tags_to_spans(words, tags):
+      start, end = span["start"], span["end"]
+      slots.append({
+          "slot": span["slot"],
+          "text": text[offsets[start][0]:offsets[end - 1][1]],
+          "start": offsets[start][0], "end": offsets[end - 1][1],
+          "word_start": start, "word_end": end,
+          "confidence": min(confidence[start:end]),
+      })
+    return {
+        "text": text,
+        "intent": {"name": self.label_maps.intents[intent_id],
+                   "probability": float(output["intent_probabilities"][intent_id])},
+        "slots": slots,
+        "truncated_words": len(words) - num_words_kept,
+    }
+
+
+def predict_lines(predictor: NluPredictor, lines: Sequence[str], batch_size: int = 32,
+                  out=sys.stdout) -> int:
+  """Predicts `lines` in batches, writing one JSON object per line to `out`; returns count."""
+  count = 0
+  for start in range(0, len(lines), batch_size):
+    for result in predictor.predict(lines[start:start + batch_size]):
+      out.write(json.dumps(result, ensure_ascii=False) + "\n")
+      count += 1
+  out.flush()
+  return count
+
+
+def read_utterances(path: str) -> List[str]:
+  """One utterance per line from a file ("-" = stdin); bad bytes are replaced, not fatal."""
+  if path == "-":
+    data = sys.stdin.buffer.read()
+  else:
+    with open(path, "rb") as f:
+      data = f.read()
+  return data.decode("utf-8", errors="replace").splitlines()
+
+
+def run_main() -> None:
+  """Console script `bert-nlu-predict`: see --help."""
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+  flags.DEFINE_string("model_dir", "", "A run's --output_dir (uses its best export).")
+  flags.DEFINE_string("export_dir", "", "An exported SavedModel directory (overrides model_dir).")
+  flags.DEFINE_string("input_file", "", "Utterances, one per line; '-' reads stdin. Without it, "
+                      "the positional arguments are the utterances.")
+  flags.DEFINE_integer("batch_size", 32, "Utterances per model call.")
+
+  def main(argv):
+    from bert_nlu.hooks import latest_export  # pylint: disable=g-import-not-at-top
+    flag_values = flags.FLAGS
+    if not (flag_values.export_dir or flag_values.model_dir):
+      raise app.UsageError("give --model_dir (a run's output_dir) or --export_dir")
+    export_dir = flag_values.export_dir or latest_export(flag_values.model_dir)
+    lines = read_utterances(flag_values.input_file) if flag_values.input_file else argv[1:]
+    if not lines:
+      raise app.UsageError("nothing to predict: pass utterances or --input_file")
+    predict_lines(NluPredictor(export_dir), lines, flag_values.batch_size)
+
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run_main()

@@ -1,0 +1,1 @@
+"""Tasks: what differs between NLU and sentence classification (labels, head, losses, metrics)."""

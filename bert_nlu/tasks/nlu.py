@@ -1,0 +1,172 @@
+"""Joint intent classification + slot filling: heads, masked losses, predictions, metrics.
+
+Heads:
+  intent: dropout + dense on the pooled [CLS] output       -> intent_logits [batch, num_intents]
+  slots:  dropout + dense on every sequence position        -> slot_logits [batch, seq, num_tags]
+Losses (both means over what they cover):
+  intent_loss: cross-entropy over examples whose intent is known in training.
+  slot_loss: cross-entropy over first pieces of words whose tag is known in training; other pieces,
+    [CLS], [SEP] and padding are excluded (first_piece_mask).
+  loss = intent_loss_weight * intent_loss + slot_loss.
+Evaluation metrics are exact and whole-set: each eval batch's predictions are collected (by
+example_index) and `bert_nlu.metrics.nlu_metrics` runs once on all of them, against the gold words
+of the examples, when the Estimator asks for the metric values.
+"""
+
+from typing import Dict, Sequence, Tuple
+
+import numpy as np
+
+from bert_nlu import metrics
+from bert_nlu.compat import tf
+from bert_nlu.data.examples import NluExample
+from bert_nlu.data.features import word_level_tags
+from bert_nlu.data.labels import LabelMaps
+
+# Dev metrics reported at every periodic evaluation (TensorBoard + eval_result dict).
+EVAL_METRIC_NAMES = ("intent_accuracy", "slot_f1", "slot_precision", "slot_recall",
+                     "whole_frame_accuracy", "token_f1_micro", "token_f1_macro")
+
+
+def _dense(inputs: tf.Tensor, units: int, initializer_range: float, name: str) -> tf.Tensor:
+  return tf.layers.dense(
+      inputs, units, name=name,
+      kernel_initializer=tf.truncated_normal_initializer(stddev=initializer_range),
+      bias_initializer=tf.zeros_initializer())
+
+
+class WholeSetNluMetrics:
+  """Collects word-level predictions over a whole evaluation and computes metrics once.
+
+  Lives in Python; `update` and `value` are called through tf.py_func from the eval graph. The
+  Estimator builds a new eval graph (and so a new instance) for every evaluation.
+  """
+
+  def __init__(self, gold_examples: Sequence[NluExample], label_maps: LabelMaps):
+    self._gold = gold_examples
+    self._label_maps = label_maps
+    self._pred_intents: Dict[int, str] = {}
+    self._pred_tags: Dict[int, list] = {}
+    self._result = None
+
+  def update(self, example_index, intent_ids, slot_ids, first_piece_mask) -> np.int64:
+    """Records one batch. Shapes: [batch], [batch], [batch, seq], [batch, seq]."""
+    for row, index in enumerate(example_index):
+      example = self._gold[int(index)]
+      self._pred_intents[int(index)] = self._label_maps.intents[int(intent_ids[row])]
+      self._pred_tags[int(index)] = word_level_tags(
+          first_piece_mask[row], slot_ids[row], self._label_maps.slot_tags, len(example.words))
+    self._result = None
+    return np.int64(len(self._pred_intents))
+
+  def predicted_intent(self, example_index: int) -> str:
+    return self._pred_intents[example_index]
+
+  def predicted_tags(self, example_index: int) -> list:
+    return self._pred_tags[example_index]
+
+  def result(self) -> dict:
+    if self._result is None:
+      indices = sorted(self._pred_intents)
+      if not indices:
+        raise ValueError("evaluation saw no examples")
+      gold = [self._gold[i] for i in indices]
+      self._result = metrics.nlu_metrics(
+          gold_intents=[e.intent for e in gold],
+          gold_tags=[list(e.slot_tags) for e in gold],
+          pred_intents=[self._pred_intents[i] for i in indices],
+          pred_tags=[self._pred_tags[i] for i in indices])
+    return self._result
+
+  def value(self, name: str) -> np.float32:
+    return np.float32(self.result()[name])
+
+
+class NluTask:
+  """Joint intent + slot task over a fixed pair of label vocabularies."""
+
+  name = "nlu"
+
+  def __init__(self, label_maps: LabelMaps, intent_loss_weight: float = 1.0):
+    self.label_maps = label_maps
+    self.intent_loss_weight = intent_loss_weight
+
+  def build_logits(self, pooled_output: tf.Tensor, sequence_output: tf.Tensor, is_training: bool,
+                   head_dropout: float, initializer_range: float) -> Dict[str, tf.Tensor]:
+    """Args: pooled_output [batch, hidden]; sequence_output [batch, seq, hidden].
+
+    Returns: intent_logits [batch, num_intents], slot_logits [batch, seq, num_tags] (float32).
+    """
+    keep_rate = 1.0 - head_dropout if is_training else 1.0
+    with tf.variable_scope("intent_head"):
+      pooled = tf.nn.dropout(pooled_output, rate=1.0 - keep_rate)
+      intent_logits = _dense(pooled, len(self.label_maps.intents), initializer_range, "dense")
+    with tf.variable_scope("slot_head"):
+      sequence = tf.nn.dropout(sequence_output, rate=1.0 - keep_rate)
+      slot_logits = _dense(sequence, len(self.label_maps.slot_tags), initializer_range, "dense")
+    return {"intent_logits": tf.cast(intent_logits, tf.float32),
+            "slot_logits": tf.cast(slot_logits, tf.float32)}
+
+  def build_losses(self, logits: Dict[str, tf.Tensor],
+                   features: Dict[str, tf.Tensor]) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
+    """Masked cross-entropies (see module docstring). Returns (loss, {name: scalar})."""
+    intent_id = features["intent_id"]  # [batch]
+    intent_known = tf.cast(intent_id >= 0, tf.float32)
+    intent_xent = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.maximum(intent_id, 0), logits=logits["intent_logits"])  # [batch]
+    intent_loss = tf.reduce_sum(intent_xent * intent_known) / tf.maximum(
+        tf.reduce_sum(intent_known), 1.0)
+
+    slot_ids = features["slot_ids"]  # [batch, seq]
+    slot_weight = tf.cast(features["first_piece_mask"], tf.float32) * tf.cast(
+        slot_ids >= 0, tf.float32)  # [batch, seq]
+    slot_xent = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.maximum(slot_ids, 0), logits=logits["slot_logits"])  # [batch, seq]
+    slot_loss = tf.reduce_sum(slot_xent * slot_weight) / tf.maximum(
+        tf.reduce_sum(slot_weight), 1.0)
+
+    loss = self.intent_loss_weight * intent_loss + slot_loss
+    return loss, {"intent_loss": intent_loss, "slot_loss": slot_loss}
+
+  def build_predictions(self, logits: Dict[str, tf.Tensor],
+                        features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """intent_id [batch], intent_probabilities [batch, num_intents], slot_ids [batch, seq],
+    slot_confidence [batch, seq]; example_index and first_piece_mask passed through if given."""
+    intent_probabilities = tf.nn.softmax(logits["intent_logits"], axis=-1)
+    slot_probabilities = tf.nn.softmax(logits["slot_logits"], axis=-1)
+    predictions = {
+        "intent_id": tf.argmax(logits["intent_logits"], axis=-1, output_type=tf.int32),
+        "intent_probabilities": intent_probabilities,
+        "slot_ids": tf.argmax(logits["slot_logits"], axis=-1, output_type=tf.int32),
+        "slot_confidence": tf.reduce_max(slot_probabilities, axis=-1),
+    }
+    for name in ("example_index", "first_piece_mask"):
+      if name in features:
+        predictions[name] = features[name]
+    return predictions
+
+  def build_eval_metric_ops(self, predictions: Dict[str, tf.Tensor],
+                            gold_examples: Sequence[NluExample]) -> Dict[str, tuple]:
+    """Whole-set word-level metrics as Estimator metric ops (value_op, update_op)."""
+    collector = WholeSetNluMetrics(gold_examples, self.label_maps)
+    update_op = tf.py_func(
+        collector.update,
+        [predictions["example_index"], predictions["intent_id"], predictions["slot_ids"],
+         predictions["first_piece_mask"]],
+        tf.int64, stateful=True, name="collect_nlu_predictions")
+    metric_ops = {}
+    for name in EVAL_METRIC_NAMES:
+      value = tf.py_func(lambda name=name: collector.value(name), [], tf.float32,
+                         stateful=True, name=f"whole_set_{name}")
+      value.set_shape([])
+      metric_ops[name] = (value, update_op)
+    return metric_ops
+
+  def serving_features(self) -> Dict[str, tf.Tensor]:
+    """Placeholders of the exported SavedModel: int32 [batch, seq] each."""
+    return {name: tf.placeholder(tf.int32, [None, None], name=name)
+            for name in ("input_ids", "input_mask", "segment_ids")}
+
+  def export_outputs(self, predictions: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    return {name: predictions[name] for name in
+            ("intent_id", "intent_probabilities", "slot_ids", "slot_confidence")}

@@ -1,0 +1,250 @@
+"""The NLU trainer: data -> TFRecords -> Estimator train_and_evaluate -> best checkpoint -> results.
+
+`run(config)` is the whole job of run_bert_nlu.py:
+  1. read the corpus, build label maps from train, build or reuse the TFRecord caches;
+  2. train with periodic dev evaluation of every new checkpoint (whole-set word-level metrics),
+     keeping the best checkpoint by dev whole-frame accuracy (SavedModel export + kept copy);
+  3. evaluate the BEST checkpoint on dev (and test) and write eval_results.json;
+  4. optionally predict raw text with the exported SavedModel.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from bert_nlu import encoder, hooks, io_utils, metrics
+from bert_nlu.compat import make_tokenizer, tf
+from bert_nlu.config import RunConfig
+from bert_nlu.data import input_pipeline, readers, tfrecords
+from bert_nlu.data.examples import NluSplit
+from bert_nlu.data.features import word_level_tags
+from bert_nlu.data.labels import LabelMaps
+from bert_nlu.errors import InputError
+from bert_nlu.model import model_fn_builder
+from bert_nlu.tasks.nlu import NluTask, WholeSetNluMetrics
+
+SELECTION_METRIC = "whole_frame_accuracy"
+EVAL_NAME = "dev"
+RESULTS_FILE = "eval_results.json"
+PREDICT_CONFIG_FILE = "predict_config.json"
+
+
+@dataclasses.dataclass
+class PreparedData:
+  """Splits, label maps, tokenizer and TFRecord caches of a run."""
+  splits: Dict[str, NluSplit]
+  label_maps: LabelMaps
+  caches: Dict[str, tfrecords.CachedSplit]
+  tokenizer: object
+
+
+def read_splits(config: RunConfig, names: Sequence[str]) -> Dict[str, NluSplit]:
+  data = config.data
+  if data.corpus_format == "seq":
+    return readers.read_seq_corpus(data.data_dir, splits=tuple(names),
+                                   multi_intent_policy=data.multi_intent_policy)
+  if data.corpus_format == "snips_json":
+    return {name: readers.read_snips_json_split(data.data_dir, name) for name in names}
+  raise ValueError(f"unknown corpus_format {data.corpus_format!r} (expected seq or snips_json)")
+
+
+def _label_maps_for_run(train_split: NluSplit, output_dir: str) -> LabelMaps:
+  """Label maps from the training split; must equal those a previous run saved in output_dir."""
+  label_maps = LabelMaps.from_labels(
+      train_split.intents(), (e.slot_tags for e in train_split.examples))
+  saved_path = os.path.join(output_dir, "label_maps.json")
+  if os.path.exists(saved_path):
+    saved = LabelMaps.load(saved_path)
+    if saved != label_maps:
+      raise InputError(saved_path, "the training data's labels differ from the labels this run "
+                       "directory was trained with; use a new --output_dir")
+  return label_maps
+
+
+def prepare_data(config: RunConfig, split_names: Sequence[str]) -> PreparedData:
+  """Reads the splits (train always, for the label maps) and builds/reuses their caches."""
+  names = ["train"] + [n for n in split_names if n != "train"]
+  splits = read_splits(config, names)
+  for split in splits.values():
+    if split.bad_bytes:
+      tf.logging.warning("%s: replaced %d undecodable bytes", split.name, split.bad_bytes)
+  label_maps = _label_maps_for_run(splits["train"], config.output_dir)
+  tokenizer = make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
+  caches = {
+      name: tfrecords.build_or_load(
+          splits[name], tokenizer, label_maps, config.model.vocab_file,
+          config.model.do_lower_case, config.data.max_seq_length, config.cache_dir)
+      for name in names
+  }
+  return PreparedData(splits=splits, label_maps=label_maps, caches=caches, tokenizer=tokenizer)
+
+
+def training_steps(num_examples: int, batch_size: int, num_epochs: float,
+                   warmup_proportion: float):
+  num_train_steps = max(1, int(math.ceil(num_examples * num_epochs / batch_size)))
+  return num_train_steps, int(num_train_steps * warmup_proportion)
+
+
+def serving_input_receiver_fn_builder(task: NluTask):
+  def serving_input_receiver_fn():
+    features = task.serving_features()
+    return tf.estimator.export.ServingInputReceiver(features, features)
+  return serving_input_receiver_fn
+
+
+def build_estimator(config: RunConfig, task: NluTask, bert_config, num_train_steps: int,
+                    num_warmup_steps: int, eval_gold_examples) -> tf.estimator.Estimator:
+  train = config.train
+  run_config = tf.estimator.RunConfig(
+      model_dir=config.output_dir,
+      tf_random_seed=train.seed,
+      save_checkpoints_steps=train.save_checkpoints_steps,
+      save_summary_steps=train.save_summary_steps,
+      keep_checkpoint_max=train.keep_checkpoint_max,
+      log_step_count_steps=train.save_summary_steps)
+  model_fn = model_fn_builder(task, bert_config, config.model, train, num_train_steps,
+                              num_warmup_steps, eval_gold_examples=eval_gold_examples)
+  return tf.estimator.Estimator(model_fn=model_fn, config=run_config)
+
+
+def _write_run_files(config: RunConfig, label_maps: LabelMaps) -> Dict[str, str]:
+  """Saves run_config.json, label_maps.json and predict_config.json; returns export assets."""
+  os.makedirs(config.output_dir, exist_ok=True)
+  io_utils.atomic_write_json(os.path.join(config.output_dir, "run_config.json"),
+                             config.to_json_dict())
+  label_maps_path = os.path.join(config.output_dir, "label_maps.json")
+  label_maps.save(label_maps_path)
+  predict_config_path = os.path.join(config.output_dir, PREDICT_CONFIG_FILE)
+  io_utils.atomic_write_json(predict_config_path, {
+      "max_seq_length": config.data.max_seq_length,
+      "do_lower_case": config.model.do_lower_case})
+  return {"label_maps.json": label_maps_path, "vocab.txt": config.model.vocab_file,
+          PREDICT_CONFIG_FILE: predict_config_path}
+
+
+def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -> Dict:
+  """Trains with periodic dev evaluation; returns a training summary."""
+  train = config.train
+  task = NluTask(prepared.label_maps, config.model.intent_loss_weight)
+  num_train_steps, num_warmup_steps = training_steps(
+      prepared.caches["train"].num_examples, train.train_batch_size, train.num_train_epochs,
+      train.warmup_proportion)
+  dev_gold = prepared.splits["dev"].examples
+  estimator = build_estimator(config, task, bert_config, num_train_steps, num_warmup_steps,
+                              dev_gold)
+  assets = _write_run_files(config, prepared.label_maps)
+  max_seq_length = config.data.max_seq_length
+  train_input_fn = input_pipeline.make_input_fn(
+      prepared.caches["train"].tfrecord_path, is_training=True,
+      batch_size=train.train_batch_size, max_seq_length=max_seq_length,
+      bucket_by_length=config.data.bucket_by_length,
+      pad_to_max_length=not config.data.bucket_by_length, seed=train.seed)
+  dev_input_fn = input_pipeline.make_input_fn(
+      prepared.caches["dev"].tfrecord_path, is_training=False,
+      batch_size=train.eval_batch_size, max_seq_length=max_seq_length)
+  speed_hook = hooks.ExamplesPerSecondHook(train.train_batch_size, train.save_summary_steps,
+                                           config.output_dir)
+  train_hooks = [speed_hook]
+  if train.early_stopping_evals > 0:
+    os.makedirs(estimator.eval_dir(EVAL_NAME), exist_ok=True)
+    train_hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
+        estimator, SELECTION_METRIC,
+        max_steps_without_increase=train.early_stopping_evals * train.save_checkpoints_steps,
+        eval_dir=estimator.eval_dir(EVAL_NAME),
+        run_every_secs=None, run_every_steps=train.save_checkpoints_steps))
+  exporter = hooks.BestModelExporter(
+      config.output_dir, SELECTION_METRIC, serving_input_receiver_fn_builder(task), assets)
+  train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
+                                      hooks=train_hooks)
+  eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
+                                    exporters=[exporter], start_delay_secs=0, throttle_secs=0)
+  start = time.time()
+  tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+  wall_seconds = time.time() - start
+  if hooks.read_best(config.output_dir) is None:
+    # e.g. a resumed run that was already past max_steps: evaluate and export the last one.
+    checkpoint = estimator.latest_checkpoint()
+    result = estimator.evaluate(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
+                                checkpoint_path=checkpoint)
+    exporter.export(estimator, os.path.join(config.output_dir, "export", "best"), checkpoint,
+                    result, True)
+  return {
+      "num_train_steps": num_train_steps,
+      "num_warmup_steps": num_warmup_steps,
+      "steps_run_this_session": speed_hook.train_steps,
+      "train_examples_per_second": speed_hook.examples_per_second(),
+      "train_step_seconds": speed_hook.train_seconds,
+      "wall_seconds": wall_seconds,
+  }
+
+
+def predict_split(estimator: tf.estimator.Estimator, prepared: PreparedData, split_name: str,
+                  checkpoint_path: str, batch_size: int, max_seq_length: int):
+  """Predicts a split with one checkpoint; returns (metrics dict, per-example prediction rows)."""
+  split = prepared.splits[split_name]
+  input_fn = input_pipeline.make_input_fn(
+      prepared.caches[split_name].tfrecord_path, is_training=False, batch_size=batch_size,
+      max_seq_length=max_seq_length)
+  collector = WholeSetNluMetrics(split.examples, prepared.label_maps)
+  intent_confidence = {}
+  for batch in estimator.predict(input_fn, checkpoint_path=checkpoint_path,
+                                 yield_single_examples=False):
+    collector.update(batch["example_index"], batch["intent_id"], batch["slot_ids"],
+                     batch["first_piece_mask"])
+    for row, index in enumerate(batch["example_index"]):
+      intent_confidence[int(index)] = float(np.max(batch["intent_probabilities"][row]))
+  result = collector.result()
+  rows = []
+  for index, example in enumerate(split.examples):
+    rows.append({
+        "guid": example.guid, "text": " ".join(example.words),
+        "gold_intent": example.intent, "pred_intent": collector.predicted_intent(index),
+        "intent_confidence": intent_confidence.get(index),
+        "gold_tags": list(example.slot_tags), "pred_tags": collector.predicted_tags(index)})
+  return result, rows
+
+
+def evaluate_best(config: RunConfig, prepared: PreparedData, bert_config,
+                  split_names: Sequence[str]) -> Dict:
+  """Evaluates the best checkpoint (else the latest) on each split; writes eval_results.json."""
+  task = NluTask(prepared.label_maps, config.model.intent_loss_weight)
+  estimator = build_estimator(config, task, bert_config, 1, 0, None)
+  best = hooks.read_best(config.output_dir)
+  checkpoint = best["checkpoint"] if best else estimator.latest_checkpoint()
+  if checkpoint is None:
+    raise FileNotFoundError(f"{config.output_dir}: no checkpoint to evaluate; train first")
+  results = {"checkpoint": checkpoint, "selected_by": f"dev {SELECTION_METRIC}",
+             "best_step": best["step"] if best else None, "splits": {}}
+  for name in split_names:
+    split_metrics, rows = predict_split(estimator, prepared, name, checkpoint,
+                                        config.train.eval_batch_size, config.data.max_seq_length)
+    split_metrics["num_truncated"] = prepared.caches[name].num_truncated
+    results["splits"][name] = split_metrics
+    io_utils.atomic_write_text(
+        os.path.join(config.output_dir, f"predictions_{name}.jsonl"),
+        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+  return results
+
+
+def run(config: RunConfig) -> Dict:
+  """Runs the phases named in `config`; returns (and saves) the results."""
+  eval_splits = ["dev"] + (["test"] if config.eval_on_test else [])
+  prepared = prepare_data(config, eval_splits)
+  bert_config = encoder.load_bert_config(config.model.bert_config_file)
+  results: Dict = {}
+  if config.run_train:
+    results["training"] = train_and_evaluate(config, prepared, bert_config)
+  if config.run_eval:
+    results.update(evaluate_best(config, prepared, bert_config, eval_splits))
+    results["config"] = config.to_json_dict()
+    io_utils.atomic_write_json(os.path.join(config.output_dir, RESULTS_FILE), results)
+    for name in eval_splits:
+      print(metrics.format_metrics_table(results["splits"][name],
+                                         title=f"{name} (best checkpoint, step "
+                                         f"{results['best_step']})"))
+  return results

@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+"""Fine-tune BERT for joint intent classification + slot filling, evaluate, export, predict.
+
+  python run_bert_nlu.py --flagfile=configs/snips.cfg --output_dir=runs/snips
+
+Flags live here only: they are validated, turned into a frozen `bert_nlu.config.RunConfig` and
+handed to `bert_nlu.train.run`. Defaults work with the bundled all-MiniLM-L6-v2 weights
+(`python -m bert_nlu.convert --minilm`) and the SNIPS corpus.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+REPO_DIR = os.path.dirname(os.path.abspath(__file__))
+DATA_DIR_ENV = "BERT_NLU_DATA_DIR"
+
+# ---- data
+flags.DEFINE_string("corpus", "snips", "Corpus folder name under the data root "
+                    f"(${DATA_DIR_ENV}, else ../shared/data next to the repository).")
+flags.DEFINE_string("data_dir", "", "Corpus directory with train/dev/test/{seq.in,seq.out,label} "
+                    "(or the SNIPS raw JSON folder); overrides --corpus.")
+flags.DEFINE_enum("corpus_format", "seq", ["seq", "snips_json"], "Layout of --data_dir.")
+flags.DEFINE_enum("multi_intent_policy", "atomic", ["atomic", "first"],
+                  "ATIS 'a#b' labels: one class ('atomic', as published results do) or the first.")
+flags.DEFINE_integer("max_seq_length", 64, "Word pieces per example incl. [CLS] and [SEP].")
+flags.DEFINE_string("cache_dir", "", "TFRecord cache (default <output_dir>/data_cache).")
+flags.DEFINE_bool("bucket_by_length", True, "Length-bucketed dynamic padding for training; "
+                  "--nobucket_by_length pads every batch to max_seq_length.")
+# ---- model
+flags.DEFINE_string("bert_dir", "", "Directory with bert_config.json, vocab.txt, bert_model.ckpt; "
+                    "default: the converted all-MiniLM-L6-v2 in $BERT_NLU_CACHE "
+                    "(~/.cache/bert_nlu).")
+flags.DEFINE_string("bert_config_file", "", "Overrides <bert_dir>/bert_config.json.")
+flags.DEFINE_string("vocab_file", "", "Overrides <bert_dir>/vocab.txt.")
+flags.DEFINE_string("init_checkpoint", "", "Overrides <bert_dir>/bert_model.ckpt.")
+flags.DEFINE_bool("do_lower_case", None, "Tokenizer casing; default from bert_config.json "
+                  "(do_lower_case key written by the converter), else True.")
+flags.DEFINE_float("intent_loss_weight", 1.0, "loss = w * intent_loss + slot_loss.")
+flags.DEFINE_float("head_dropout", 0.1, "Dropout before the intent and slot heads.")
+flags.DEFINE_integer("num_hidden_layers", None, "Use only the first N encoder layers.")
+# ---- training
+flags.DEFINE_integer("train_batch_size", 32, "Training batch size.")
+flags.DEFINE_integer("eval_batch_size", 64, "Evaluation/prediction batch size.")
+flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate (AdamWeightDecay).")
+flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear warmup.")
+flags.DEFINE_float("num_train_epochs", 10.0, "Training epochs.")
+flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay.")
+flags.DEFINE_integer("save_checkpoints_steps", 1000,
+                     "Checkpoint interval; every checkpoint is evaluated on dev.")
+flags.DEFINE_integer("save_summary_steps", 100, "TensorBoard training-scalar interval.")
+flags.DEFINE_integer("keep_checkpoint_max", 3, "Recent checkpoints kept (best kept apart).")
+flags.DEFINE_integer("eval_steps", 0, "Dev batches per periodic evaluation (0 = all of dev).")
+flags.DEFINE_integer("early_stopping_evals", 0, "Stop after this many evaluations without a "
+                     "better dev whole-frame accuracy (0 = off).")
+flags.DEFINE_integer("seed", 42, "Random seed (graph seed; initializers are explicit).")
+# ---- run
+flags.DEFINE_string("output_dir", "runs/default", "Checkpoints, TensorBoard, exports, results.")
+flags.DEFINE_bool("run_train", True, "Train (resumes from output_dir's last checkpoint).")
+flags.DEFINE_bool("run_eval", True, "Evaluate the best checkpoint, write eval_results.json.")
+flags.DEFINE_bool("run_predict", False, "Predict --predict_input with the best export.")
+flags.DEFINE_bool("eval_on_test", False, "Also evaluate the best checkpoint on test.")
+flags.DEFINE_string("predict_input", "-", "Utterances for --run_predict, one per line; '-' stdin.")
+
+FLAGS = flags.FLAGS
+
+
+def _corpus_dir(corpus: str) -> str:
+  root = os.environ.get(DATA_DIR_ENV) or os.path.join(REPO_DIR, "..", "shared", "data")
+  return os.path.normpath(os.path.join(root, corpus))
+
+
+def _bert_files():
+  """(bert_config_file, vocab_file, init_checkpoint, do_lower_case) from the flags."""
+  from bert_nlu import io_utils  # pylint: disable=g-import-not-at-top
+  from bert_nlu.convert import default_cache_dir  # pylint: disable=g-import-not-at-top
+  bert_dir = FLAGS.bert_dir or os.path.join(default_cache_dir(), "all-MiniLM-L6-v2")
+  config_file = FLAGS.bert_config_file or os.path.join(bert_dir, "bert_config.json")
+  vocab_file = FLAGS.vocab_file or os.path.join(bert_dir, "vocab.txt")
+  init_checkpoint = FLAGS.init_checkpoint or os.path.join(bert_dir, "bert_model.ckpt")
+  for flag_name, path in (("bert_config_file", config_file), ("vocab_file", vocab_file),
+                          ("init_checkpoint", init_checkpoint + ".index")):
+    if not os.path.exists(path):
+      hint = ("" if FLAGS.bert_dir else
+              " (run `python -m bert_nlu.convert --minilm` to install the default weights)")
+      raise app.UsageError(f"--{flag_name}: {path} does not exist{hint}")
+  do_lower_case = FLAGS.do_lower_case
+  if do_lower_case is None:
+    do_lower_case = bool(io_utils.read_json(config_file).get("do_lower_case", True))
+  return config_file, vocab_file, init_checkpoint, do_lower_case
+
+
+def _validate_flags() -> None:
+  positive = ("max_seq_length", "train_batch_size", "eval_batch_size", "save_checkpoints_steps",
+              "save_summary_steps", "keep_checkpoint_max")
+  for name in positive:
+    if getattr(FLAGS, name) <= 0:
+      raise app.UsageError(f"--{name} must be > 0, got {getattr(FLAGS, name)}")
+  if FLAGS.max_seq_length < 3:
+    raise app.UsageError("--max_seq_length must be >= 3 ([CLS] word [SEP])")
+  if FLAGS.learning_rate <= 0 or FLAGS.num_train_epochs <= 0:
+    raise app.UsageError("--learning_rate and --num_train_epochs must be > 0")
+  if not 0 <= FLAGS.warmup_proportion < 1:
+    raise app.UsageError("--warmup_proportion must be in [0, 1)")
+  if not 0 <= FLAGS.head_dropout < 1:
+    raise app.UsageError("--head_dropout must be in [0, 1)")
+  if FLAGS.eval_steps < 0 or FLAGS.early_stopping_evals < 0:
+    raise app.UsageError("--eval_steps and --early_stopping_evals must be >= 0")
+  if not (FLAGS.run_train or FLAGS.run_eval or FLAGS.run_predict):
+    raise app.UsageError("nothing to do: all of --run_train, --run_eval, --run_predict are off")
+
+
+def build_run_config():
+  """Flags -> frozen RunConfig."""
+  from bert_nlu import config  # pylint: disable=g-import-not-at-top
+  _validate_flags()
+  data_dir = FLAGS.data_dir or _corpus_dir(FLAGS.corpus)
+  if not os.path.isdir(data_dir):
+    raise app.UsageError(f"--data_dir: {data_dir} is not a directory")
+  config_file, vocab_file, init_checkpoint, do_lower_case = _bert_files()
+  return config.RunConfig(
+      output_dir=FLAGS.output_dir,
+      data=config.DataConfig(
+          data_dir=data_dir, corpus_format=FLAGS.corpus_format,
+          multi_intent_policy=FLAGS.multi_intent_policy, max_seq_length=FLAGS.max_seq_length,
+          cache_dir=FLAGS.cache_dir, bucket_by_length=FLAGS.bucket_by_length),
+      model=config.ModelConfig(
+          bert_config_file=config_file, vocab_file=vocab_file, init_checkpoint=init_checkpoint,
+          do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,
+          head_dropout=FLAGS.head_dropout, num_hidden_layers=FLAGS.num_hidden_layers),
+      train=config.TrainConfig(
+          train_batch_size=FLAGS.train_batch_size, eval_batch_size=FLAGS.eval_batch_size,
+          learning_rate=FLAGS.learning_rate, warmup_proportion=FLAGS.warmup_proportion,
+          num_train_epochs=FLAGS.num_train_epochs, weight_decay=FLAGS.weight_decay,
+          save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+          save_summary_steps=FLAGS.save_summary_steps,
+          keep_checkpoint_max=FLAGS.keep_checkpoint_max,
+          eval_steps=FLAGS.eval_steps or None,
+          early_stopping_evals=FLAGS.early_stopping_evals, seed=FLAGS.seed),
+      run_train=FLAGS.run_train, run_eval=FLAGS.run_eval, run_predict=FLAGS.run_predict,
+      eval_on_test=FLAGS.eval_on_test, predict_input=FLAGS.predict_input)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from bert_nlu import train  # pylint: disable=g-import-not-at-top
+  from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
+  run_config = build_run_config()
+  try:
+    train.run(run_config)
+    if run_config.run_predict:
+      from bert_nlu import predict  # pylint: disable=g-import-not-at-top
+      from bert_nlu.hooks import latest_export  # pylint: disable=g-import-not-at-top
+      predictor = predict.NluPredictor(latest_export(run_config.output_dir))
+      predict.predict_lines(predictor, predict.read_utterances(run_config.predict_input))
+  except InputError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+def run_main():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run_main()

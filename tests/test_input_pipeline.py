@@ -1,0 +1,87 @@
+"""input_fn: dynamic padding by length buckets, fixed padding, eval order, seeded shuffling."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from bert_nlu.compat import make_tokenizer
+from bert_nlu.data import input_pipeline, readers, tfrecords
+from bert_nlu.data.features import NluFeature
+from bert_nlu.data.labels import LabelMaps
+from conftest import corpus_vocabulary, make_corpus
+
+
+def _features(lengths):
+  return [NluFeature(example_index=i, input_ids=tuple(range(1, n + 1)), segment_ids=(0,) * n,
+                     first_piece_mask=(0,) + (1,) * (n - 2) + (0,), slot_ids=(0,) * n,
+                     intent_id=i % 3, num_words=n - 2, num_words_kept=n - 2)
+          for i, n in enumerate(lengths)]
+
+
+@pytest.fixture()
+def record_path(tmp_path):
+  rng = np.random.RandomState(0)
+  lengths = list(rng.randint(3, 40, size=200))
+  path = str(tmp_path / "train.tfrecord")
+  tfrecords.write_tfrecord(_features(lengths), path)
+  return path, lengths
+
+
+def _batches(input_fn, n):
+  return [{k: v.numpy() for k, v in b.items()} for b in itertools.islice(input_fn(), n)]
+
+
+def test_eval_input_sees_every_example_once_in_order(record_path):
+  path, lengths = record_path
+  batches = _batches(input_pipeline.make_input_fn(path, False, 64, 40), 100)
+  indices = np.concatenate([b["example_index"] for b in batches])
+  assert list(indices) == list(range(200))
+  for batch in batches:  # dynamic padding: padded to the batch's own longest example
+    true_lengths = batch["input_mask"].sum(axis=1)
+    assert batch["input_ids"].shape[1] == true_lengths.max()
+    assert list(true_lengths) == [lengths[i] for i in batch["example_index"]]
+
+
+def test_training_buckets_group_similar_lengths(record_path):
+  path, _ = record_path
+  input_fn = input_pipeline.make_input_fn(path, True, 16, 40, bucket_by_length=True, seed=1)
+  batches = _batches(input_fn, 30)
+  spreads = []
+  for batch in batches:
+    true_lengths = batch["input_mask"].sum(axis=1)
+    assert batch["input_ids"].shape == (16, true_lengths.max())
+    spreads.append(true_lengths.max() - true_lengths.min())
+  assert max(spreads) < 8  # one bucket is 8 pieces wide
+  padded = sum(b["input_ids"].size for b in batches)
+  real = sum(b["input_mask"].sum() for b in batches)
+  assert real / padded > 0.8
+
+
+def test_fixed_padding_pads_to_max_seq_length(record_path):
+  path, _ = record_path
+  input_fn = input_pipeline.make_input_fn(path, True, 16, 40, bucket_by_length=False,
+                                          pad_to_max_length=True, seed=1)
+  for batch in _batches(input_fn, 5):
+    assert batch["input_ids"].shape == (16, 40)
+    # padding is id 0 and mask 0
+    assert np.all(batch["input_ids"][batch["input_mask"] == 0] == 0)
+
+
+def test_seeded_shuffle_is_repeatable_and_differs_by_seed(record_path):
+  path, _ = record_path
+  def order(seed):
+    batches = _batches(input_pipeline.make_input_fn(path, True, 16, 40, seed=seed), 6)
+    return [int(i) for b in batches for i in b["example_index"]]
+  assert order(3) == order(3)
+  assert order(3) != order(4)
+
+
+def test_training_input_repeats_beyond_one_epoch(record_path):
+  path, _ = record_path
+  batches = _batches(input_pipeline.make_input_fn(path, True, 32, 40, seed=0), 20)
+  assert len(batches) == 20  # 640 examples drawn from 200
+
+
+def test_default_bucket_boundaries():
+  assert input_pipeline.default_bucket_boundaries(32) == [9, 17, 25]

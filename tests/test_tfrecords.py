@@ -1,0 +1,106 @@
+"""TFRecord cache: written once, reused, rebuilt on any change, never trusted when half-written."""
+
+import os
+
+import numpy as np
+import pytest
+
+from bert_nlu.compat import make_tokenizer, tf
+from bert_nlu.data import input_pipeline, readers, tfrecords
+from bert_nlu.data.labels import LabelMaps
+from conftest import corpus_vocabulary, make_corpus
+
+
+@pytest.fixture()
+def setup(tmp_path):
+  corpus = make_corpus(str(tmp_path / "corpus"), sizes=(("train", 40), ("dev", 10)))
+  vocab_file = tmp_path / "vocab.txt"
+  vocab_file.write_text("\n".join(corpus_vocabulary()) + "\n")
+  splits = readers.read_seq_corpus(corpus, splits=("train", "dev"))
+  train = splits["train"]
+  label_maps = LabelMaps.from_labels(train.intents(), (e.slot_tags for e in train.examples))
+  tokenizer = make_tokenizer(str(vocab_file), True)
+  return dict(corpus=corpus, vocab_file=str(vocab_file), splits=splits, label_maps=label_maps,
+              tokenizer=tokenizer, cache_dir=str(tmp_path / "cache"))
+
+
+def _build(s, split="train", max_seq_length=16, splits=None):
+  return tfrecords.build_or_load((splits or s["splits"])[split], s["tokenizer"], s["label_maps"],
+                                 s["vocab_file"], True, max_seq_length, s["cache_dir"])
+
+
+def _read_all(path):
+  dataset = tf.data.TFRecordDataset(path).map(input_pipeline.parse_record)
+  return [{k: v.numpy() for k, v in record.items()} for record in dataset]
+
+
+def test_cache_is_written_once_and_reused(setup):
+  first = _build(setup)
+  assert first.rebuilt and first.num_examples == 40
+  mtime = os.path.getmtime(first.tfrecord_path)
+  second = _build(setup)
+  assert not second.rebuilt
+  assert second.tfrecord_path == first.tfrecord_path
+  assert os.path.getmtime(first.tfrecord_path) == mtime
+  records = _read_all(first.tfrecord_path)
+  assert [r["example_index"] for r in records] == list(range(40))
+  assert [len(r["input_ids"]) for r in records] == list(first.lengths)
+
+
+def test_any_input_change_rebuilds(setup, tmp_path):
+  base = _build(setup)
+  # max_seq_length
+  assert _build(setup, max_seq_length=12).rebuilt
+  # data content: change one label in the corpus on disk
+  label_path = os.path.join(setup["corpus"], "train", "label")
+  lines = open(label_path).read().splitlines()
+  lines[0] = "GetWeather" if lines[0] != "GetWeather" else "PlayMusic"
+  open(label_path, "w").write("\n".join(lines) + "\n")
+  changed = readers.read_seq_corpus(setup["corpus"], splits=("train",))
+  rebuilt = _build(setup, splits=changed)
+  assert rebuilt.rebuilt and rebuilt.tfrecord_path != base.tfrecord_path
+  # vocab content
+  with open(setup["vocab_file"], "a") as f:
+    f.write("extra\n")
+  assert _build(setup, splits=changed).rebuilt
+
+
+def test_stale_entries_are_removed(setup):
+  first = _build(setup, max_seq_length=16)
+  _build(setup, max_seq_length=12)
+  assert not os.path.exists(first.tfrecord_path)
+  assert len([n for n in os.listdir(setup["cache_dir"]) if n.startswith("train.")]) == 2
+
+
+def test_crash_mid_write_leaves_nothing_trusted(setup, monkeypatch):
+  real_example = tfrecords.feature_to_tf_example
+  calls = {"n": 0}
+
+  def exploding(feature):
+    calls["n"] += 1
+    if calls["n"] == 20:
+      raise KeyboardInterrupt("killed mid-write")
+    return real_example(feature)
+
+  monkeypatch.setattr(tfrecords, "feature_to_tf_example", exploding)
+  with pytest.raises(KeyboardInterrupt):
+    _build(setup)
+  assert os.listdir(setup["cache_dir"]) == []  # no half file under any name
+  monkeypatch.setattr(tfrecords, "feature_to_tf_example", real_example)
+  rebuilt = _build(setup)
+  assert rebuilt.rebuilt and len(_read_all(rebuilt.tfrecord_path)) == 40
+
+
+def test_records_without_matching_metadata_are_not_trusted(setup):
+  entry = _build(setup)
+  meta_path = entry.tfrecord_path.replace(".tfrecord", ".meta.json")
+  os.remove(meta_path)  # e.g. killed between the two renames
+  assert _build(setup).rebuilt
+  with open(meta_path, "w") as f:
+    f.write("{ truncated")
+  assert _build(setup).rebuilt
+
+
+def test_length_percentiles():
+  assert tfrecords.length_percentiles([3, 5, 7, 9], (50, 100)) == [5, 9]
+  assert tfrecords.length_percentiles([], (50,)) == [0]

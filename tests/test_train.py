@@ -1,0 +1,134 @@
+"""End to end on a tiny BERT: train, periodic eval, best export, resume, predict raw text."""
+
+import json
+import os
+
+import pytest
+
+from bert_nlu import config as config_lib
+from bert_nlu import hooks, train
+from bert_nlu.predict import NluPredictor, predict_lines
+
+
+def make_config(bert_dir, corpus_dir, output_dir, **train_overrides):
+  train_fields = dict(train_batch_size=16, eval_batch_size=32, learning_rate=1e-3,
+                      num_train_epochs=20, save_checkpoints_steps=50, save_summary_steps=10,
+                      keep_checkpoint_max=2, seed=7)
+  train_fields.update(train_overrides)
+  return config_lib.RunConfig(
+      output_dir=output_dir,
+      data=config_lib.DataConfig(data_dir=corpus_dir, max_seq_length=16),
+      model=config_lib.ModelConfig(
+          bert_config_file=os.path.join(bert_dir, "bert_config.json"),
+          vocab_file=os.path.join(bert_dir, "vocab.txt"),
+          init_checkpoint=os.path.join(bert_dir, "bert_model.ckpt")),
+      train=config_lib.TrainConfig(**train_fields),
+      eval_on_test=True)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert_dir, tiny_corpus_dir, tmp_path_factory):
+  output_dir = str(tmp_path_factory.mktemp("run"))
+  config = make_config(tiny_bert_dir, tiny_corpus_dir, output_dir)
+  return config, train.run(config)
+
+
+def test_learns_far_beyond_chance(trained):
+  _, results = trained
+  dev = results["splits"]["dev"]
+  # 3 balanced intents: chance is ~33% intent accuracy and ~0 whole-frame accuracy.
+  assert dev["intent_accuracy"] >= 0.9
+  assert dev["slot_f1"] >= 0.8
+  assert dev["whole_frame_accuracy"] >= 0.6
+  assert results["training"]["num_train_steps"] == 188  # ceil(150 * 20 / 16)
+
+
+def test_results_file_holds_best_checkpoint_metrics_for_dev_and_test(trained):
+  config, results = trained
+  with open(os.path.join(config.output_dir, "eval_results.json")) as f:
+    saved = json.load(f)
+  best = hooks.read_best(config.output_dir)
+  assert saved["checkpoint"] == best["checkpoint"]
+  assert saved["best_step"] == best["step"]
+  assert set(saved["splits"]) == {"dev", "test"}
+  for split in saved["splits"].values():
+    assert set(split["per_intent"]) == {"BookRestaurant", "GetWeather", "PlayMusic"}
+  # The final dev evaluation of the best checkpoint reproduces what periodic eval measured.
+  assert saved["splits"]["dev"]["whole_frame_accuracy"] == pytest.approx(best["value"], abs=1e-6)
+  # ... and the best is at least as good as every periodic evaluation.
+  lines = open(os.path.join(config.output_dir, "predictions_dev.jsonl")).read().splitlines()
+  assert len(lines) == 30 and "pred_tags" in json.loads(lines[0])
+
+
+def test_best_checkpoint_is_kept_apart_from_rotation(trained):
+  config, _ = trained
+  best = hooks.read_best(config.output_dir)
+  assert os.path.exists(best["checkpoint"] + ".index")
+  assert os.path.dirname(best["checkpoint"]).startswith(
+      os.path.join(config.output_dir, "best_checkpoint"))
+  assert os.path.isdir(best["saved_model"])
+
+
+def test_predict_raw_text_to_spans(trained):
+  config, _ = trained
+  predictor = NluPredictor(hooks.latest_export(config.output_dir))
+  texts = ["play  adele queen please", "weather in paris", "   ", "book hakkasan now"]
+  results = predictor.predict(texts)
+  assert [r["text"] for r in results] == texts
+  assert results[2]["intent"] is None and results[2]["slots"] == []
+  assert results[0]["intent"]["name"] == "PlayMusic"
+  assert results[1]["intent"]["name"] == "GetWeather"
+  for result in (results[0], results[1], results[3]):
+    assert 0.0 <= result["intent"]["probability"] <= 1.0
+    for span in result["slots"]:
+      assert result["text"][span["start"]:span["end"]] == span["text"]
+      assert span["slot"] in {"artist", "city", "restaurant"}
+  assert {"slot": "city", "text": "paris"}.items() <= results[1]["slots"][0].items()
+
+
+def test_predict_lines_writes_json_lines(trained, tmp_path):
+  import io
+  config, _ = trained
+  predictor = NluPredictor(hooks.latest_export(config.output_dir))
+  out = io.StringIO()
+  assert predict_lines(predictor, ["weather in rome", 'say "hi" \\ </script>'], 1, out) == 2
+  rows = [json.loads(line) for line in out.getvalue().splitlines()]
+  assert rows[1]["text"] == 'say "hi" \\ </script>'
+
+
+class _Interrupt(Exception):
+  pass
+
+
+def test_resume_after_interruption_loses_no_steps(tiny_bert_dir, tiny_corpus_dir, tmp_path,
+                                                  monkeypatch):
+  config = make_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path / "run"))
+  real_after_run = hooks.ExamplesPerSecondHook.after_run
+
+  def interrupting_after_run(self, run_context, run_values):
+    real_after_run(self, run_context, run_values)
+    if int(run_values.results) >= 70:  # after the step-50 checkpoint, before step 100
+      raise _Interrupt()
+
+  monkeypatch.setattr(hooks.ExamplesPerSecondHook, "after_run", interrupting_after_run)
+  with pytest.raises(_Interrupt):
+    train.run(config)
+  monkeypatch.setattr(hooks.ExamplesPerSecondHook, "after_run", real_after_run)
+  results = train.run(config)
+  # Resumed from the last checkpoint (step 25 or later), not from scratch.
+  assert results["training"]["steps_run_this_session"] <= 188 - 50
+  from bert_nlu.compat import tf
+  assert tf.train.latest_checkpoint(config.output_dir).endswith("model.ckpt-188")
+
+
+def test_same_seed_same_result(tiny_bert_dir, tiny_corpus_dir, tmp_path):
+  results = [
+      train.run(make_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path / name),
+                            num_train_epochs=2, save_checkpoints_steps=100))
+      for name in ("a", "b")]
+  a, b = (r["splits"]["dev"] for r in results)
+  assert a["whole_frame_accuracy"] == b["whole_frame_accuracy"]
+  assert a["slot_f1"] == b["slot_f1"]
+  pred_a = open(tmp_path / "a" / "predictions_dev.jsonl").read()
+  pred_b = open(tmp_path / "b" / "predictions_dev.jsonl").read()
+  assert pred_a == pred_b
