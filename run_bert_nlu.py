@@ -55,6 +55,13 @@ flags.DEFINE_integer("eval_steps", 0, "Dev batches per periodic evaluation (0 = 
 flags.DEFINE_integer("early_stopping_evals", 0, "Stop after this many evaluations without a "
                      "better dev whole-frame accuracy (0 = off).")
 flags.DEFINE_integer("seed", 42, "Random seed (graph seed; initializers are explicit).")
+# ---- profiling
+flags.DEFINE_string("profile_steps", "", "START:END global steps to trace (inclusive), e.g. "
+                    "100:102; writes tfprof profile_N dumps and chrome-trace timelines. Off when "
+                    "empty (no hook is built).")
+flags.DEFINE_string("profile_dir", "", "Where profiles go (default <output_dir>/profile).")
+flags.DEFINE_bool("profile_tensorboard", False, "Also capture a TensorBoard profile-plugin trace "
+                  "of the --profile_steps.")
 # ---- run
 flags.DEFINE_string("output_dir", "runs/default", "Checkpoints, TensorBoard, exports, results.")
 flags.DEFINE_bool("run_train", True, "Train (resumes from output_dir's last checkpoint).")
@@ -111,6 +118,18 @@ def _validate_flags() -> None:
     raise app.UsageError("nothing to do: all of --run_train, --run_eval, --run_predict are off")
 
 
+def _parse_profile_steps(value: str):
+  if not value:
+    return None
+  try:
+    first, last = (int(part) for part in value.split(":"))
+  except ValueError:
+    raise app.UsageError(f"--profile_steps must be START:END integers, got {value!r}") from None
+  if not 1 <= first <= last:
+    raise app.UsageError(f"--profile_steps needs 1 <= START <= END, got {value!r}")
+  return (first, last)
+
+
 def build_run_config():
   """Flags -> frozen RunConfig."""
   from bert_nlu import config  # pylint: disable=g-import-not-at-top
@@ -138,6 +157,9 @@ def build_run_config():
           keep_checkpoint_max=FLAGS.keep_checkpoint_max,
           eval_steps=FLAGS.eval_steps or None,
           early_stopping_evals=FLAGS.early_stopping_evals, seed=FLAGS.seed),
+      profile=config.ProfileConfig(
+          steps=_parse_profile_steps(FLAGS.profile_steps), profile_dir=FLAGS.profile_dir,
+          tensorboard_trace=FLAGS.profile_tensorboard),
       run_train=FLAGS.run_train, run_eval=FLAGS.run_eval, run_predict=FLAGS.run_predict,
       eval_on_test=FLAGS.eval_on_test, predict_input=FLAGS.predict_input)
 
@@ -146,7 +168,9 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   from bert_nlu import train  # pylint: disable=g-import-not-at-top
+  from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
   from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
+  tf.logging.set_verbosity(tf.logging.INFO)  # Estimator progress: loss, steps/sec, evaluations
   run_config = build_run_config()
   try:
     train.run(run_config)

@@ -7,7 +7,7 @@ uses it. The whole `RunConfig` is saved as `run_config.json` in the output direc
 import dataclasses
 import json
 import os
-from typing import Optional
+from typing import Optional, Tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +87,21 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ProfileConfig:
+  """Step profiling (off unless `steps` is set).
+
+  Attributes:
+    steps: (first, last) global steps to trace, inclusive; None = no profiling (no hooks built).
+    profile_dir: where profile_N dumps, timelines and TensorBoard traces go
+      ("" = <output_dir>/profile).
+    tensorboard_trace: also capture a TensorBoard profile-plugin trace of those steps.
+  """
+  steps: Optional[Tuple[int, int]] = None
+  profile_dir: str = ""
+  tensorboard_trace: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
   """Everything one invocation of run_bert_nlu.py does.
 
@@ -100,6 +115,7 @@ class RunConfig:
   data: DataConfig
   model: ModelConfig
   train: TrainConfig = TrainConfig()
+  profile: ProfileConfig = ProfileConfig()
   run_train: bool = True
   run_eval: bool = True
   run_predict: bool = False
@@ -109,6 +125,10 @@ class RunConfig:
   @property
   def cache_dir(self) -> str:
     return self.data.cache_dir or os.path.join(self.output_dir, "data_cache")
+
+  @property
+  def profile_dir(self) -> str:
+    return self.profile.profile_dir or os.path.join(self.output_dir, "profile")
 
   def to_json_dict(self) -> dict:
     return dataclasses.asdict(self)

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 from bert_nlu import encoder
 from bert_nlu import optimization
 from bert_nlu.compat import modeling, tf
-from bert_nlu.config import ModelConfig, TrainConfig
+from bert_nlu.config import ModelConfig, ProfileConfig, TrainConfig
 
 
 def _warm_start(init_checkpoint: str) -> None:
@@ -27,7 +27,9 @@ def model_fn_builder(task,
                      train_config: TrainConfig,
                      num_train_steps: int,
                      num_warmup_steps: int,
-                     eval_gold_examples: Optional[Sequence] = None):
+                     eval_gold_examples: Optional[Sequence] = None,
+                     profile_config: Optional[ProfileConfig] = None,
+                     profile_dir: str = ""):
   """Returns model_fn(features, labels, mode, params) for tf.estimator.Estimator.
 
   Args:
@@ -38,6 +40,8 @@ def model_fn_builder(task,
     num_train_steps, num_warmup_steps: learning-rate schedule length.
     eval_gold_examples: the examples evaluated in EVAL mode, indexed by features["example_index"]
       (metrics are computed on their words).
+    profile_config, profile_dir: step profiling; hooks are built only when steps are set (they
+      must be created inside model_fn, in the training graph).
   """
 
   def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
@@ -73,7 +77,14 @@ def model_fn_builder(task,
       tf.summary.scalar("learning_rate", learning_rate)
       for name, value in loss_parts.items():
         tf.summary.scalar(name, value)
-      return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+      training_hooks = []
+      if profile_config is not None and profile_config.steps is not None:
+        from profiling import capture  # pylint: disable=g-import-not-at-top
+        first_step, last_step = profile_config.steps
+        training_hooks = capture.build_profile_hooks(
+            profile_dir, first_step, last_step, profile_config.tensorboard_trace)
+      return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op,
+                                        training_hooks=training_hooks)
 
     eval_metric_ops = task.build_eval_metric_ops(predictions, eval_gold_examples)
     for name, value in loss_parts.items():

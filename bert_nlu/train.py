@@ -108,7 +108,8 @@ def build_estimator(config: RunConfig, task: NluTask, bert_config, num_train_ste
       keep_checkpoint_max=train.keep_checkpoint_max,
       log_step_count_steps=train.save_summary_steps)
   model_fn = model_fn_builder(task, bert_config, config.model, train, num_train_steps,
-                              num_warmup_steps, eval_gold_examples=eval_gold_examples)
+                              num_warmup_steps, eval_gold_examples=eval_gold_examples,
+                              profile_config=config.profile, profile_dir=config.profile_dir)
   return tf.estimator.Estimator(model_fn=model_fn, config=run_config)
 
 
