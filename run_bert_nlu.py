@@ -8,6 +8,7 @@ handed to `bert_nlu.train.run`. Defaults work with the bundled all-MiniLM-L6-v2 
 (`python -m bert_nlu.convert --minilm`) and the SNIPS corpus.
 """
 
+import math
 import os
 import sys
 
@@ -40,6 +41,8 @@ flags.DEFINE_bool("do_lower_case", None, "Tokenizer casing; default from bert_co
 flags.DEFINE_float("intent_loss_weight", 1.0, "loss = w * intent_loss + slot_loss.")
 flags.DEFINE_float("head_dropout", 0.1, "Dropout before the intent and slot heads.")
 flags.DEFINE_integer("num_hidden_layers", None, "Use only the first N encoder layers.")
+flags.DEFINE_bool("slot_intent_context", False, "The slot head also sees the pooled utterance "
+                  "vector (concatenated to every token).")
 # ---- training
 flags.DEFINE_integer("train_batch_size", 32, "Training batch size.")
 flags.DEFINE_integer("eval_batch_size", 64, "Evaluation/prediction batch size.")
@@ -47,6 +50,8 @@ flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate (AdamWeightDecay).
 flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear warmup.")
 flags.DEFINE_float("num_train_epochs", 10.0, "Training epochs.")
 flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay.")
+flags.DEFINE_float("head_learning_rate_multiplier", 1.0, "Intent/slot heads learn at this "
+                   "multiple of --learning_rate.")
 flags.DEFINE_integer("save_checkpoints_steps", 1000,
                      "Checkpoint interval; every checkpoint is evaluated on dev.")
 flags.DEFINE_integer("save_summary_steps", 100, "TensorBoard training-scalar interval.")
@@ -64,6 +69,8 @@ flags.DEFINE_bool("profile_tensorboard", False, "Also capture a TensorBoard prof
                   "of the --profile_steps.")
 # ---- run
 flags.DEFINE_string("output_dir", "runs/default", "Checkpoints, TensorBoard, exports, results.")
+flags.DEFINE_bool("overwrite_output_dir", False, "Delete an existing run in --output_dir and "
+                  "start afresh (needed when its configuration is incompatible with this one).")
 flags.DEFINE_bool("run_train", True, "Train (resumes from output_dir's last checkpoint).")
 flags.DEFINE_bool("run_eval", True, "Evaluate the best checkpoint, write eval_results.json.")
 flags.DEFINE_bool("run_predict", False, "Predict --predict_input with the best export.")
@@ -80,7 +87,6 @@ def _corpus_dir(corpus: str) -> str:
 
 def _bert_files():
   """(bert_config_file, vocab_file, init_checkpoint, do_lower_case) from the flags."""
-  from bert_nlu import io_utils  # pylint: disable=g-import-not-at-top
   from bert_nlu.convert import default_cache_dir  # pylint: disable=g-import-not-at-top
   bert_dir = FLAGS.bert_dir or os.path.join(default_cache_dir(), "all-MiniLM-L6-v2")
   config_file = FLAGS.bert_config_file or os.path.join(bert_dir, "bert_config.json")
@@ -88,14 +94,41 @@ def _bert_files():
   init_checkpoint = FLAGS.init_checkpoint or os.path.join(bert_dir, "bert_model.ckpt")
   for flag_name, path in (("bert_config_file", config_file), ("vocab_file", vocab_file),
                           ("init_checkpoint", init_checkpoint + ".index")):
-    if not os.path.exists(path):
+    if not os.path.isfile(path):
       hint = ("" if FLAGS.bert_dir else
               " (run `python -m bert_nlu.convert --minilm` to install the default weights)")
-      raise app.UsageError(f"--{flag_name}: {path} does not exist{hint}")
+      raise app.UsageError(f"--{flag_name}: {path} does not exist (or is not a file){hint}")
+  bert_config = _read_bert_config(config_file)
   do_lower_case = FLAGS.do_lower_case
   if do_lower_case is None:
-    do_lower_case = bool(io_utils.read_json(config_file).get("do_lower_case", True))
+    do_lower_case = bool(bert_config.get("do_lower_case", True))
+  max_positions = bert_config["max_position_embeddings"]
+  if FLAGS.max_seq_length > max_positions:
+    raise app.UsageError(f"--max_seq_length {FLAGS.max_seq_length} exceeds the model's "
+                         f"max_position_embeddings {max_positions} ({config_file})")
+  num_layers = bert_config["num_hidden_layers"]
+  if FLAGS.num_hidden_layers is not None and FLAGS.num_hidden_layers > num_layers:
+    raise app.UsageError(f"--num_hidden_layers {FLAGS.num_hidden_layers} exceeds the model's "
+                         f"{num_layers} layers ({config_file})")
   return config_file, vocab_file, init_checkpoint, do_lower_case
+
+
+def _read_bert_config(config_file: str) -> dict:
+  """bert_config.json as a dict; UsageError naming --bert_config_file if it is not one."""
+  from bert_nlu import io_utils  # pylint: disable=g-import-not-at-top
+  try:
+    bert_config = io_utils.read_json(config_file)
+  except (OSError, ValueError) as e:  # ValueError: malformed JSON or bad UTF-8
+    raise app.UsageError(f"--bert_config_file: cannot read {config_file}: {e}") from None
+  if not isinstance(bert_config, dict):
+    raise app.UsageError(f"--bert_config_file: {config_file} is not a JSON object")
+  for key in ("max_position_embeddings", "num_hidden_layers"):
+    if not isinstance(bert_config.get(key), int):
+      raise app.UsageError(f"--bert_config_file: {config_file} has no integer {key!r}")
+  return bert_config
+
+
+_MAX_INT_FLAG = 2**31 - 1  # TF batch sizes, steps and lengths beyond this only overflow later
 
 
 def _validate_flags() -> None:
@@ -104,10 +137,19 @@ def _validate_flags() -> None:
   for name in positive:
     if getattr(FLAGS, name) <= 0:
       raise app.UsageError(f"--{name} must be > 0, got {getattr(FLAGS, name)}")
+  for name in positive + ("eval_steps", "early_stopping_evals", "num_hidden_layers"):
+    if getattr(FLAGS, name) is not None and getattr(FLAGS, name) > _MAX_INT_FLAG:
+      raise app.UsageError(f"--{name} must be <= {_MAX_INT_FLAG}, got {getattr(FLAGS, name)}")
   if FLAGS.max_seq_length < 3:
     raise app.UsageError("--max_seq_length must be >= 3 ([CLS] word [SEP])")
-  if FLAGS.learning_rate <= 0 or FLAGS.num_train_epochs <= 0:
-    raise app.UsageError("--learning_rate and --num_train_epochs must be > 0")
+  if FLAGS.num_hidden_layers is not None and FLAGS.num_hidden_layers < 1:
+    raise app.UsageError(f"--num_hidden_layers must be >= 1, got {FLAGS.num_hidden_layers}")
+  for name in ("learning_rate", "num_train_epochs"):
+    if not 0 < getattr(FLAGS, name) < math.inf:  # also rejects nan
+      raise app.UsageError(f"--{name} must be finite and > 0, got {getattr(FLAGS, name)}")
+  for name in ("weight_decay", "intent_loss_weight"):
+    if not 0 <= getattr(FLAGS, name) < math.inf:
+      raise app.UsageError(f"--{name} must be finite and >= 0, got {getattr(FLAGS, name)}")
   if not 0 <= FLAGS.warmup_proportion < 1:
     raise app.UsageError("--warmup_proportion must be in [0, 1)")
   if not 0 <= FLAGS.head_dropout < 1:
@@ -116,6 +158,8 @@ def _validate_flags() -> None:
     raise app.UsageError("--eval_steps and --early_stopping_evals must be >= 0")
   if not (FLAGS.run_train or FLAGS.run_eval or FLAGS.run_predict):
     raise app.UsageError("nothing to do: all of --run_train, --run_eval, --run_predict are off")
+  if not FLAGS.output_dir:
+    raise app.UsageError("--output_dir must not be empty")
 
 
 def _parse_profile_steps(value: str):
@@ -136,7 +180,8 @@ def build_run_config():
   _validate_flags()
   data_dir = FLAGS.data_dir or _corpus_dir(FLAGS.corpus)
   if not os.path.isdir(data_dir):
-    raise app.UsageError(f"--data_dir: {data_dir} is not a directory")
+    flag_name = "data_dir" if FLAGS.data_dir else "corpus"
+    raise app.UsageError(f"--{flag_name}: {data_dir} is not a directory")
   config_file, vocab_file, init_checkpoint, do_lower_case = _bert_files()
   return config.RunConfig(
       output_dir=FLAGS.output_dir,
@@ -147,11 +192,13 @@ def build_run_config():
       model=config.ModelConfig(
           bert_config_file=config_file, vocab_file=vocab_file, init_checkpoint=init_checkpoint,
           do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,
-          head_dropout=FLAGS.head_dropout, num_hidden_layers=FLAGS.num_hidden_layers),
+          head_dropout=FLAGS.head_dropout, num_hidden_layers=FLAGS.num_hidden_layers,
+          slot_intent_context=FLAGS.slot_intent_context),
       train=config.TrainConfig(
           train_batch_size=FLAGS.train_batch_size, eval_batch_size=FLAGS.eval_batch_size,
           learning_rate=FLAGS.learning_rate, warmup_proportion=FLAGS.warmup_proportion,
           num_train_epochs=FLAGS.num_train_epochs, weight_decay=FLAGS.weight_decay,
+          head_learning_rate_multiplier=FLAGS.head_learning_rate_multiplier,
           save_checkpoints_steps=FLAGS.save_checkpoints_steps,
           save_summary_steps=FLAGS.save_summary_steps,
           keep_checkpoint_max=FLAGS.keep_checkpoint_max,
@@ -167,13 +214,13 @@ def build_run_config():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  from bert_nlu import train  # pylint: disable=g-import-not-at-top
+  from bert_nlu import hooks, train  # pylint: disable=g-import-not-at-top
   from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
   from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
   tf.logging.set_verbosity(tf.logging.INFO)  # Estimator progress: loss, steps/sec, evaluations
   run_config = build_run_config()
   try:
-    train.run(run_config)
+    train.run(run_config, overwrite_output_dir=FLAGS.overwrite_output_dir)
     if run_config.run_predict:
       from bert_nlu import predict  # pylint: disable=g-import-not-at-top
       from bert_nlu.hooks import latest_export  # pylint: disable=g-import-not-at-top
@@ -182,6 +229,12 @@ def main(argv):
   except InputError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  except hooks.TrainingInterrupted as e:
+    print(f"stopped: {e}", file=sys.stderr)
+    return 143 if e.signal_name == "SIGTERM" else 130
+  except hooks.NonFiniteLossError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 3
   return 0
 
 

@@ -42,6 +42,7 @@ class ModelConfig:
     intent_loss_weight: total loss = intent_loss_weight * intent_loss + slot_loss.
     head_dropout: dropout before both heads (training only).
     num_hidden_layers: use only the first N encoder layers (None = all).
+    slot_intent_context: the slot head also sees the pooled utterance vector.
   """
   bert_config_file: str
   vocab_file: str
@@ -50,6 +51,7 @@ class ModelConfig:
   intent_loss_weight: float = 1.0
   head_dropout: float = 0.1
   num_hidden_layers: Optional[int] = None
+  slot_intent_context: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +64,7 @@ class TrainConfig:
     warmup_proportion: share of training steps spent warming up.
     num_train_epochs: passes over the training set (may be fractional).
     weight_decay: decoupled weight decay (LayerNorm and biases excluded).
+    head_learning_rate_multiplier: the task heads learn at this multiple of learning_rate.
     clip_norm: global gradient-norm clipping.
     save_checkpoints_steps: a checkpoint every N steps; every new checkpoint is evaluated on dev.
     save_summary_steps: TensorBoard training scalars every N steps.
@@ -77,6 +80,7 @@ class TrainConfig:
   warmup_proportion: float = 0.1
   num_train_epochs: float = 10.0
   weight_decay: float = 0.01
+  head_learning_rate_multiplier: float = 1.0
   clip_norm: float = 1.0
   save_checkpoints_steps: int = 1000
   save_summary_steps: int = 100

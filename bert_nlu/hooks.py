@@ -13,6 +13,7 @@ from bert_nlu.compat import tf
 
 BEST_DIR_NAME = "best_checkpoint"
 BEST_METRICS_FILE = "best_metrics.json"
+EVALUATED_STEPS_FILE = "evaluated_steps.json"
 
 
 class ExamplesPerSecondHook(tf.estimator.SessionRunHook):
@@ -96,10 +97,25 @@ class BestModelExporter(tf.estimator.Exporter):
     record = read_best(self._output_dir)
     return None if record is None else record["value"]
 
+  def evaluated_steps(self) -> Dict[int, float]:
+    """{global step: metric value} of every evaluation this exporter has decided on."""
+    path = os.path.join(self._output_dir, BEST_DIR_NAME, EVALUATED_STEPS_FILE)
+    if not os.path.exists(path):
+      return {}
+    return {int(step): value for step, value in io_utils.read_json(path).items()}
+
+  def _record_evaluated(self, step: int, value: float) -> None:
+    evaluated = self.evaluated_steps()
+    evaluated[step] = value
+    io_utils.atomic_write_json(os.path.join(self._output_dir, BEST_DIR_NAME, EVALUATED_STEPS_FILE),
+                               {str(k): v for k, v in sorted(evaluated.items())})
+
   def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
     value = float(eval_result[self._metric_name])
+    step = int(eval_result[tf.GraphKeys.GLOBAL_STEP])
     best = self._best_value()
     if best is not None and value <= best:
+      self._record_evaluated(step, value)
       return None
     tf.logging.info("New best %s=%.4f (was %s) at %s", self._metric_name, value, best,
                     checkpoint_path)
@@ -107,6 +123,7 @@ class BestModelExporter(tf.estimator.Exporter):
         export_path, self._serving_input_receiver_fn, assets_extra=self._assets_extra,
         checkpoint_path=checkpoint_path)
     self._keep_checkpoint(checkpoint_path, eval_result, value, export_dir)
+    self._record_evaluated(step, value)  # last: a kill before this re-evaluates the checkpoint
     self._remove_old_exports(export_path)
     return export_dir
 
@@ -153,3 +170,87 @@ def latest_export(output_dir: str) -> str:
   if not exports:
     raise FileNotFoundError(f"{output_dir}: no exported SavedModel (export/best/<timestamp>)")
   return exports[-1]
+
+
+class NonFiniteLossError(RuntimeError):
+  """Training produced a NaN/Inf loss or gradient; no checkpoint of that state was written."""
+
+  def __init__(self, step: int, loss: float, gradient_norm: float, last_checkpoint: Optional[str]):
+    self.step = step
+    self.last_checkpoint = last_checkpoint
+    super().__init__(
+        f"non-finite training value at step {step} (loss={loss}, gradient norm={gradient_norm}); "
+        f"training stopped before any checkpoint of this state was saved. Last good checkpoint: "
+        f"{last_checkpoint or 'none'}. Lower --learning_rate or check the data, then rerun to "
+        "resume from it.")
+
+
+class NonFiniteGuardHook(tf.estimator.SessionRunHook):
+  """Stops training at the first step whose loss or global gradient norm is NaN/Inf.
+
+  Runs before the Estimator's checkpoint saver (TrainSpec hooks come first), so the state after a
+  non-finite update is never checkpointed and the last checkpoint stays the last good one.
+  """
+
+  def __init__(self, model_dir: str, loss_collection: str, gradient_norm_collection: str):
+    self._model_dir = model_dir
+    self._loss_collection = loss_collection
+    self._gradient_norm_collection = gradient_norm_collection
+
+  def begin(self):
+    self._global_step = tf.train.get_global_step()
+    self._fetches = {
+        "loss": tf.get_collection(self._loss_collection)[-1],
+        "gradient_norm": tf.get_collection(self._gradient_norm_collection)[-1],
+    }
+
+  def before_run(self, run_context):
+    return tf.estimator.SessionRunArgs(self._fetches)
+
+  def after_run(self, run_context, run_values):
+    values = run_values.results
+    if not (np.isfinite(values["loss"]) and np.isfinite(values["gradient_norm"])):
+      # Read after the run: the number of steps done, the last of which was the bad one.
+      step = int(run_context.session.run(self._global_step))
+      raise NonFiniteLossError(step, float(values["loss"]),
+                               float(values["gradient_norm"]),
+                               tf.train.latest_checkpoint(self._model_dir))
+
+
+class TrainingInterrupted(Exception):
+  """Training was stopped by a signal after saving a checkpoint."""
+
+  def __init__(self, signal_name: str, step: int, checkpoint: str):
+    self.signal_name = signal_name
+    self.step = step
+    self.checkpoint = checkpoint
+    super().__init__(f"{signal_name}: training stopped at step {step}; checkpoint saved to "
+                     f"{checkpoint}. Rerun the same command to resume.")
+
+
+class StopRequest:
+  """Set by a signal handler; read by GracefulStopHook."""
+
+  def __init__(self):
+    self.signal_name: Optional[str] = None
+
+
+class GracefulStopHook(tf.estimator.SessionRunHook):
+  """On a stop request: save a checkpoint of the current step with the Estimator's own saver,
+  then raise TrainingInterrupted (skipping the end-of-training evaluation)."""
+
+  def __init__(self, stop_request: StopRequest, model_dir: str):
+    self._stop_request = stop_request
+    self._checkpoint_prefix = os.path.join(model_dir, "model.ckpt")
+
+  def begin(self):
+    self._global_step = tf.train.get_global_step()
+
+  def after_run(self, run_context, run_values):
+    if self._stop_request.signal_name is None:
+      return
+    session = run_context.session
+    step = int(session.run(self._global_step))
+    saver = tf.get_collection(tf.GraphKeys.SAVERS)[0]
+    checkpoint = saver.save(session, self._checkpoint_prefix, global_step=step)
+    raise TrainingInterrupted(self._stop_request.signal_name, step, checkpoint)

@@ -13,6 +13,9 @@ from bert_nlu import optimization
 from bert_nlu.compat import modeling, tf
 from bert_nlu.config import ModelConfig, ProfileConfig, TrainConfig
 
+# Graph collection holding the training loss (read by the non-finite guard).
+LOSS_COLLECTION = "bert_nlu_loss"
+
 
 def _warm_start(init_checkpoint: str) -> None:
   """Initialises every variable that the checkpoint has (by name) from it."""
@@ -69,11 +72,13 @@ def model_fn_builder(task,
     loss, loss_parts = task.build_losses(logits, features)
 
     if mode == tf.estimator.ModeKeys.TRAIN:
+      tf.add_to_collection(LOSS_COLLECTION, loss)
       if model_config.init_checkpoint:
         _warm_start(model_config.init_checkpoint)
       train_op, learning_rate = optimization.build_train_op(
           loss, train_config.learning_rate, num_train_steps, num_warmup_steps,
-          weight_decay=train_config.weight_decay, clip_norm=train_config.clip_norm)
+          weight_decay=train_config.weight_decay, clip_norm=train_config.clip_norm,
+          head_learning_rate_multiplier=train_config.head_learning_rate_multiplier)
       tf.summary.scalar("learning_rate", learning_rate)
       for name, value in loss_parts.items():
         tf.summary.scalar(name, value)

@@ -10,6 +10,10 @@ from typing import Optional, Sequence, Tuple
 from bert_nlu.compat import optimization as bert_optimization
 from bert_nlu.compat import tf
 
+# Graph collection holding the global gradient norm (read by the non-finite guard).
+GRADIENT_NORM_COLLECTION = "bert_nlu_gradient_norm"
+ENCODER_SCOPE = "bert/"
+
 
 def learning_rate_schedule(global_step: tf.Tensor, peak_learning_rate: float,
                            num_train_steps: int, num_warmup_steps: int) -> tf.Tensor:
@@ -27,14 +31,24 @@ def learning_rate_schedule(global_step: tf.Tensor, peak_learning_rate: float,
   return tf.where(step < float(num_warmup_steps), warmup, decayed)
 
 
+def _adam_weight_decay(learning_rate: tf.Tensor, weight_decay: float):
+  return bert_optimization.AdamWeightDecayOptimizer(
+      learning_rate=learning_rate,
+      weight_decay_rate=weight_decay,
+      beta_1=0.9,
+      beta_2=0.999,
+      epsilon=1e-6,
+      exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"])
+
+
 def build_train_op(loss: tf.Tensor,
                    peak_learning_rate: float,
                    num_train_steps: int,
                    num_warmup_steps: int,
                    weight_decay: float = 0.01,
                    clip_norm: float = 1.0,
-                   variables: Optional[Sequence[tf.Variable]] = None) -> Tuple[tf.Operation,
-                                                                                  tf.Tensor]:
+                   variables: Optional[Sequence[tf.Variable]] = None,
+                   head_learning_rate_multiplier: float = 1.0) -> Tuple[tf.Operation, tf.Tensor]:
   """Builds the update op.
 
   Args:
@@ -43,6 +57,8 @@ def build_train_op(loss: tf.Tensor,
     weight_decay: decoupled weight decay rate (LayerNorm and bias excluded).
     clip_norm: global norm clipping of the gradients.
     variables: variables to train (default: all trainable).
+    head_learning_rate_multiplier: the task heads (variables outside the `bert/` encoder scope)
+      train with this multiple of the schedule's learning rate (a second optimizer instance).
 
   Returns:
     (train_op that also increments the global step, learning_rate scalar).
@@ -50,16 +66,22 @@ def build_train_op(loss: tf.Tensor,
   global_step = tf.train.get_or_create_global_step()
   learning_rate = learning_rate_schedule(global_step, peak_learning_rate, num_train_steps,
                                          num_warmup_steps)
-  optimizer = bert_optimization.AdamWeightDecayOptimizer(
-      learning_rate=learning_rate,
-      weight_decay_rate=weight_decay,
-      beta_1=0.9,
-      beta_2=0.999,
-      epsilon=1e-6,
-      exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"])
   variables = list(variables if variables is not None else tf.trainable_variables())
   gradients = tf.gradients(loss, variables)
-  gradients, _ = tf.clip_by_global_norm(gradients, clip_norm=clip_norm)
-  update = optimizer.apply_gradients(zip(gradients, variables), global_step=global_step)
-  train_op = tf.group(update, global_step.assign_add(1))
+  gradients, gradient_norm = tf.clip_by_global_norm(gradients, clip_norm=clip_norm)
+  tf.add_to_collection(GRADIENT_NORM_COLLECTION, gradient_norm)
+  tf.summary.scalar("gradient_norm", gradient_norm)
+  pairs = list(zip(gradients, variables))
+  if head_learning_rate_multiplier == 1.0:
+    groups = [(pairs, learning_rate)]
+  else:
+    encoder_pairs = [(g, v) for g, v in pairs if v.name.startswith(ENCODER_SCOPE)]
+    head_pairs = [(g, v) for g, v in pairs if not v.name.startswith(ENCODER_SCOPE)]
+    groups = [(encoder_pairs, learning_rate),
+              (head_pairs, learning_rate * head_learning_rate_multiplier)]
+  update = tf.group(*[
+      _adam_weight_decay(rate, weight_decay).apply_gradients(group, global_step=global_step)
+      for group, rate in groups if group])
+  with tf.control_dependencies([update]):  # the step counts only after the update is applied
+    train_op = global_step.assign_add(1)
   return train_op, learning_rate

@@ -8,24 +8,27 @@
   4. optionally predict raw text with the exported SavedModel.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
+import signal
+import threading
 import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bert_nlu import encoder, hooks, io_utils, metrics
+from bert_nlu import encoder, hooks, io_utils, metrics, run_dir
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import RunConfig
 from bert_nlu.data import input_pipeline, readers, tfrecords
 from bert_nlu.data.examples import NluSplit
 from bert_nlu.data.features import word_level_tags
 from bert_nlu.data.labels import LabelMaps
-from bert_nlu.errors import InputError
-from bert_nlu.model import model_fn_builder
+from bert_nlu.model import LOSS_COLLECTION, model_fn_builder
+from bert_nlu.optimization import GRADIENT_NORM_COLLECTION
 from bert_nlu.tasks.nlu import NluTask, WholeSetNluMetrics
 
 SELECTION_METRIC = "whole_frame_accuracy"
@@ -53,35 +56,40 @@ def read_splits(config: RunConfig, names: Sequence[str]) -> Dict[str, NluSplit]:
   raise ValueError(f"unknown corpus_format {data.corpus_format!r} (expected seq or snips_json)")
 
 
-def _label_maps_for_run(train_split: NluSplit, output_dir: str) -> LabelMaps:
-  """Label maps from the training split; must equal those a previous run saved in output_dir."""
-  label_maps = LabelMaps.from_labels(
-      train_split.intents(), (e.slot_tags for e in train_split.examples))
-  saved_path = os.path.join(output_dir, "label_maps.json")
-  if os.path.exists(saved_path):
-    saved = LabelMaps.load(saved_path)
-    if saved != label_maps:
-      raise InputError(saved_path, "the training data's labels differ from the labels this run "
-                       "directory was trained with; use a new --output_dir")
-  return label_maps
-
-
-def prepare_data(config: RunConfig, split_names: Sequence[str]) -> PreparedData:
-  """Reads the splits (train always, for the label maps) and builds/reuses their caches."""
+def read_corpus(config: RunConfig, split_names: Sequence[str]):
+  """Reads train (always, for the label maps) and `split_names`; returns (splits, label_maps)."""
   names = ["train"] + [n for n in split_names if n != "train"]
   splits = read_splits(config, names)
   for split in splits.values():
     if split.bad_bytes:
       tf.logging.warning("%s: replaced %d undecodable bytes", split.name, split.bad_bytes)
-  label_maps = _label_maps_for_run(splits["train"], config.output_dir)
+  train_split = splits["train"]
+  label_maps = LabelMaps.from_labels(
+      train_split.intents(), (e.slot_tags for e in train_split.examples))
+  return splits, label_maps
+
+
+def build_caches(config: RunConfig, splits: Dict[str, NluSplit],
+                 label_maps: LabelMaps) -> PreparedData:
+  """Builds or reuses the TFRecord cache of every split."""
   tokenizer = make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
   caches = {
       name: tfrecords.build_or_load(
-          splits[name], tokenizer, label_maps, config.model.vocab_file,
-          config.model.do_lower_case, config.data.max_seq_length, config.cache_dir)
-      for name in names
+          split, tokenizer, label_maps, config.model.vocab_file, config.model.do_lower_case,
+          config.data.max_seq_length, config.cache_dir)
+      for name, split in splits.items()
   }
   return PreparedData(splits=splits, label_maps=label_maps, caches=caches, tokenizer=tokenizer)
+
+
+def prepare_data(config: RunConfig, split_names: Sequence[str]) -> PreparedData:
+  """Reads the splits and builds/reuses their caches (no run-directory checks)."""
+  splits, label_maps = read_corpus(config, split_names)
+  return build_caches(config, splits, label_maps)
+
+
+def make_task(config: RunConfig, label_maps: LabelMaps) -> NluTask:
+  return NluTask(label_maps, config.model.intent_loss_weight, config.model.slot_intent_context)
 
 
 def training_steps(num_examples: int, batch_size: int, num_epochs: float,
@@ -128,10 +136,48 @@ def _write_run_files(config: RunConfig, label_maps: LabelMaps) -> Dict[str, str]
           PREDICT_CONFIG_FILE: predict_config_path}
 
 
+def _evaluate_latest_if_missed(estimator, exporter: hooks.BestModelExporter, dev_input_fn,
+                              eval_steps: Optional[int]) -> None:
+  """Evaluates (and offers to the exporter) the newest checkpoint if it never was."""
+  checkpoint = estimator.latest_checkpoint()
+  if checkpoint is None:
+    return
+  step = int(checkpoint.rsplit("-", 1)[1])
+  if step == 0 or step in exporter.evaluated_steps():
+    return
+  tf.logging.info("Evaluating checkpoint %s, which was saved but not evaluated", checkpoint)
+  result = estimator.evaluate(dev_input_fn, steps=eval_steps, name=EVAL_NAME,
+                              checkpoint_path=checkpoint)
+  exporter.export(estimator, os.path.join(estimator.model_dir, "export", "best"), checkpoint,
+                  result, False)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop_request: hooks.StopRequest):
+  """SIGTERM/SIGINT ask training to save a checkpoint and stop; a second one stops at once."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+
+  def handler(signum, frame):  # pylint: disable=unused-argument
+    if stop_request.signal_name is not None:
+      raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopping without saving")
+    stop_request.signal_name = signal.Signals(signum).name
+    tf.logging.warning("%s received: saving a checkpoint after the current step, then stopping "
+                       "(send it again to stop at once)", stop_request.signal_name)
+
+  previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield
+  finally:
+    for sig, old_handler in previous.items():
+      signal.signal(sig, old_handler)
+
+
 def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -> Dict:
   """Trains with periodic dev evaluation; returns a training summary."""
   train = config.train
-  task = NluTask(prepared.label_maps, config.model.intent_loss_weight)
+  task = make_task(config, prepared.label_maps)
   num_train_steps, num_warmup_steps = training_steps(
       prepared.caches["train"].num_examples, train.train_batch_size, train.num_train_epochs,
       train.warmup_proportion)
@@ -144,13 +190,19 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
       prepared.caches["train"].tfrecord_path, is_training=True,
       batch_size=train.train_batch_size, max_seq_length=max_seq_length,
       bucket_by_length=config.data.bucket_by_length,
-      pad_to_max_length=not config.data.bucket_by_length, seed=train.seed)
+      pad_to_max_length=not config.data.bucket_by_length, seed=train.seed,
+      resume_model_dir=config.output_dir)
   dev_input_fn = input_pipeline.make_input_fn(
       prepared.caches["dev"].tfrecord_path, is_training=False,
       batch_size=train.eval_batch_size, max_seq_length=max_seq_length)
   speed_hook = hooks.ExamplesPerSecondHook(train.train_batch_size, train.save_summary_steps,
                                            config.output_dir)
-  train_hooks = [speed_hook]
+  stop_request = hooks.StopRequest()
+  train_hooks = [
+      hooks.NonFiniteGuardHook(config.output_dir, LOSS_COLLECTION, GRADIENT_NORM_COLLECTION),
+      hooks.GracefulStopHook(stop_request, config.output_dir),
+      speed_hook,
+  ]
   if train.early_stopping_evals > 0:
     os.makedirs(estimator.eval_dir(EVAL_NAME), exist_ok=True)
     train_hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
@@ -165,15 +217,12 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
   eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
                                     exporters=[exporter], start_delay_secs=0, throttle_secs=0)
   start = time.time()
-  tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+  _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
+  with _stop_on_signals(stop_request):
+    tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
   wall_seconds = time.time() - start
-  if hooks.read_best(config.output_dir) is None:
-    # e.g. a resumed run that was already past max_steps: evaluate and export the last one.
-    checkpoint = estimator.latest_checkpoint()
-    result = estimator.evaluate(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
-                                checkpoint_path=checkpoint)
-    exporter.export(estimator, os.path.join(config.output_dir, "export", "best"), checkpoint,
-                    result, True)
+  # A run killed between saving and evaluating a checkpoint, or resumed when already complete.
+  _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
   return {
       "num_train_steps": num_train_steps,
       "num_warmup_steps": num_warmup_steps,
@@ -213,7 +262,7 @@ def predict_split(estimator: tf.estimator.Estimator, prepared: PreparedData, spl
 def evaluate_best(config: RunConfig, prepared: PreparedData, bert_config,
                   split_names: Sequence[str]) -> Dict:
   """Evaluates the best checkpoint (else the latest) on each split; writes eval_results.json."""
-  task = NluTask(prepared.label_maps, config.model.intent_loss_weight)
+  task = make_task(config, prepared.label_maps)
   estimator = build_estimator(config, task, bert_config, 1, 0, None)
   best = hooks.read_best(config.output_dir)
   checkpoint = best["checkpoint"] if best else estimator.latest_checkpoint()
@@ -232,20 +281,34 @@ def evaluate_best(config: RunConfig, prepared: PreparedData, bert_config,
   return results
 
 
-def run(config: RunConfig) -> Dict:
-  """Runs the phases named in `config`; returns (and saves) the results."""
+def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
+  """Runs the phases named in `config`; returns (and saves) the results.
+
+  The output directory is locked for the duration (a second process refuses to use it) and its
+  run_manifest.json must be compatible with `config` (else IncompatibleRunError lists the
+  differing keys), unless `overwrite_output_dir` clears it first.
+  """
   eval_splits = ["dev"] + (["test"] if config.eval_on_test else [])
-  prepared = prepare_data(config, eval_splits)
-  bert_config = encoder.load_bert_config(config.model.bert_config_file)
-  results: Dict = {}
-  if config.run_train:
-    results["training"] = train_and_evaluate(config, prepared, bert_config)
-  if config.run_eval:
-    results.update(evaluate_best(config, prepared, bert_config, eval_splits))
-    results["config"] = config.to_json_dict()
-    io_utils.atomic_write_json(os.path.join(config.output_dir, RESULTS_FILE), results)
-    for name in eval_splits:
-      print(metrics.format_metrics_table(results["splits"][name],
-                                         title=f"{name} (best checkpoint, step "
-                                         f"{results['best_step']})"))
+  os.makedirs(config.output_dir, exist_ok=True)
+  with run_dir.RunDirectoryLock(config.output_dir):
+    splits, label_maps = read_corpus(config, eval_splits)
+    bert_config = encoder.load_bert_config(config.model.bert_config_file)
+    manifest = run_dir.build_manifest(
+        config.to_json_dict(), run_dir.fingerprint_splits(splits), label_maps.to_json_dict(),
+        run_dir.model_shape_from_bert_config(bert_config.to_dict(),
+                                             config.model.num_hidden_layers))
+    status = run_dir.check_or_record_manifest(config.output_dir, manifest, overwrite_output_dir)
+    tf.logging.info("Run directory %s: %s", config.output_dir, status)
+    prepared = build_caches(config, splits, label_maps)
+    results: Dict = {}
+    if config.run_train:
+      results["training"] = train_and_evaluate(config, prepared, bert_config)
+    if config.run_eval:
+      results.update(evaluate_best(config, prepared, bert_config, eval_splits))
+      results["config"] = config.to_json_dict()
+      io_utils.atomic_write_json(os.path.join(config.output_dir, RESULTS_FILE), results)
+      for name in eval_splits:
+        print(metrics.format_metrics_table(results["splits"][name],
+                                           title=f"{name} (best checkpoint, step "
+                                           f"{results['best_step']})"))
   return results

@@ -85,3 +85,19 @@ def test_training_input_repeats_beyond_one_epoch(record_path):
 
 def test_default_bucket_boundaries():
   assert input_pipeline.default_bucket_boundaries(32) == [9, 17, 25]
+
+
+def test_resumed_training_input_continues_the_same_batch_sequence(record_path, tmp_path):
+  path, _ = record_path
+  model_dir = tmp_path / "model"
+  model_dir.mkdir()
+  fresh = _batches(input_pipeline.make_input_fn(path, True, 16, 40, seed=5,
+                                                resume_model_dir=str(model_dir)), 12)
+  # A checkpoint at step 7: the resumed pipeline starts with the 8th batch.
+  (model_dir / "model.ckpt-7.index").write_bytes(b"")
+  (model_dir / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-7"\n')
+  assert input_pipeline.checkpoint_step(str(model_dir)) == 7
+  resumed = _batches(input_pipeline.make_input_fn(path, True, 16, 40, seed=5,
+                                                  resume_model_dir=str(model_dir)), 5)
+  for a, b in zip(fresh[7:12], resumed):
+    assert list(a["example_index"]) == list(b["example_index"])

@@ -29,6 +29,12 @@ def parse_record(serialized: tf.Tensor) -> dict:
   return features
 
 
+def checkpoint_step(model_dir: str) -> int:
+  """Global step of the newest checkpoint in model_dir (0 if none)."""
+  checkpoint = tf.train.latest_checkpoint(model_dir)
+  return int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
+
+
 def default_bucket_boundaries(max_seq_length: int, width: int = 8) -> list:
   """Length-bucket upper bounds (exclusive): 9, 17, 25, ... below max_seq_length + 1."""
   return list(range(width + 1, max_seq_length + 1, width))
@@ -48,7 +54,8 @@ def make_input_fn(tfrecord_path: str,
                   bucket_by_length: bool = True,
                   pad_to_max_length: bool = False,
                   seed: Optional[int] = None,
-                  bucket_boundaries: Optional[Sequence[int]] = None) -> Callable:
+                  bucket_boundaries: Optional[Sequence[int]] = None,
+                  resume_model_dir: Optional[str] = None) -> Callable:
   """Builds an Estimator input_fn.
 
   Args:
@@ -60,6 +67,9 @@ def make_input_fn(tfrecord_path: str,
     pad_to_max_length: pad every batch to max_seq_length (fixed shapes; slower).
     seed: shuffle seed.
     bucket_boundaries: length bucket upper bounds; default every 8 pieces.
+    resume_model_dir: for training: when input_fn is called, skip as many batches as the
+      latest checkpoint there has steps, so a resumed run sees the same batch sequence as an
+      uninterrupted one (the seeded pipeline is deterministic).
 
   Returns:
     input_fn(params) -> tf.data.Dataset of feature dicts (labels are inside the features).
@@ -81,6 +91,10 @@ def make_input_fn(tfrecord_path: str,
           padded_shapes=padded_shapes)
     else:
       dataset = dataset.padded_batch(batch_size, padded_shapes=padded_shapes)
+    if is_training and resume_model_dir:
+      completed_steps = checkpoint_step(resume_model_dir)
+      if completed_steps:
+        dataset = dataset.skip(completed_steps)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
   return input_fn

@@ -87,9 +87,17 @@ class NluTask:
 
   name = "nlu"
 
-  def __init__(self, label_maps: LabelMaps, intent_loss_weight: float = 1.0):
+  def __init__(self, label_maps: LabelMaps, intent_loss_weight: float = 1.0,
+               slot_intent_context: bool = False):
+    """Args:
+      label_maps: intent and slot-tag vocabularies.
+      intent_loss_weight: loss = intent_loss_weight * intent_loss + slot_loss.
+      slot_intent_context: feed the slot head each token's vector concatenated with the pooled
+        utterance vector (what the intent head sees), so tags can depend on the intent.
+    """
     self.label_maps = label_maps
     self.intent_loss_weight = intent_loss_weight
+    self.slot_intent_context = slot_intent_context
 
   def build_logits(self, pooled_output: tf.Tensor, sequence_output: tf.Tensor, is_training: bool,
                    head_dropout: float, initializer_range: float) -> Dict[str, tf.Tensor]:
@@ -102,7 +110,11 @@ class NluTask:
       pooled = tf.nn.dropout(pooled_output, rate=1.0 - keep_rate)
       intent_logits = _dense(pooled, len(self.label_maps.intents), initializer_range, "dense")
     with tf.variable_scope("slot_head"):
-      sequence = tf.nn.dropout(sequence_output, rate=1.0 - keep_rate)
+      sequence = tf.nn.dropout(sequence_output, rate=1.0 - keep_rate)  # [batch, seq, hidden]
+      if self.slot_intent_context:
+        seq_length = tf.shape(sequence)[1]
+        utterance = tf.tile(pooled[:, None, :], [1, seq_length, 1])  # [batch, seq, hidden]
+        sequence = tf.concat([sequence, utterance], axis=-1)  # [batch, seq, 2 * hidden]
       slot_logits = _dense(sequence, len(self.label_maps.slot_tags), initializer_range, "dense")
     return {"intent_logits": tf.cast(intent_logits, tf.float32),
             "slot_logits": tf.cast(slot_logits, tf.float32)}

@@ -1,0 +1,91 @@
+"""model_fn variants: head learning-rate multiplier, intent context for the slot head, losses."""
+
+import numpy as np
+import pytest
+
+from bert_nlu import encoder, optimization
+from bert_nlu.compat import tf
+from bert_nlu.data.labels import LabelMaps
+from bert_nlu.tasks.nlu import NluTask
+
+LABELS = LabelMaps.from_labels(["a", "b", "c"], [["O", "B-x", "I-x"]])
+
+
+def _features(batch=4, seq=6):
+  rng = np.random.RandomState(0)
+  input_ids = rng.randint(5, 25, size=[batch, seq]).astype(np.int32)
+  first = np.zeros([batch, seq], np.int32)
+  first[:, 1:seq - 1] = 1
+  return {
+      "input_ids": tf.constant(input_ids), "input_mask": tf.ones([batch, seq], tf.int32),
+      "segment_ids": tf.zeros([batch, seq], tf.int32),
+      "first_piece_mask": tf.constant(first),
+      "slot_ids": tf.constant(rng.randint(0, 3, size=[batch, seq]).astype(np.int32)),
+      "intent_id": tf.constant(np.array([0, 1, 2, -1], np.int32)),
+  }
+
+
+def _build(tiny_bert_dir, slot_intent_context=False):
+  bert_config = encoder.load_bert_config(f"{tiny_bert_dir}/bert_config.json")
+  features = _features()
+  bert = encoder.build_bert_model(bert_config, False, features["input_ids"],
+                                  features["input_mask"], features["segment_ids"])
+  task = NluTask(LABELS, 1.0, slot_intent_context)
+  logits = task.build_logits(bert.get_pooled_output(), bert.get_sequence_output(), False, 0.1,
+                             0.02)
+  return task, logits, features
+
+
+def _max_update(tiny_bert_dir, multiplier):
+  with tf.Graph().as_default():
+    tf.set_random_seed(0)
+    task, logits, features = _build(tiny_bert_dir)
+    loss, _ = task.build_losses(logits, features)
+    train_op, _ = optimization.build_train_op(loss, 1e-3, 10, 0, weight_decay=0.0,
+                                              head_learning_rate_multiplier=multiplier)
+    head = [v for v in tf.trainable_variables() if v.name.startswith("slot_head/dense/kernel")][0]
+    body = [v for v in tf.trainable_variables()
+            if v.name.startswith("bert/encoder/layer_0/intermediate/dense/kernel")][0]
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      before = session.run([head, body])
+      session.run(train_op)
+      after = session.run([head, body])
+      step = session.run(tf.train.get_global_step())
+  return [np.abs(a - b).max() for a, b in zip(after, before)], step
+
+
+def test_head_learning_rate_multiplier_scales_only_the_heads(tiny_bert_dir):
+  (head_1, body_1), step = _max_update(tiny_bert_dir, 1.0)
+  (head_10, body_10), _ = _max_update(tiny_bert_dir, 10.0)
+  assert step == 1
+  # bert's AdamWeightDecay has no bias correction: its first step moves a weight by
+  # lr * 0.1 / sqrt(0.001) = 3.16 * lr, whatever the gradient's size.
+  assert head_1 == pytest.approx(3.162e-3, rel=0.01)
+  assert body_1 == pytest.approx(3.162e-3, rel=0.1)  # epsilon shrinks tiny-gradient steps
+  assert head_10 == pytest.approx(10 * head_1, rel=0.01)
+  assert body_10 == pytest.approx(body_1, rel=1e-4)
+
+
+def test_slot_intent_context_widens_the_slot_head(tiny_bert_dir):
+  for context, width in ((False, 32), (True, 64)):
+    with tf.Graph().as_default():
+      _, logits, _ = _build(tiny_bert_dir, slot_intent_context=context)
+      kernel = [v for v in tf.global_variables() if v.name == "slot_head/dense/kernel:0"][0]
+      assert kernel.shape.as_list() == [width, 3]
+      assert logits["slot_logits"].shape.as_list() == [4, 6, 3]
+
+
+def test_losses_ignore_unknown_intents_and_non_first_pieces(tiny_bert_dir):
+  with tf.Graph().as_default():
+    task, _, features = _build(tiny_bert_dir)
+    intent_logits = tf.constant(np.log(np.array(
+        [[0.5, 0.25, 0.25], [0.25, 0.5, 0.25], [0.25, 0.25, 0.5], [1e-9, 1e-9, 1.0]], np.float32)))
+    slot_logits = tf.zeros([4, 6, 3])  # uniform: every scored position costs log(3)
+    loss, parts = task.build_losses({"intent_logits": intent_logits, "slot_logits": slot_logits},
+                                    features)
+    with tf.Session() as session:
+      values = session.run(parts)
+  # The 4th example's intent is unknown (-1): excluded, so the mean is over 3 examples of -log .5.
+  assert values["intent_loss"] == pytest.approx(-np.log(0.5), rel=1e-5)
+  assert values["slot_loss"] == pytest.approx(np.log(3.0), rel=1e-5)
