@@ -50,6 +50,8 @@ flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate (AdamWeightDecay).
 flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear warmup.")
 flags.DEFINE_float("num_train_epochs", 10.0, "Training epochs.")
 flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay.")
+flags.DEFINE_enum("optimizer_implementation", "fused", ["fused", "bert"], "AdamWeightDecay "
+                  "update: 'fused' kernels or bert.optimization's optimizer (same math).")
 flags.DEFINE_float("head_learning_rate_multiplier", 1.0, "Intent/slot heads learn at this "
                    "multiple of --learning_rate.")
 flags.DEFINE_integer("save_checkpoints_steps", 1000,
@@ -66,7 +68,8 @@ flags.DEFINE_string("profile_steps", "", "START:END global steps to trace (inclu
                     "empty (no hook is built).")
 flags.DEFINE_string("profile_dir", "", "Where profiles go (default <output_dir>/profile).")
 flags.DEFINE_bool("profile_tensorboard", False, "Also capture a TensorBoard profile-plugin trace "
-                  "of the --profile_steps.")
+                  "of as many steps as --profile_steps names, right after them (TF allows one "
+                  "profiler session at a time, so it cannot overlap the tfprof window).")
 # ---- run
 flags.DEFINE_string("output_dir", "runs/default", "Checkpoints, TensorBoard, exports, results.")
 flags.DEFINE_bool("overwrite_output_dir", False, "Delete an existing run in --output_dir and "
@@ -144,7 +147,7 @@ def _validate_flags() -> None:
     raise app.UsageError("--max_seq_length must be >= 3 ([CLS] word [SEP])")
   if FLAGS.num_hidden_layers is not None and FLAGS.num_hidden_layers < 1:
     raise app.UsageError(f"--num_hidden_layers must be >= 1, got {FLAGS.num_hidden_layers}")
-  for name in ("learning_rate", "num_train_epochs"):
+  for name in ("learning_rate", "num_train_epochs", "head_learning_rate_multiplier"):
     if not 0 < getattr(FLAGS, name) < math.inf:  # also rejects nan
       raise app.UsageError(f"--{name} must be finite and > 0, got {getattr(FLAGS, name)}")
   for name in ("weight_decay", "intent_loss_weight"):
@@ -199,6 +202,7 @@ def build_run_config():
           learning_rate=FLAGS.learning_rate, warmup_proportion=FLAGS.warmup_proportion,
           num_train_epochs=FLAGS.num_train_epochs, weight_decay=FLAGS.weight_decay,
           head_learning_rate_multiplier=FLAGS.head_learning_rate_multiplier,
+          optimizer_implementation=FLAGS.optimizer_implementation,
           save_checkpoints_steps=FLAGS.save_checkpoints_steps,
           save_summary_steps=FLAGS.save_summary_steps,
           keep_checkpoint_max=FLAGS.keep_checkpoint_max,

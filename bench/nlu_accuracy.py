@@ -50,11 +50,13 @@ HEADLINE = ("intent_accuracy", "slot_precision", "slot_recall", "slot_f1", "whol
 
 
 def git_commit() -> dict:
+  """HEAD and the tracked files that differ from it (read when the run starts)."""
   def git(*args):
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
                           check=False).stdout.strip()
-  return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain",
-                                                                 "--untracked-files=no"))}
+  modified = git("diff", "--name-only", "HEAD").splitlines()
+  return {"commit": git("rev-parse", "HEAD"), "dirty": bool(modified),
+          "modified_files": modified}
 
 
 def machine() -> dict:
@@ -77,6 +79,7 @@ def run_corpus(corpus: str, runs_root: str, extra_flags) -> dict:
   command = [sys.executable, "run_bert_nlu.py", f"--flagfile={flagfile}",
              f"--output_dir={output_dir}", *extra_flags]
   log_path = output_dir + ".log"
+  code_version = git_commit()
   print(f"[{corpus}] {' '.join(command)}  (log: {log_path})", flush=True)
   start = time.time()
   with open(log_path, "w") as log:
@@ -94,7 +97,7 @@ def run_corpus(corpus: str, runs_root: str, extra_flags) -> dict:
       "corpus": corpus,
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "command": " ".join(command),
-      "git": git_commit(),
+      "git": code_version,
       "machine": machine(),
       "model": "all-MiniLM-L6-v2 (6 layers, hidden 384, 22.7M parameters), converted",
       "selection": results["selected_by"],

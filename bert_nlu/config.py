@@ -65,6 +65,8 @@ class TrainConfig:
     num_train_epochs: passes over the training set (may be fractional).
     weight_decay: decoupled weight decay (LayerNorm and biases excluded).
     head_learning_rate_multiplier: the task heads learn at this multiple of learning_rate.
+    optimizer_implementation: "fused" (fast) or "bert" (bert.optimization's own op-by-op
+      AdamWeightDecayOptimizer); both compute the same update.
     clip_norm: global gradient-norm clipping.
     save_checkpoints_steps: a checkpoint every N steps; every new checkpoint is evaluated on dev.
     save_summary_steps: TensorBoard training scalars every N steps.
@@ -81,6 +83,7 @@ class TrainConfig:
   num_train_epochs: float = 10.0
   weight_decay: float = 0.01
   head_learning_rate_multiplier: float = 1.0
+  optimizer_implementation: str = "fused"
   clip_norm: float = 1.0
   save_checkpoints_steps: int = 1000
   save_summary_steps: int = 100

@@ -122,6 +122,7 @@ class BestModelExporter(tf.estimator.Exporter):
     export_dir = estimator.export_saved_model(
         export_path, self._serving_input_receiver_fn, assets_extra=self._assets_extra,
         checkpoint_path=checkpoint_path)
+    io_utils.fault_point("after_export")
     self._keep_checkpoint(checkpoint_path, eval_result, value, export_dir)
     self._record_evaluated(step, value)  # last: a kill before this re-evaluates the checkpoint
     self._remove_old_exports(export_path)
@@ -136,6 +137,7 @@ class BestModelExporter(tf.estimator.Exporter):
     os.makedirs(staging)
     for path in glob.glob(checkpoint_path + ".*"):
       shutil.copy2(path, staging)
+      io_utils.fault_point("best_checkpoint_copy")
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
     io_utils.atomic_write_json(os.path.join(best_root, BEST_METRICS_FILE), {

@@ -10,7 +10,9 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
+import time
 from typing import Any, Iterable, Iterator
 
 
@@ -30,11 +32,29 @@ def atomic_path(path: str) -> Iterator[str]:
     yield tmp_path
     with open(tmp_path, "rb") as f:
       os.fsync(f.fileno())
+    fault_point("before_rename:" + os.path.basename(path))
     os.replace(tmp_path, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):
       os.remove(tmp_path)
     raise
+
+
+FAULT_POINT_ENV = "BERT_NLU_FAULT_POINT"
+FAULT_PAUSE_ENV = "BERT_NLU_FAULT_PAUSE_SECONDS"
+
+
+def fault_point(name: str) -> None:
+  """Fault-injection point for the crash-safety driver (bench/faults.py); a no-op normally.
+
+  When $BERT_NLU_FAULT_POINT is a prefix of `name`, prints "FAULT-POINT <name>" to stderr and
+  pauses ($BERT_NLU_FAULT_PAUSE_SECONDS, default 5) so that the driver can SIGKILL the process in
+  exactly this state (e.g. a complete temporary file not yet renamed).
+  """
+  wanted = os.environ.get(FAULT_POINT_ENV)
+  if wanted and name.startswith(wanted):
+    print(f"FAULT-POINT {name}", file=sys.stderr, flush=True)
+    time.sleep(float(os.environ.get(FAULT_PAUSE_ENV, "5")))
 
 
 def _current_umask() -> int:

@@ -21,6 +21,7 @@ Conventions:
 """
 
 import collections
+import re
 from typing import Dict, List, Sequence, Tuple
 
 import pandas as pd
@@ -30,6 +31,7 @@ from seqeval.metrics.sequence_labeling import precision_recall_fscore_support as
 from sklearn.metrics import f1_score as sklearn_f1_score
 
 OUTSIDE_TAG = "O"
+_BIO_TAG_PATTERN = re.compile(r"O|[BI]-.+", re.DOTALL)
 _SEQEVAL_AVERAGE_ROWS = ("micro avg", "macro avg", "weighted avg")
 
 
@@ -288,10 +290,14 @@ def tags_to_spans(words: Sequence[str], tags: Sequence[str]) -> List[dict]:
     index, "end": one past the last word index}.
 
   Raises:
-    ValueError: if `words` and `tags` differ in length.
+    ValueError: if `words` and `tags` differ in length, or a tag is not "O", "B-<slot>" or
+      "I-<slot>" (seqeval would crash on "" and read "Bogus" as a B tag of slot "ogus").
   """
   if len(words) != len(tags):
     raise ValueError(f"{len(words)} words but {len(tags)} tags: {list(words)} / {list(tags)}")
+  for position, tag in enumerate(tags):
+    if not (isinstance(tag, str) and _BIO_TAG_PATTERN.fullmatch(tag)):
+      raise ValueError(f"tag {position} is {tag!r}; expected 'O', 'B-<slot>' or 'I-<slot>'")
   return [
       {"slot": slot, "text": " ".join(words[start:last + 1]), "start": start, "end": last + 1}
       for slot, start, last in get_entities(list(tags))

@@ -78,7 +78,8 @@ def model_fn_builder(task,
       train_op, learning_rate = optimization.build_train_op(
           loss, train_config.learning_rate, num_train_steps, num_warmup_steps,
           weight_decay=train_config.weight_decay, clip_norm=train_config.clip_norm,
-          head_learning_rate_multiplier=train_config.head_learning_rate_multiplier)
+          head_learning_rate_multiplier=train_config.head_learning_rate_multiplier,
+          implementation=train_config.optimizer_implementation)
       tf.summary.scalar("learning_rate", learning_rate)
       for name, value in loss_parts.items():
         tf.summary.scalar(name, value)

@@ -1,10 +1,22 @@
-"""The training op: bert's AdamWeightDecayOptimizer with linear warmup and linear decay.
+"""The training op: bert's AdamWeightDecay update with linear warmup and linear decay.
 
-Same schedule and optimizer as `bert.optimization.create_optimizer`, built here so that the learning
-rate is visible to TensorBoard and the variable list can be chosen by the caller (frozen layers).
-bert's optimizer ignores `global_step`, so the step is incremented explicitly.
+Same schedule and update rule as `bert.optimization.create_optimizer`, built here so that the
+learning rate is visible to TensorBoard and the variable list can be chosen by the caller (frozen
+layers). bert's optimizer ignores `global_step`, so the step is incremented explicitly.
+
+Two implementations of the same update (selected by `optimizer_implementation`):
+  "bert":  bert.optimization.AdamWeightDecayOptimizer, ~15 small ops per variable.
+  "fused": for each variable, one decay multiply and one ResourceApplyAdam kernel with both beta
+           powers at 0, which is exactly bert's rule (no bias correction):
+             m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+             w = w - lr * (m / (sqrt(v) + eps) + wd * w)
+           = (w * (1 - lr * wd)) - lr * m / (sqrt(v) + eps).
+           Slot variables keep bert's names (<var>/adam_m, <var>/adam_v), so checkpoints of both
+           implementations are interchangeable. The profile of a MiniLM step showed the optimizer
+           at ~37% of op time with the "bert" implementation.
 """
 
+import re
 from typing import Optional, Sequence, Tuple
 
 from bert_nlu.compat import optimization as bert_optimization
@@ -31,14 +43,59 @@ def learning_rate_schedule(global_step: tf.Tensor, peak_learning_rate: float,
   return tf.where(step < float(num_warmup_steps), warmup, decayed)
 
 
+BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-6
+EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
+OPTIMIZER_IMPLEMENTATIONS = ("fused", "bert")
+
+
+def _variable_name(variable: tf.Variable) -> str:
+  return re.sub(r":\d+$", "", variable.name)
+
+
+def _uses_weight_decay(variable_name: str) -> bool:
+  return not any(re.search(pattern, variable_name) for pattern in EXCLUDE_FROM_WEIGHT_DECAY)
+
+
+def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor,
+                                   weight_decay: float) -> tf.Operation:
+  """bert's AdamWeightDecay update with fused kernels (see module docstring).
+
+  Args:
+    pairs: [(gradient, resource variable)]; IndexedSlices gradients are densified, as bert's
+      optimizer does implicitly.
+    learning_rate: float32 scalar.
+    weight_decay: decoupled weight decay rate.
+  """
+  updates = []
+  zero = tf.constant(0.0, tf.float32)
+  for gradient, variable in pairs:
+    if gradient is None:
+      continue
+    name = _variable_name(variable)
+    shape = variable.shape.as_list()
+    m = tf.get_variable(name + "/adam_m", shape=shape, dtype=tf.float32, trainable=False,
+                        initializer=tf.zeros_initializer())
+    v = tf.get_variable(name + "/adam_v", shape=shape, dtype=tf.float32, trainable=False,
+                        initializer=tf.zeros_initializer())
+    dependencies = []
+    if weight_decay and _uses_weight_decay(name):
+      dependencies.append(variable.assign(variable * (1.0 - learning_rate * weight_decay)))
+    with tf.control_dependencies(dependencies):
+      updates.append(tf.raw_ops.ResourceApplyAdam(
+          var=variable.handle, m=m.handle, v=v.handle, beta1_power=zero, beta2_power=zero,
+          lr=learning_rate, beta1=tf.constant(BETA_1), beta2=tf.constant(BETA_2),
+          epsilon=tf.constant(EPSILON), grad=tf.convert_to_tensor(gradient)))
+  return tf.group(*updates)
+
+
 def _adam_weight_decay(learning_rate: tf.Tensor, weight_decay: float):
   return bert_optimization.AdamWeightDecayOptimizer(
       learning_rate=learning_rate,
       weight_decay_rate=weight_decay,
-      beta_1=0.9,
-      beta_2=0.999,
-      epsilon=1e-6,
-      exclude_from_weight_decay=["LayerNorm", "layer_norm", "bias"])
+      beta_1=BETA_1,
+      beta_2=BETA_2,
+      epsilon=EPSILON,
+      exclude_from_weight_decay=list(EXCLUDE_FROM_WEIGHT_DECAY))
 
 
 def build_train_op(loss: tf.Tensor,
@@ -48,7 +105,8 @@ def build_train_op(loss: tf.Tensor,
                    weight_decay: float = 0.01,
                    clip_norm: float = 1.0,
                    variables: Optional[Sequence[tf.Variable]] = None,
-                   head_learning_rate_multiplier: float = 1.0) -> Tuple[tf.Operation, tf.Tensor]:
+                   head_learning_rate_multiplier: float = 1.0,
+                   implementation: str = "fused") -> Tuple[tf.Operation, tf.Tensor]:
   """Builds the update op.
 
   Args:
@@ -59,6 +117,7 @@ def build_train_op(loss: tf.Tensor,
     variables: variables to train (default: all trainable).
     head_learning_rate_multiplier: the task heads (variables outside the `bert/` encoder scope)
       train with this multiple of the schedule's learning rate (a second optimizer instance).
+    implementation: "fused" or "bert" (identical updates; see module docstring).
 
   Returns:
     (train_op that also increments the global step, learning_rate scalar).
@@ -79,9 +138,16 @@ def build_train_op(loss: tf.Tensor,
     head_pairs = [(g, v) for g, v in pairs if not v.name.startswith(ENCODER_SCOPE)]
     groups = [(encoder_pairs, learning_rate),
               (head_pairs, learning_rate * head_learning_rate_multiplier)]
-  update = tf.group(*[
-      _adam_weight_decay(rate, weight_decay).apply_gradients(group, global_step=global_step)
-      for group, rate in groups if group])
+  if implementation == "fused":
+    update = tf.group(*[fused_adam_weight_decay_update(group, rate, weight_decay)
+                        for group, rate in groups if group])
+  elif implementation == "bert":
+    update = tf.group(*[
+        _adam_weight_decay(rate, weight_decay).apply_gradients(group, global_step=global_step)
+        for group, rate in groups if group])
+  else:
+    raise ValueError(f"optimizer implementation {implementation!r} not in "
+                     f"{OPTIMIZER_IMPLEMENTATIONS}")
   with tf.control_dependencies([update]):  # the step counts only after the update is applied
     train_op = global_step.assign_add(1)
   return train_op, learning_rate

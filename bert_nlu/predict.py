@@ -25,9 +25,12 @@ from bert_nlu import io_utils
 from bert_nlu.compat import make_tokenizer
 from bert_nlu.data.features import words_to_predict_feature
 from bert_nlu.data.labels import LabelMaps
+from bert_nlu.data.readers import split_lines
+from bert_nlu.errors import InputError
 from bert_nlu.metrics import tags_to_spans
 
 ASSETS_DIR = "assets.extra"
+BYTE_ORDER_MARK = "\ufeff"
 
 
 def word_offsets(text: str) -> List[tuple]:
@@ -120,13 +123,27 @@ def predict_lines(predictor: NluPredictor, lines: Sequence[str], batch_size: int
 
 
 def read_utterances(path: str) -> List[str]:
-  """One utterance per line from a file ("-" = stdin); bad bytes are replaced, not fatal."""
+  """One utterance per line from a file ("-" = stdin); bad bytes are replaced, not fatal.
+
+  Lines are what the corpus readers call lines (`readers.split_lines`): only "\\n" and "\\r\\n"
+  end one, so result i always belongs to line i + 1 of the input (`str.splitlines` would also
+  split at "\\x0c", "\\x1c", U+2028, ...). A leading byte order mark is dropped.
+
+  Raises:
+    InputError: the file cannot be read.
+  """
   if path == "-":
     data = sys.stdin.buffer.read()
   else:
-    with open(path, "rb") as f:
-      data = f.read()
-  return data.decode("utf-8", errors="replace").splitlines()
+    try:
+      with open(path, "rb") as f:
+        data = f.read()
+    except OSError as error:
+      raise InputError(path, f"cannot read utterances: {error.strerror or error}") from error
+  text = data.decode("utf-8", errors="replace")
+  if text.startswith(BYTE_ORDER_MARK):
+    text = text[len(BYTE_ORDER_MARK):]
+  return split_lines(text)
 
 
 def run_main() -> None:

@@ -99,7 +99,7 @@ COMPATIBLE_KEYS = (
     "config.train.keep_checkpoint_max",
     "config.train.eval_steps",
     "config.train.early_stopping_evals",
-    "config.train.eval_batch_size",
+    "config.train.eval_batch_size", "config.train.optimizer_implementation",
     # Which phases run, and observation only.
     "config.run_train",
     "config.run_eval",

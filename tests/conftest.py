@@ -1,90 +1,10 @@
 """Shared fixtures: a tiny random BERT checkpoint and a tiny, trivially learnable NLU corpus."""
 
-import json
 import os
-import random
 
 import pytest
 
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-
-# Intent is given by the verb; slot tags by the word: learnable in a few hundred steps.
-_TEMPLATES = {
-    "PlayMusic": ("play", "artist", ["adele", "queen", "muse", "abba"]),
-    "GetWeather": ("weather", "city", ["paris", "rome", "oslo", "lima"]),
-    "BookRestaurant": ("book", "restaurant", ["nobu", "zuma", "hakkasan", "roka"]),
-}
-_FILLERS = ["please", "now", "for", "me", "the", "in", "at"]
-
-
-def make_corpus(directory: str, sizes=(("train", 150), ("dev", 30), ("test", 30)),
-                seed: int = 0) -> str:
-  """Writes a seq.in/seq.out/label corpus; returns `directory`."""
-  rng = random.Random(seed)
-  for split, size in sizes:
-    os.makedirs(os.path.join(directory, split), exist_ok=True)
-    lines_in, lines_out, labels = [], [], []
-    for _ in range(size):
-      intent = rng.choice(sorted(_TEMPLATES))
-      verb, slot, values = _TEMPLATES[intent]
-      words, tags = [verb], ["O"]
-      for _ in range(rng.randint(0, 2)):
-        words.append(rng.choice(_FILLERS))
-        tags.append("O")
-      value = rng.choice(values)
-      words.append(value)
-      tags.append(f"B-{slot}")
-      if rng.random() < 0.5:  # a two-word value: "<value> <value>"
-        words.append(rng.choice(values))
-        tags.append(f"I-{slot}")
-      for _ in range(rng.randint(0, 2)):
-        words.append(rng.choice(_FILLERS))
-        tags.append("O")
-      lines_in.append(" ".join(words))
-      lines_out.append(" ".join(tags))
-      labels.append(intent)
-    for name, lines in (("seq.in", lines_in), ("seq.out", lines_out), ("label", labels)):
-      with open(os.path.join(directory, split, name), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-  return directory
-
-
-def corpus_vocabulary():
-  words = set(_FILLERS)
-  for verb, _, values in _TEMPLATES.values():
-    words.add(verb)
-    words.update(values)
-  # Word pieces so that some words split into several pieces ("hakkasan" -> "hak ##kas ##an").
-  words.discard("hakkasan")
-  return SPECIAL_TOKENS + sorted(words) + ["hak", "##kas", "##an"]
-
-
-def make_tiny_bert(directory: str, vocab, hidden_size=32, num_layers=2, num_heads=2,
-                   intermediate_size=64, max_position=64, seed=0) -> str:
-  """Writes bert_config.json, vocab.txt and a random bert_model.ckpt; returns `directory`."""
-  from bert_nlu.compat import modeling, tf  # pylint: disable=g-import-not-at-top
-  os.makedirs(directory, exist_ok=True)
-  config = {
-      "vocab_size": len(vocab), "hidden_size": hidden_size, "num_hidden_layers": num_layers,
-      "num_attention_heads": num_heads, "intermediate_size": intermediate_size,
-      "hidden_act": "gelu_exact", "hidden_dropout_prob": 0.1,
-      "attention_probs_dropout_prob": 0.1, "max_position_embeddings": max_position,
-      "type_vocab_size": 2, "initializer_range": 0.02, "do_lower_case": True,
-  }
-  with open(os.path.join(directory, "bert_config.json"), "w") as f:
-    json.dump(config, f)
-  with open(os.path.join(directory, "vocab.txt"), "w") as f:
-    f.write("\n".join(vocab) + "\n")
-  with tf.Graph().as_default():
-    tf.set_random_seed(seed)
-    bert_config = modeling.BertConfig.from_dict(dict(config, hidden_act="gelu"))
-    input_ids = tf.zeros([1, 4], tf.int32)
-    modeling.BertModel(bert_config, is_training=False, input_ids=input_ids)
-    with tf.Session() as session:
-      session.run(tf.global_variables_initializer())
-      tf.train.Saver().save(session, os.path.join(directory, "bert_model.ckpt"),
-                            write_meta_graph=False)
-  return directory
+from bert_nlu.testing import corpus_vocabulary, make_corpus, make_tiny_bert  # noqa: F401
 
 
 @pytest.fixture(scope="session")

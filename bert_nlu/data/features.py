@@ -68,14 +68,21 @@ def align_words(pieces_per_word: Sequence[Sequence[str]],
   """Lays out [CLS] pieces [SEP] and marks first pieces.
 
   Args:
-    pieces_per_word: word pieces of each word.
+    pieces_per_word: word pieces of each word (at least one per word, see `word_pieces`).
     max_seq_length: maximum total length including [CLS] and [SEP]; must be >= 3.
 
   Returns:
     (tokens [L], first_piece_mask [L], num_words_kept).
+
+  Raises:
+    ValueError: max_seq_length < 3, or a word without pieces.
   """
   if max_seq_length < 3:
     raise ValueError(f"max_seq_length must be >= 3, got {max_seq_length}")
+  for index, pieces in enumerate(pieces_per_word):
+    if not pieces:
+      raise ValueError(f"word {index} has no word pieces (word_pieces maps such words to "
+                       f"{UNK_TOKEN})")
   tokens = [CLS_TOKEN]
   first_piece_mask = [0]
   num_words_kept = 0
@@ -93,7 +100,14 @@ def align_words(pieces_per_word: Sequence[Sequence[str]],
 
 def convert_example(example: NluExample, example_index: int, tokenizer, label_maps: LabelMaps,
                     max_seq_length: int) -> NluFeature:
-  """Turns one example into its NluFeature (see module docstring for the layout)."""
+  """Turns one example into its NluFeature (see module docstring for the layout).
+
+  Raises:
+    ValueError: max_seq_length < 3, or the example has not one slot tag per word.
+  """
+  if len(example.slot_tags) != len(example.words):
+    raise ValueError(f"example {example.guid!r}: {len(example.words)} words but "
+                     f"{len(example.slot_tags)} slot tags")
   tokens, first_piece_mask, num_words_kept = align_words(
       word_pieces(tokenizer, example.words), max_seq_length)
   slot_ids = [0] * len(tokens)

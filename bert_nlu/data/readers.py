@@ -453,12 +453,24 @@ def _utterance_chunks(utterance: Any, path: str, intent: str,
     if not isinstance(chunk, dict) or not isinstance(chunk.get("text"), str):
       raise fail(f"chunk {chunk_index} must be an object with a string 'text'")
     entity = chunk.get("entity")
-    if entity is not None and (not isinstance(entity, str) or not entity.strip()
-                               or entity != entity.strip()):
+    if entity is not None and (not isinstance(entity, str) or entity.split() != [entity]):
       raise fail(f"chunk {chunk_index} has entity {entity!r}; expected a non-empty name "
-                 f"without spaces around it")
+                 f"without whitespace")
+    for field, value in (("text", chunk["text"]), ("entity", entity or "")):
+      if not _is_valid_unicode(value):
+        raise fail(f"chunk {chunk_index} has a {field} with a lone UTF-16 surrogate "
+                   f"(a \\uD800-\\uDFFF escape that is not part of a pair): {_excerpt(value)}")
     chunks.append((chunk["text"], entity))
   return chunks
+
+
+def _is_valid_unicode(text: str) -> bool:
+  """False if `text` holds a lone surrogate (JSON "\\ud800" escapes decode to one)."""
+  try:
+    text.encode("utf-8")
+  except UnicodeEncodeError:
+    return False
+  return True
 
 
 def _load_json(path: str) -> Tuple[Any, int]:
@@ -473,6 +485,10 @@ def _load_json(path: str) -> Tuple[Any, int]:
   except json.JSONDecodeError as error:
     raise InputError(path, f"malformed JSON: {error.msg} (column {error.colno})",
                      line=error.lineno) from error
+  except RecursionError:
+    raise InputError(path, "malformed JSON: nested too deeply") from None
+  except ValueError as error:  # e.g. an integer literal longer than Python's digit limit
+    raise InputError(path, f"malformed JSON: {error}") from error
 
 
 def _snips_json_utterances(document: Any, path: str, intent: str) -> List[Any]:
@@ -526,6 +542,9 @@ def _intent_dirs(raw_dir: str) -> List[str]:
                    if os.path.isdir(os.path.join(raw_dir, entry)))
   if not intents:
     raise InputError(raw_dir, "no intent directories (expected one per intent, e.g. PlayMusic/)")
+  for intent in intents:
+    if not _is_valid_unicode(intent):  # os.listdir maps bytes that are not UTF-8 to surrogates
+      raise InputError(raw_dir, f"intent directory name {intent!r} is not valid UTF-8")
   return intents
 
 

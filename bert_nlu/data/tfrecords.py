@@ -81,7 +81,9 @@ def write_tfrecord(features: Sequence[NluFeature], path: str) -> None:
   """Writes `features` to `path` atomically (temporary name, then rename)."""
   with io_utils.atomic_path(path) as tmp_path:
     with tf.io.TFRecordWriter(tmp_path) as writer:
-      for feature in features:
+      for index, feature in enumerate(features):
+        if index == len(features) // 2:
+          io_utils.fault_point("tfrecord_half_written:" + os.path.basename(path))
         writer.write(feature_to_tf_example(feature).SerializeToString())
 
 
