@@ -77,14 +77,19 @@ def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor,
                         initializer=tf.zeros_initializer())
     v = tf.get_variable(name + "/adam_v", shape=shape, dtype=tf.float32, trainable=False,
                         initializer=tf.zeros_initializer())
-    dependencies = []
+    # The clipped gradient depends on the global norm, hence on every gradient: once it exists,
+    # the forward and backward passes have read all weights, and the in-place updates below
+    # cannot race with those reads.
+    gradient = tf.convert_to_tensor(gradient)
+    dependencies = [gradient]
     if weight_decay and _uses_weight_decay(name):
-      dependencies.append(variable.assign(variable * (1.0 - learning_rate * weight_decay)))
+      with tf.control_dependencies([gradient]):
+        dependencies.append(variable.assign(variable * (1.0 - learning_rate * weight_decay)))
     with tf.control_dependencies(dependencies):
       updates.append(tf.raw_ops.ResourceApplyAdam(
           var=variable.handle, m=m.handle, v=v.handle, beta1_power=zero, beta2_power=zero,
           lr=learning_rate, beta1=tf.constant(BETA_1), beta2=tf.constant(BETA_2),
-          epsilon=tf.constant(EPSILON), grad=tf.convert_to_tensor(gradient)))
+          epsilon=tf.constant(EPSILON), grad=gradient))
   return tf.group(*updates)
 
 

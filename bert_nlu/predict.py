@@ -157,15 +157,23 @@ def run_main() -> None:
   flags.DEFINE_integer("batch_size", 32, "Utterances per model call.")
 
   def main(argv):
+    from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
     from bert_nlu.hooks import latest_export  # pylint: disable=g-import-not-at-top
     flag_values = flags.FLAGS
     if not (flag_values.export_dir or flag_values.model_dir):
       raise app.UsageError("give --model_dir (a run's output_dir) or --export_dir")
-    export_dir = flag_values.export_dir or latest_export(flag_values.model_dir)
-    lines = read_utterances(flag_values.input_file) if flag_values.input_file else argv[1:]
-    if not lines:
-      raise app.UsageError("nothing to predict: pass utterances or --input_file")
-    predict_lines(NluPredictor(export_dir), lines, flag_values.batch_size)
+    # Arguments with undecodable bytes arrive as surrogates: make them plain replaced text.
+    arguments = [os.fsencode(a).decode("utf-8", "replace") for a in argv[1:]]
+    try:
+      export_dir = flag_values.export_dir or latest_export(flag_values.model_dir)
+      lines = (read_utterances(flag_values.input_file) if flag_values.input_file else arguments)
+      if not lines:
+        raise app.UsageError("nothing to predict: pass utterances or --input_file")
+      predict_lines(NluPredictor(export_dir), lines, flag_values.batch_size)
+    except (InputError, FileNotFoundError) as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+    return 0
 
   app.run(main)
 

@@ -132,3 +132,30 @@ def test_same_seed_same_result(tiny_bert_dir, tiny_corpus_dir, tmp_path):
   pred_a = open(tmp_path / "a" / "predictions_dev.jsonl").read()
   pred_b = open(tmp_path / "b" / "predictions_dev.jsonl").read()
   assert pred_a == pred_b
+
+
+def test_incompatible_rerun_is_refused_and_overwrite_is_explicit(trained, tmp_path):
+  import dataclasses
+  from bert_nlu import run_dir
+  config, _ = trained
+  changed = dataclasses.replace(config, data=dataclasses.replace(config.data, max_seq_length=12))
+  with pytest.raises(run_dir.IncompatibleRunError) as error:
+    train.run(changed)
+  assert "config.data.max_seq_length: 16 -> 12" in str(error.value)
+  assert "--overwrite_output_dir" in str(error.value)
+  assert os.path.exists(os.path.join(config.output_dir, "eval_results.json"))  # untouched
+
+
+def test_a_run_directory_in_use_is_refused(trained):
+  from bert_nlu import run_dir
+  config, _ = trained
+  with run_dir.RunDirectoryLock(config.output_dir):
+    import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+    script = ("import sys; from bert_nlu import run_dir\n"
+              f"try:\n  run_dir.RunDirectoryLock({config.output_dir!r}).__enter__()\n"
+              "except run_dir.RunDirectoryInUseError as e:\n  print('REFUSED', e); sys.exit(0)\n"
+              "sys.exit(1)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  assert result.returncode == 0 and "REFUSED" in result.stdout, result.stdout + result.stderr
+  assert str(os.getpid()) in result.stdout
