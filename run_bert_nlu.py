@@ -239,7 +239,30 @@ def main(argv):
   except hooks.NonFiniteLossError as e:
     print(f"error: {e}", file=sys.stderr)
     return 3
+  except OSError as e:  # unwritable or full disk, missing file: say which path and why
+    print(f"error: {e.filename or ''}: {e.strerror or e}".strip(": "), file=sys.stderr)
+    return 2
+  except tf.errors.OpError as e:  # e.g. a truncated or corrupt checkpoint, disk full in TF's writer
+    lines = [line for line in e.message.splitlines() if line.strip()
+             and not line.startswith((" ", "\t", "Detected at", "Node:", "Graph execution"))]
+    print(f"error: TensorFlow could not {_describe_op_error(e)}: "
+          f"{lines[-1] if lines else e.message}", file=sys.stderr)
+    return 2
   return 0
+
+
+def _describe_op_error(error) -> str:
+  """A short phrase for what TensorFlow was doing when `error` happened."""
+  if isinstance(error, (_tf_errors().DataLossError, _tf_errors().NotFoundError)):
+    return "read a file (missing, truncated or corrupt checkpoint/record?)"
+  if isinstance(error, _tf_errors().ResourceExhaustedError):
+    return "allocate memory or disk space"
+  return "complete an operation"
+
+
+def _tf_errors():
+  from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
+  return tf.errors
 
 
 def run_main():

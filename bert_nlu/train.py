@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bert_nlu import encoder, hooks, io_utils, metrics, run_dir
+from bert_nlu import checkpoints, encoder, hooks, io_utils, metrics, run_dir
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import RunConfig
 from bert_nlu.data import input_pipeline, readers, tfrecords
@@ -302,6 +302,8 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
     prepared = build_caches(config, splits, label_maps)
     results: Dict = {}
     if config.run_train:
+      checkpoints.check_init_checkpoint(config.model.init_checkpoint)
+      checkpoints.set_aside_damaged_latest(config.output_dir)
       results["training"] = train_and_evaluate(config, prepared, bert_config)
     if config.run_eval:
       results.update(evaluate_best(config, prepared, bert_config, eval_splits))

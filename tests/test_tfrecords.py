@@ -104,3 +104,22 @@ def test_records_without_matching_metadata_are_not_trusted(setup):
 def test_length_percentiles():
   assert tfrecords.length_percentiles([3, 5, 7, 9], (50, 100)) == [5, 9]
   assert tfrecords.length_percentiles([], (50,)) == [0]
+
+
+def test_flipped_bytes_in_a_cached_file_trigger_a_rebuild(setup):
+  entry = _build(setup)
+  data = bytearray(open(entry.tfrecord_path, "rb").read())
+  data[len(data) // 2] ^= 0xFF
+  open(entry.tfrecord_path, "wb").write(bytes(data))
+  assert tfrecords.count_valid_records(entry.tfrecord_path) == -1
+  rebuilt = _build(setup)
+  assert rebuilt.rebuilt
+  assert tfrecords.count_valid_records(rebuilt.tfrecord_path) == 40
+
+
+def test_truncated_cached_file_triggers_a_rebuild(setup):
+  entry = _build(setup)
+  size = os.path.getsize(entry.tfrecord_path)
+  with open(entry.tfrecord_path, "r+b") as f:
+    f.truncate(size - 7)
+  assert _build(setup).rebuilt

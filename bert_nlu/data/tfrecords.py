@@ -92,6 +92,18 @@ def _entry_paths(cache_dir: str, split_name: str, key: str):
   return stem + ".tfrecord", stem + ".meta.json"
 
 
+def count_valid_records(path: str) -> int:
+  """Records in a TFRecord file, -1 if any record fails its CRC check or the file is cut short.
+
+  Reading every record costs well under a second for SNIPS-sized caches and catches flipped bytes
+  before training would stop on them.
+  """
+  try:
+    return sum(1 for _ in tf.data.TFRecordDataset(path))
+  except (tf.errors.DataLossError, tf.errors.OutOfRangeError):
+    return -1
+
+
 def _load_entry(tfrecord_path: str, meta_path: str, key: str, name: str):
   """Returns the CachedSplit if the entry is complete and matches `key`, else None."""
   if not (os.path.exists(tfrecord_path) and os.path.exists(meta_path)):
@@ -101,6 +113,9 @@ def _load_entry(tfrecord_path: str, meta_path: str, key: str, name: str):
   except (OSError, ValueError):
     return None
   if meta.get("key") != key or len(meta.get("lengths", [])) != meta.get("num_examples"):
+    return None
+  if count_valid_records(tfrecord_path) != meta["num_examples"]:
+    tf.logging.warning("%s: damaged (bad CRC or wrong record count); rebuilding it", tfrecord_path)
     return None
   return CachedSplit(name=name, tfrecord_path=tfrecord_path, num_examples=meta["num_examples"],
                      lengths=tuple(meta["lengths"]), num_truncated=meta["num_truncated"],
