@@ -56,6 +56,7 @@ flags.DEFINE_float("head_learning_rate_multiplier", 1.0, "Intent/slot heads lear
                    "multiple of --learning_rate.")
 flags.DEFINE_integer("save_checkpoints_steps", 1000,
                      "Checkpoint interval; every checkpoint is evaluated on dev.")
+flags.DEFINE_alias("eval_every_steps", "save_checkpoints_steps")
 flags.DEFINE_integer("save_summary_steps", 100, "TensorBoard training-scalar interval.")
 flags.DEFINE_integer("keep_checkpoint_max", 3, "Recent checkpoints kept (best kept apart).")
 flags.DEFINE_integer("eval_steps", 0, "Dev batches per periodic evaluation (0 = all of dev).")

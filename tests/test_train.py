@@ -159,3 +159,14 @@ def test_a_run_directory_in_use_is_refused(trained):
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   assert result.returncode == 0 and "REFUSED" in result.stdout, result.stdout + result.stderr
   assert str(os.getpid()) in result.stdout
+
+
+def test_early_stopping_ends_training_when_dev_stops_improving(tiny_bert_dir, tiny_corpus_dir,
+                                                               tmp_path):
+  # A learning rate so small that dev whole-frame accuracy cannot improve after the first eval.
+  config = make_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path / "run"),
+                       learning_rate=1e-12, save_checkpoints_steps=10, early_stopping_evals=2)
+  results = train.run(config)
+  from bert_nlu.compat import tf
+  final_step = int(tf.train.latest_checkpoint(config.output_dir).rsplit("-", 1)[1])
+  assert final_step < results["training"]["num_train_steps"] // 2

@@ -1,0 +1,55 @@
+"""The data-statistics command: counts, labels, length percentiles, truncation, bad bytes."""
+
+import os
+import subprocess
+import sys
+
+from bert_nlu.compat import make_tokenizer
+from bert_nlu.data import readers, stats
+from bert_nlu.data.features import word_pieces
+from conftest import corpus_vocabulary, make_corpus
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _setup(tmp_path):
+  corpus = make_corpus(str(tmp_path / "corpus"), sizes=(("train", 40), ("dev", 10), ("test", 10)))
+  with open(os.path.join(corpus, "dev", "seq.in"), "ab") as f:  # one extra line with a bad byte
+    f.write(b"play adele\xff\n")
+  with open(os.path.join(corpus, "dev", "seq.out"), "a") as f:
+    f.write("O B-artist\n")
+  with open(os.path.join(corpus, "dev", "label"), "a") as f:
+    f.write("UnseenIntent\n")
+  vocab = tmp_path / "vocab.txt"
+  vocab.write_text("\n".join(corpus_vocabulary()) + "\n")
+  return corpus, str(vocab)
+
+
+def test_split_statistics(tmp_path):
+  corpus, vocab = _setup(tmp_path)
+  splits = readers.read_seq_corpus(corpus)
+  tokenizer = make_tokenizer(vocab, True)
+  rows = stats.corpus_statistics(splits, tokenizer, max_seq_length=5)
+  by_split = {row["split"]: row for row in rows}
+  assert by_split["train"]["examples"] == 40 and by_split["dev"]["examples"] == 11
+  assert by_split["dev"]["bad_bytes"] == 1
+  assert by_split["dev"]["intents_not_in_train"] == 1
+  lengths = [sum(len(p) for p in word_pieces(tokenizer, e.words)) + 2
+             for e in splits["train"].examples]
+  assert by_split["train"]["pieces_p100"] == max(lengths)
+  assert by_split["train"]["truncated"] == sum(length > 5 for length in lengths)
+  table = stats.format_statistics(rows)
+  assert "pieces_p95" in table and "truncated" in table
+
+
+def test_stats_command_prints_table_and_reports_bad_input(tmp_path):
+  corpus, vocab = _setup(tmp_path)
+  command = [sys.executable, "-m", "bert_nlu.data.stats", f"--data_dir={corpus}",
+             f"--vocab_file={vocab}"]
+  result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "examples" in result.stdout and "bad_bytes" in result.stdout
+  os.remove(os.path.join(corpus, "test", "label"))
+  result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+  assert result.returncode == 2
+  assert "label" in result.stderr and "Traceback" not in result.stderr
