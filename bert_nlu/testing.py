@@ -91,3 +91,22 @@ def make_tiny_bert(directory: str, vocab, hidden_size=32, num_layers=2, num_head
       tf.train.Saver().save(session, os.path.join(directory, "bert_model.ckpt"),
                             write_meta_graph=False)
   return directory
+
+
+def tiny_run_config(bert_dir: str, corpus_dir: str, output_dir: str, max_seq_length: int = 16,
+                    eval_on_test: bool = False, profile=None, **train_fields):
+  """A RunConfig for the tiny BERT and corpus; `train_fields` override TrainConfig defaults
+  (batch 16, eval batch 32, learning rate 1e-3, seed 7)."""
+  from bert_nlu import config as config_lib  # pylint: disable=g-import-not-at-top
+  fields = dict(train_batch_size=16, eval_batch_size=32, learning_rate=1e-3, seed=7)
+  fields.update(train_fields)
+  return config_lib.RunConfig(
+      output_dir=output_dir,
+      data=config_lib.DataConfig(data_dir=corpus_dir, max_seq_length=max_seq_length),
+      model=config_lib.ModelConfig(
+          bert_config_file=os.path.join(bert_dir, "bert_config.json"),
+          vocab_file=os.path.join(bert_dir, "vocab.txt"),
+          init_checkpoint=os.path.join(bert_dir, "bert_model.ckpt")),
+      train=config_lib.TrainConfig(**fields),
+      profile=profile or config_lib.ProfileConfig(),
+      eval_on_test=eval_on_test)

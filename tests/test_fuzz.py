@@ -122,18 +122,9 @@ class FuzzContext:
 
 def train_tiny_export(tiny_bert_dir: str, corpus_dir: str, output_dir: str) -> str:
   """Trains the conftest tiny BERT briefly and returns its best export directory."""
-  from bert_nlu import config as config_lib  # pylint: disable=g-import-not-at-top
-  from bert_nlu import hooks, train  # pylint: disable=g-import-not-at-top
-  config = config_lib.RunConfig(
-      output_dir=output_dir,
-      data=config_lib.DataConfig(data_dir=corpus_dir, max_seq_length=16),
-      model=config_lib.ModelConfig(
-          bert_config_file=os.path.join(tiny_bert_dir, "bert_config.json"),
-          vocab_file=os.path.join(tiny_bert_dir, "vocab.txt"),
-          init_checkpoint=os.path.join(tiny_bert_dir, "bert_model.ckpt")),
-      train=config_lib.TrainConfig(train_batch_size=16, eval_batch_size=32, learning_rate=1e-3,
-                                   num_train_epochs=3, save_checkpoints_steps=1000,
-                                   save_summary_steps=1000, seed=7))
+  from bert_nlu import hooks, testing, train  # pylint: disable=g-import-not-at-top
+  config = testing.tiny_run_config(tiny_bert_dir, corpus_dir, output_dir, num_train_epochs=3,
+                                   save_checkpoints_steps=1000, save_summary_steps=1000)
   train.run(config)
   return hooks.latest_export(output_dir)
 

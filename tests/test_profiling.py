@@ -1,5 +1,6 @@
 """Profiling: the capture hook on a tiny BERT, the tfprof reader, the per-component summary."""
 
+import dataclasses
 import io
 import json
 import os
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from bert_nlu import config as config_lib
-from bert_nlu import hooks, train
+from bert_nlu import hooks, testing, train
 from bert_nlu.compat import tf
 from profiling import capture, summary, tfprof
 
@@ -17,19 +18,13 @@ TRAIN_STEPS = 6  # ceil(150 examples * 0.6 epochs / 16)
 
 
 def make_config(bert_dir, corpus_dir, output_dir, profile_steps=None):
-  return config_lib.RunConfig(
-      output_dir=output_dir,
-      data=config_lib.DataConfig(data_dir=corpus_dir, max_seq_length=16),
-      model=config_lib.ModelConfig(
-          bert_config_file=os.path.join(bert_dir, "bert_config.json"),
-          vocab_file=os.path.join(bert_dir, "vocab.txt"),
-          init_checkpoint=os.path.join(bert_dir, "bert_model.ckpt")),
-      train=config_lib.TrainConfig(
-          train_batch_size=16, eval_batch_size=32, learning_rate=1e-3, num_train_epochs=0.6,
-          save_checkpoints_steps=1000, save_summary_steps=10, seed=7),
-      profile=config_lib.ProfileConfig(
-          steps=profile_steps, profile_dir=os.path.join(output_dir, "profile")),
-      run_eval=False)  # the end-of-training dev evaluation is enough (and cheaper)
+  config = testing.tiny_run_config(
+      bert_dir, corpus_dir, output_dir, num_train_epochs=0.6, save_checkpoints_steps=1000,
+      save_summary_steps=10,
+      profile=config_lib.ProfileConfig(steps=profile_steps,
+                                       profile_dir=os.path.join(output_dir, "profile")))
+  # The end-of-training dev evaluation is enough (and cheaper).
+  return dataclasses.replace(config, run_eval=False)
 
 
 def dev_metrics(output_dir):

@@ -5,25 +5,16 @@ import os
 
 import pytest
 
-from bert_nlu import config as config_lib
-from bert_nlu import hooks, train
+from bert_nlu import hooks, testing, train
 from bert_nlu.predict import NluPredictor, predict_lines
 
 
 def make_config(bert_dir, corpus_dir, output_dir, **train_overrides):
-  train_fields = dict(train_batch_size=16, eval_batch_size=32, learning_rate=1e-3,
-                      num_train_epochs=20, save_checkpoints_steps=50, save_summary_steps=10,
-                      keep_checkpoint_max=2, seed=7)
+  train_fields = dict(num_train_epochs=20, save_checkpoints_steps=50, save_summary_steps=10,
+                      keep_checkpoint_max=2)
   train_fields.update(train_overrides)
-  return config_lib.RunConfig(
-      output_dir=output_dir,
-      data=config_lib.DataConfig(data_dir=corpus_dir, max_seq_length=16),
-      model=config_lib.ModelConfig(
-          bert_config_file=os.path.join(bert_dir, "bert_config.json"),
-          vocab_file=os.path.join(bert_dir, "vocab.txt"),
-          init_checkpoint=os.path.join(bert_dir, "bert_model.ckpt")),
-      train=config_lib.TrainConfig(**train_fields),
-      eval_on_test=True)
+  return testing.tiny_run_config(bert_dir, corpus_dir, output_dir, eval_on_test=True,
+                                 **train_fields)
 
 
 @pytest.fixture(scope="module")
