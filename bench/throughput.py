@@ -314,7 +314,7 @@ class Ours:
     self.predictor = None
     self.export_dir = None
 
-  def _config(self, output_dir, bucket_by_length) -> RunConfig:
+  def _config(self, output_dir, bucket_by_length, optimizer="fused") -> RunConfig:
     args = self.args
     return RunConfig(
         output_dir=output_dir,
@@ -328,15 +328,17 @@ class Ours:
         train=TrainConfig(train_batch_size=args.batch_size, eval_batch_size=64,
                           learning_rate=2e-4, warmup_proportion=0.1,
                           save_checkpoints_steps=400, save_summary_steps=100,
-                          keep_checkpoint_max=2, seed=args.seed))
+                          keep_checkpoint_max=2, seed=args.seed,
+                          optimizer_implementation=optimizer))
 
-  def train_run(self, padding: str, run_name: str) -> dict:
-    """One fresh Estimator training run of W+T steps; padding is 'dynamic' or 'fixed'."""
+  def train_run(self, padding: str, run_name: str, optimizer: str = "fused") -> dict:
+    """One fresh Estimator training run of W+T steps; padding is 'dynamic' or 'fixed';
+    optimizer is the AdamWeightDecay implementation ('fused' or 'bert')."""
     args = self.args
     output_dir = os.path.join(self.work_dir, run_name)
     shutil.rmtree(output_dir, ignore_errors=True)
     dynamic = padding == "dynamic"
-    config = self._config(output_dir, bucket_by_length=dynamic)
+    config = self._config(output_dir, bucket_by_length=dynamic, optimizer=optimizer)
     task = NluTask(self.label_maps, config.model.intent_loss_weight)
     total = args.warmup_steps + args.train_steps
     num_train_steps, num_warmup_steps = total, int(total * config.train.warmup_proportion)
@@ -365,6 +367,7 @@ class Ours:
     result = {
         "padding": "dynamic (bucket_by_length)" if dynamic else
                    f"fixed ({config.data.max_seq_length})",
+        "optimizer_implementation": optimizer,
         "steps": steps,
         "steady": steady_stats(steps, args.warmup_steps, self.bert_config,
                                len(self.label_maps.intents), len(self.label_maps.slot_tags)),
@@ -503,7 +506,8 @@ def summarize(repeats, peak_gflops) -> dict:
       values.append(node)
     return median_of(values)
 
-  train_systems = [name for name in ("ours_dynamic", "ours_fixed", "peer_dynamic", "peer_fixed")
+  train_systems = [name for name in ("ours_dynamic", "ours_dynamic_bert_optimizer", "ours_fixed",
+                                     "peer_dynamic", "peer_fixed")
                    if any(name in rep["train"] for rep in repeats)]
   medians = {"train": {}, "inference": {}}
   for name in train_systems:
@@ -534,6 +538,8 @@ def summarize(repeats, peak_gflops) -> dict:
                                                               ex("peer_dynamic")),
       "train_ex_per_s_ours_fixed_over_peer_fixed": ratio(ex("ours_fixed"), ex("peer_fixed")),
       "dynamic_padding_gain_ours": ratio(ex("ours_dynamic"), ex("ours_fixed")),
+      "fused_optimizer_gain_ours_dynamic": ratio(ex("ours_dynamic"),
+                                                 ex("ours_dynamic_bert_optimizer")),
       "dynamic_padding_gain_peer": ratio(ex("peer_dynamic"), ex("peer_fixed")),
       "latency_p50_ours_over_peer": ratio(lat("ours", "latency_end_to_end_p50_ms"),
                                           lat("peer", "latency_end_to_end_p50_ms")),
@@ -582,6 +588,7 @@ def format_table(report) -> str:
            f"{'training':28s} {'ex/s':>8s} {'tok/s':>8s} {'GFLOP/s':>8s} {'%peak':>6s} "
            f"{'pad seq':>8s} {'real tok':>8s} {'step ms':>8s}"]
   labels = {"ours_dynamic": "ours, dynamic (bucketed)", "ours_fixed": "ours, fixed 64",
+            "ours_dynamic_bert_optimizer": "ours, dynamic, bert optimizer",
             "peer_dynamic": "peer, dynamic (HF longest)", "peer_fixed": "peer, fixed 64"}
   for name, row in t.items():
     lines.append(f"{labels[name]:28s} {_fmt(row['examples_per_second']):>8s} "
@@ -606,7 +613,8 @@ def format_table(report) -> str:
       f"{yes(met['train_ex_per_s_dynamic_ratio_>=_1.3'])}); fixed 64: "
       f"{_fmt(r['train_ex_per_s_ours_fixed_over_peer_fixed'], '.2f')}x",
       f"dynamic padding gain: ours {_fmt(r['dynamic_padding_gain_ours'], '.2f')}x, "
-      f"peer {_fmt(r['dynamic_padding_gain_peer'], '.2f')}x",
+      f"peer {_fmt(r['dynamic_padding_gain_peer'], '.2f')}x; fused optimizer gain (ours, "
+      f"dynamic): {_fmt(r['fused_optimizer_gain_ours_dynamic'], '.2f')}x",
       f"latency ours/peer (end to end): p50 {_fmt(r['latency_p50_ours_over_peer'], '.2f')}x "
       f"({yes(met['latency_p50_ratio_<=_1.2'])}), p95 {_fmt(r['latency_p95_ours_over_peer'], '.2f')}x "
       f"({yes(met['latency_p95_ratio_<=_1.2'])}) (target <= {TARGETS['latency_ratio_max']}); "
@@ -647,6 +655,9 @@ def parse_args(argv=None):
   parser.add_argument("--keep_runs", action="store_true",
                       help="Keep each training run's model_dir (checkpoints) in --work_dir.")
   parser.add_argument("--no_peer", action="store_true", help="Measure only this project.")
+  parser.add_argument("--compare_optimizers", action="store_true",
+                      help="Also train ours (dynamic) with bert.optimization's optimizer, to "
+                      "measure the fused optimizer's gain.")
   parser.add_argument("--quick", action="store_true",
                       help="Tiny smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
   parser.add_argument("--data_dir", default=os.path.join(REPO, "..", "shared", "data", "snips"))
@@ -706,6 +717,12 @@ def main(argv=None):
         name = f"ours_{padding}"
         print(f"[repeat {r + 1}] {name}: training", flush=True)
         rep["train"][name] = ours.train_run(padding, f"r{r + 1}_{padding}")
+        rep["order"].append(name)
+        print(f"  {rep['train'][name]['steady']['examples_per_second']:.1f} ex/s", flush=True)
+      if args.compare_optimizers:
+        name = "ours_dynamic_bert_optimizer"
+        print(f"[repeat {r + 1}] {name}: training", flush=True)
+        rep["train"][name] = ours.train_run("dynamic", f"r{r + 1}_bert_optimizer", "bert")
         rep["order"].append(name)
         print(f"  {rep['train'][name]['steady']['examples_per_second']:.1f} ex/s", flush=True)
       print(f"[repeat {r + 1}] ours: inference", flush=True)
