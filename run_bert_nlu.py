@@ -43,6 +43,8 @@ flags.DEFINE_float("head_dropout", 0.1, "Dropout before the intent and slot head
 flags.DEFINE_integer("num_hidden_layers", None, "Use only the first N encoder layers.")
 flags.DEFINE_bool("slot_intent_context", False, "The slot head also sees the pooled utterance "
                   "vector (concatenated to every token).")
+flags.DEFINE_bool("slot_crf", False, "A linear-chain CRF over the words' first pieces: CRF "
+                  "likelihood loss and Viterbi decoding of the slot tags.")
 # ---- training
 flags.DEFINE_integer("train_batch_size", 32, "Training batch size.")
 flags.DEFINE_integer("eval_batch_size", 64, "Evaluation/prediction batch size.")
@@ -197,7 +199,7 @@ def build_run_config():
           bert_config_file=config_file, vocab_file=vocab_file, init_checkpoint=init_checkpoint,
           do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,
           head_dropout=FLAGS.head_dropout, num_hidden_layers=FLAGS.num_hidden_layers,
-          slot_intent_context=FLAGS.slot_intent_context),
+          slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf),
       train=config.TrainConfig(
           train_batch_size=FLAGS.train_batch_size, eval_batch_size=FLAGS.eval_batch_size,
           learning_rate=FLAGS.learning_rate, warmup_proportion=FLAGS.warmup_proportion,

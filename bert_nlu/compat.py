@@ -6,8 +6,11 @@ contrib_layers` (only for `layer_norm`), and `tokenization.py` reads the absl fl
 the first `import bert.modeling`, quiets TensorFlow's start-up deprecation noise (never real
 errors), and hands out the three bert modules. Nothing else in the project imports `bert.*`.
 
+It also hands out `crf` (tensorflow-addons' linear-chain CRF ops), imported without its
+end-of-life banner.
+
 Usage:
-  from bert_nlu.compat import tf, modeling, optimization, tokenization
+  from bert_nlu.compat import tf, modeling, optimization, tokenization, crf
 """
 
 import logging
@@ -51,6 +54,10 @@ from bert import modeling  # noqa: E402  pylint: disable=g-import-not-at-top
 from bert import optimization  # noqa: E402  pylint: disable=g-import-not-at-top
 from bert import tokenization  # noqa: E402  pylint: disable=g-import-not-at-top
 
+with warnings.catch_warnings():  # "TFA has entered a minimal maintenance ... mode" on import
+  warnings.simplefilter("ignore")
+  from tensorflow_addons.text import crf  # noqa: E402  pylint: disable=g-import-not-at-top
+
 
 def make_tokenizer(vocab_file: str, do_lower_case: bool) -> "tokenization.FullTokenizer":
   """Returns bert's FullTokenizer, usable outside an absl app.
@@ -63,4 +70,4 @@ def make_tokenizer(vocab_file: str, do_lower_case: bool) -> "tokenization.FullTo
   return tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case)
 
 
-__all__ = ["tf", "modeling", "optimization", "tokenization", "make_tokenizer"]
+__all__ = ["tf", "modeling", "optimization", "tokenization", "crf", "make_tokenizer"]

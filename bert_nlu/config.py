@@ -43,6 +43,7 @@ class ModelConfig:
     head_dropout: dropout before both heads (training only).
     num_hidden_layers: use only the first N encoder layers (None = all).
     slot_intent_context: the slot head also sees the pooled utterance vector.
+    slot_crf: a linear-chain CRF over the words' first pieces (loss + Viterbi decoding).
   """
   bert_config_file: str
   vocab_file: str
@@ -52,6 +53,7 @@ class ModelConfig:
   head_dropout: float = 0.1
   num_hidden_layers: Optional[int] = None
   slot_intent_context: bool = False
+  slot_crf: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

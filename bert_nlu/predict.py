@@ -50,6 +50,8 @@ class NluPredictor:
                                     bool(predict_config["do_lower_case"]))
     self._loaded = tf_v2.saved_model.load(export_dir)
     self._serve = self._loaded.signatures["serving_default"]
+    self._takes_first_piece_mask = (
+        "first_piece_mask" in self._serve.structured_input_signature[1])
 
   def _batch_inputs(self, words_list: Sequence[Sequence[str]]):
     rows = [words_to_predict_feature(words, self.tokenizer, self.max_seq_length)
@@ -57,12 +59,15 @@ class NluPredictor:
     length = max(len(ids) for ids, _, _ in rows)
     input_ids = np.zeros([len(rows), length], np.int32)
     input_mask = np.zeros([len(rows), length], np.int32)
+    first_piece_mask_array = np.zeros([len(rows), length], np.int32)
     first_piece_masks = []
     for i, (ids, first_piece_mask, _) in enumerate(rows):
       input_ids[i, :len(ids)] = ids
       input_mask[i, :len(ids)] = 1
+      first_piece_mask_array[i, :len(first_piece_mask)] = first_piece_mask
       first_piece_masks.append(first_piece_mask)
-    return input_ids, input_mask, first_piece_masks, [kept for _, _, kept in rows]
+    return (input_ids, input_mask, first_piece_mask_array, first_piece_masks,
+            [kept for _, _, kept in rows])
 
   def predict(self, texts: Sequence[str]) -> List[Dict]:
     """Predicts each text; an empty (all-whitespace) text gets intent None and no slots."""
@@ -75,10 +80,13 @@ class NluPredictor:
     if not nonempty:
       return results
     words_list = [[texts[i][s:e] for s, e in offsets[i]] for i in nonempty]
-    input_ids, input_mask, first_piece_masks, kept = self._batch_inputs(words_list)
-    outputs = self._serve(input_ids=tf_v2.constant(input_ids),
-                          input_mask=tf_v2.constant(input_mask),
-                          segment_ids=tf_v2.zeros_like(input_ids))
+    input_ids, input_mask, first_piece_mask, first_piece_masks, kept = self._batch_inputs(
+        words_list)
+    inputs = {"input_ids": tf_v2.constant(input_ids), "input_mask": tf_v2.constant(input_mask),
+              "segment_ids": tf_v2.zeros_like(input_ids)}
+    if self._takes_first_piece_mask:  # a CRF export decodes over the words
+      inputs["first_piece_mask"] = tf_v2.constant(first_piece_mask)
+    outputs = self._serve(**inputs)
     outputs = {name: value.numpy() for name, value in outputs.items()}
     for row, i in enumerate(nonempty):
       results[i] = self._decode(texts[i], offsets[i], words_list[row], first_piece_masks[row],

@@ -72,6 +72,7 @@ INCOMPATIBLE_KEYS = (
     "config.model.do_lower_case",
     "config.model.num_hidden_layers",
     "config.model.intent_loss_weight", "config.model.slot_intent_context",
+    "config.model.slot_crf",
     "config.train.head_learning_rate_multiplier",  # changes the objective
     "config.model.head_dropout",
     # The optimisation: batch size maps steps to epochs and sets the schedule's length; the peak

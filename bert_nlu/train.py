@@ -89,7 +89,8 @@ def prepare_data(config: RunConfig, split_names: Sequence[str]) -> PreparedData:
 
 
 def make_task(config: RunConfig, label_maps: LabelMaps) -> NluTask:
-  return NluTask(label_maps, config.model.intent_loss_weight, config.model.slot_intent_context)
+  return NluTask(label_maps, config.model.intent_loss_weight, config.model.slot_intent_context,
+                 config.model.slot_crf)
 
 
 def training_steps(num_examples: int, batch_size: int, num_epochs: float,

@@ -3,11 +3,17 @@
 Heads:
   intent: dropout + dense on the pooled [CLS] output       -> intent_logits [batch, num_intents]
   slots:  dropout + dense on every sequence position        -> slot_logits [batch, seq, num_tags]
+    with slot_crf, a linear-chain CRF (transition matrix [num_tags, num_tags]) runs over the FIRST
+    PIECES of the words only (gathered into [batch, words, num_tags]), not over the attention mask.
 Losses (both means over what they cover):
   intent_loss: cross-entropy over examples whose intent is known in training.
   slot_loss: cross-entropy over first pieces of words whose tag is known in training; other pieces,
-    [CLS], [SEP] and padding are excluded (first_piece_mask).
+    [CLS], [SEP] and padding are excluded (first_piece_mask). With slot_crf: the CRF's negative
+    log-likelihood of each utterance's word tag sequence, summed and divided by the number of words
+    (the same per-word scale as the cross-entropy). A tag unseen in training (dev/test only) has
+    no index; the CRF scores it as tag 0 in the evaluation loss (metrics are unaffected).
   loss = intent_loss_weight * intent_loss + slot_loss.
+Decoding: argmax per first piece, or with slot_crf the Viterbi path over the words.
 Evaluation metrics are exact and whole-set: each eval batch's predictions are collected (by
 example_index) and `bert_nlu.metrics.nlu_metrics` runs once on all of them, against the gold words
 of the examples, when the Estimator asks for the metric values.
@@ -18,7 +24,7 @@ from typing import Dict, Sequence, Tuple
 import numpy as np
 
 from bert_nlu import metrics
-from bert_nlu.compat import tf
+from bert_nlu.compat import crf, tf
 from bert_nlu.data.examples import NluExample
 from bert_nlu.data.features import word_level_tags
 from bert_nlu.data.labels import LabelMaps
@@ -33,6 +39,39 @@ def _dense(inputs: tf.Tensor, units: int, initializer_range: float, name: str) -
       inputs, units, name=name,
       kernel_initializer=tf.truncated_normal_initializer(stddev=initializer_range),
       bias_initializer=tf.zeros_initializer())
+
+
+def gather_first_pieces(values: tf.Tensor, first_piece_mask: tf.Tensor):
+  """Moves each row's first pieces to the front, in order.
+
+  Args:
+    values: [batch, seq, ...] per-piece values.
+    first_piece_mask: [batch, seq] int, 1 on the first piece of each word.
+  Returns:
+    word_values: [batch, max_words, ...], row b's first len_b entries are its words' values.
+    word_lengths: [batch] int32, number of words of each row.
+    order: [batch, seq] int32 permutation of piece positions used (first pieces first, stable).
+  """
+  seq_length = tf.shape(first_piece_mask)[1]
+  positions = tf.range(seq_length)[None, :]  # [1, seq]
+  is_first = tf.cast(tf.cast(first_piece_mask, tf.bool), tf.int32)  # [batch, seq] 0/1
+  sort_key = positions + seq_length * (1 - is_first)  # first pieces sort before the rest
+  order = tf.argsort(sort_key, axis=1, stable=True)  # [batch, seq]
+  word_lengths = tf.reduce_sum(is_first, axis=1)  # [batch]
+  max_words = tf.reduce_max(tf.concat([word_lengths, [0]], axis=0))
+  word_values = tf.gather(values, order, batch_dims=1)[:, :max_words]
+  return word_values, word_lengths, order
+
+
+def scatter_word_values(word_values: tf.Tensor, order: tf.Tensor) -> tf.Tensor:
+  """Inverse of `gather_first_pieces` for [batch, words] values -> [batch, seq].
+
+  Piece positions that are not first pieces get the value of some word (callers mask them).
+  """
+  seq_length = tf.shape(order)[1]
+  padded = tf.pad(word_values, [[0, 0], [0, seq_length - tf.shape(word_values)[1]]])
+  inverse = tf.argsort(order, axis=1, stable=True)  # [batch, seq]
+  return tf.gather(padded, inverse, batch_dims=1)
 
 
 class WholeSetNluMetrics:
@@ -88,22 +127,25 @@ class NluTask:
   name = "nlu"
 
   def __init__(self, label_maps: LabelMaps, intent_loss_weight: float = 1.0,
-               slot_intent_context: bool = False):
+               slot_intent_context: bool = False, slot_crf: bool = False):
     """Args:
       label_maps: intent and slot-tag vocabularies.
       intent_loss_weight: loss = intent_loss_weight * intent_loss + slot_loss.
       slot_intent_context: feed the slot head each token's vector concatenated with the pooled
         utterance vector (what the intent head sees), so tags can depend on the intent.
+      slot_crf: a linear-chain CRF over the words' first pieces (loss and Viterbi decoding).
     """
     self.label_maps = label_maps
     self.intent_loss_weight = intent_loss_weight
     self.slot_intent_context = slot_intent_context
+    self.slot_crf = slot_crf
 
   def build_logits(self, pooled_output: tf.Tensor, sequence_output: tf.Tensor, is_training: bool,
                    head_dropout: float, initializer_range: float) -> Dict[str, tf.Tensor]:
     """Args: pooled_output [batch, hidden]; sequence_output [batch, seq, hidden].
 
-    Returns: intent_logits [batch, num_intents], slot_logits [batch, seq, num_tags] (float32).
+    Returns: intent_logits [batch, num_intents], slot_logits [batch, seq, num_tags] (float32),
+      and with slot_crf slot_transitions [num_tags, num_tags] (from-tag x to-tag scores).
     """
     keep_rate = 1.0 - head_dropout if is_training else 1.0
     with tf.variable_scope("intent_head"):
@@ -116,8 +158,14 @@ class NluTask:
         utterance = tf.tile(pooled[:, None, :], [1, seq_length, 1])  # [batch, seq, hidden]
         sequence = tf.concat([sequence, utterance], axis=-1)  # [batch, seq, 2 * hidden]
       slot_logits = _dense(sequence, len(self.label_maps.slot_tags), initializer_range, "dense")
-    return {"intent_logits": tf.cast(intent_logits, tf.float32),
-            "slot_logits": tf.cast(slot_logits, tf.float32)}
+      logits = {"intent_logits": tf.cast(intent_logits, tf.float32),
+                "slot_logits": tf.cast(slot_logits, tf.float32)}
+      if self.slot_crf:
+        num_tags = len(self.label_maps.slot_tags)
+        logits["slot_transitions"] = tf.get_variable(
+            "crf_transitions", [num_tags, num_tags], tf.float32,
+            initializer=tf.zeros_initializer())
+    return logits
 
   def build_losses(self, logits: Dict[str, tf.Tensor],
                    features: Dict[str, tf.Tensor]) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
@@ -130,6 +178,10 @@ class NluTask:
         tf.reduce_sum(intent_known), 1.0)
 
     slot_ids = features["slot_ids"]  # [batch, seq]
+    if self.slot_crf:
+      slot_loss = self._crf_slot_loss(logits, slot_ids, features["first_piece_mask"])
+      loss = self.intent_loss_weight * intent_loss + slot_loss
+      return loss, {"intent_loss": intent_loss, "slot_loss": slot_loss}
     slot_weight = tf.cast(features["first_piece_mask"], tf.float32) * tf.cast(
         slot_ids >= 0, tf.float32)  # [batch, seq]
     slot_xent = tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -139,6 +191,29 @@ class NluTask:
 
     loss = self.intent_loss_weight * intent_loss + slot_loss
     return loss, {"intent_loss": intent_loss, "slot_loss": slot_loss}
+
+  @staticmethod
+  def _crf_slot_loss(logits, slot_ids, first_piece_mask) -> tf.Tensor:
+    """Sum of per-utterance CRF negative log-likelihoods / number of words (scalar)."""
+    word_logits, word_lengths, order = gather_first_pieces(logits["slot_logits"],
+                                                           first_piece_mask)
+    max_words = tf.shape(word_logits)[1]
+    word_tags = tf.gather(tf.maximum(slot_ids, 0), order, batch_dims=1)[:, :max_words]
+    log_likelihood, _ = crf.crf_log_likelihood(
+        word_logits, word_tags, word_lengths, logits["slot_transitions"])  # [batch]
+    has_words = tf.cast(word_lengths > 0, tf.float32)  # an utterance of 0 words scores 0
+    return -tf.reduce_sum(log_likelihood * has_words) / tf.maximum(
+        tf.cast(tf.reduce_sum(word_lengths), tf.float32), 1.0)
+
+  def _crf_decode(self, logits, first_piece_mask) -> tf.Tensor:
+    """Viterbi tags over each row's words, written back to first-piece positions: [batch, seq]."""
+    word_logits, word_lengths, order = gather_first_pieces(logits["slot_logits"],
+                                                           first_piece_mask)
+    word_tags, _ = crf.crf_decode(word_logits, logits["slot_transitions"],
+                                       word_lengths)  # [batch, words]
+    piece_tags = scatter_word_values(word_tags, order)  # [batch, seq]
+    argmax = tf.argmax(logits["slot_logits"], axis=-1, output_type=tf.int32)
+    return tf.where(tf.cast(first_piece_mask, tf.bool), piece_tags, argmax)
 
   def build_predictions(self, logits: Dict[str, tf.Tensor],
                         features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -175,9 +250,12 @@ class NluTask:
     return metric_ops
 
   def serving_features(self) -> Dict[str, tf.Tensor]:
-    """Placeholders of the exported SavedModel: int32 [batch, seq] each."""
-    return {name: tf.placeholder(tf.int32, [None, None], name=name)
-            for name in ("input_ids", "input_mask", "segment_ids")}
+    """Placeholders of the exported SavedModel: int32 [batch, seq] each (with slot_crf also
+    first_piece_mask, the words the CRF runs over)."""
+    names = ["input_ids", "input_mask", "segment_ids"]
+    if self.slot_crf:
+      names.append("first_piece_mask")
+    return {name: tf.placeholder(tf.int32, [None, None], name=name) for name in names}
 
   def export_outputs(self, predictions: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     return {name: predictions[name] for name in
