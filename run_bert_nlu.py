@@ -54,6 +54,12 @@ flags.DEFINE_float("num_train_epochs", 10.0, "Training epochs.")
 flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay.")
 flags.DEFINE_enum("optimizer_implementation", "fused", ["fused", "bert"], "AdamWeightDecay "
                   "update: 'fused' kernels or bert.optimization's optimizer (same math).")
+flags.DEFINE_bool("fp16", False, "Mixed precision: TensorFlow's automatic mixed-precision rewrite "
+                  "(float16 compute on GPUs, float32 weights) with dynamic loss scaling; steps "
+                  "whose gradients overflow are skipped, counted and logged.")
+flags.DEFINE_float("initial_loss_scale", 2.0 ** 15, "--fp16: initial dynamic loss scale.")
+flags.DEFINE_integer("loss_scale_growth_steps", 2000, "--fp16: the loss scale doubles after "
+                     "this many steps in a row with finite gradients.")
 flags.DEFINE_float("head_learning_rate_multiplier", 1.0, "Intent/slot heads learn at this "
                    "multiple of --learning_rate.")
 flags.DEFINE_integer("save_checkpoints_steps", 1000,
@@ -139,7 +145,7 @@ _MAX_INT_FLAG = 2**31 - 1  # TF batch sizes, steps and lengths beyond this only 
 
 def _validate_flags() -> None:
   positive = ("max_seq_length", "train_batch_size", "eval_batch_size", "save_checkpoints_steps",
-              "save_summary_steps", "keep_checkpoint_max")
+              "save_summary_steps", "keep_checkpoint_max", "loss_scale_growth_steps")
   for name in positive:
     if getattr(FLAGS, name) <= 0:
       raise app.UsageError(f"--{name} must be > 0, got {getattr(FLAGS, name)}")
@@ -150,6 +156,12 @@ def _validate_flags() -> None:
     raise app.UsageError("--max_seq_length must be >= 3 ([CLS] word [SEP])")
   if FLAGS.num_hidden_layers is not None and FLAGS.num_hidden_layers < 1:
     raise app.UsageError(f"--num_hidden_layers must be >= 1, got {FLAGS.num_hidden_layers}")
+  if not 1 <= FLAGS.initial_loss_scale <= 2.0 ** 64:
+    raise app.UsageError(f"--initial_loss_scale must be in [1, 2**64], got "
+                         f"{FLAGS.initial_loss_scale}")
+  if FLAGS.fp16 and FLAGS.optimizer_implementation != "fused":
+    raise app.UsageError("--fp16 needs --optimizer_implementation=fused (dynamic loss scaling "
+                         "skips overflowing steps inside the fused update)")
   for name in ("learning_rate", "num_train_epochs", "head_learning_rate_multiplier"):
     if not 0 < getattr(FLAGS, name) < math.inf:  # also rejects nan
       raise app.UsageError(f"--{name} must be finite and > 0, got {getattr(FLAGS, name)}")
@@ -199,13 +211,16 @@ def build_run_config():
           bert_config_file=config_file, vocab_file=vocab_file, init_checkpoint=init_checkpoint,
           do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,
           head_dropout=FLAGS.head_dropout, num_hidden_layers=FLAGS.num_hidden_layers,
-          slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf),
+          slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
+          fp16=FLAGS.fp16),
       train=config.TrainConfig(
           train_batch_size=FLAGS.train_batch_size, eval_batch_size=FLAGS.eval_batch_size,
           learning_rate=FLAGS.learning_rate, warmup_proportion=FLAGS.warmup_proportion,
           num_train_epochs=FLAGS.num_train_epochs, weight_decay=FLAGS.weight_decay,
           head_learning_rate_multiplier=FLAGS.head_learning_rate_multiplier,
           optimizer_implementation=FLAGS.optimizer_implementation,
+          initial_loss_scale=FLAGS.initial_loss_scale,
+          loss_scale_growth_steps=FLAGS.loss_scale_growth_steps,
           save_checkpoints_steps=FLAGS.save_checkpoints_steps,
           save_summary_steps=FLAGS.save_summary_steps,
           keep_checkpoint_max=FLAGS.keep_checkpoint_max,

@@ -37,6 +37,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+import provenance  # noqa: E402  pylint: disable=g-import-not-at-top  (bench/)
 
 SAVE_INTERVAL = 15
 PHASES = (
@@ -108,11 +109,12 @@ def training_command(bert_dir, corpus_dir, output_dir, seed):
 
 
 def newest_complete_checkpoint_step(output_dir):
+  from bert_nlu import checkpoints  # pylint: disable=g-import-not-at-top
   from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
   checkpoint = tf.train.latest_checkpoint(output_dir)
   if checkpoint is None or not os.path.exists(checkpoint + ".index"):
     return None
-  return int(checkpoint.rsplit("-", 1)[1])
+  return checkpoints.step_of(checkpoint)
 
 
 def restored_before_training(lines):
@@ -298,6 +300,7 @@ def summarize(trials, references, reference_seed=1):
 
 
 def main():
+  code_version = provenance.git_state()  # at the start: code may change during a long run
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--kills", type=int, default=len(PHASES) * 4)
@@ -326,8 +329,7 @@ def main():
       "benchmark": "faults",
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "command": " ".join(sys.argv),
-      "git_commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                                   text=True, check=False).stdout.strip(),
+      "git": code_version,
       "summary": summary,
       "references": references,
       "trials": trials,

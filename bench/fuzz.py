@@ -32,7 +32,6 @@ import datetime
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,18 +45,11 @@ import hypothesis  # noqa: E402  pylint: disable=g-import-not-at-top
 
 import conftest  # noqa: E402  pylint: disable=g-import-not-at-top
 import test_fuzz  # noqa: E402  pylint: disable=g-import-not-at-top
+import provenance  # noqa: E402  pylint: disable=g-import-not-at-top  (bench/)
 
 RESULTS_PATH = os.path.join(REPO, "bench", "results", "fuzz.json")
 MAX_FAILURE_EXAMPLES = 5
 _EXCERPT_CHARS = 600
-
-
-def git_commit() -> dict:
-  def git(*args):
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                          check=False).stdout.strip()
-  return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain",
-                                                                 "--untracked-files=no"))}
 
 
 def _excerpt(value) -> str:
@@ -157,7 +149,7 @@ def main() -> int:
       print(f"{name}: {examples} cases ...", flush=True)
       report[name] = run_target(name, ctx, examples, args.seed + index)
 
-  report["git"] = git_commit()
+  report["git"] = provenance.git_state()
   report["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
   report["settings"] = {"examples": args.examples, "export_examples": args.export_examples,
                         "seed": args.seed, "hypothesis": hypothesis.__version__,

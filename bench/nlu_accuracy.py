@@ -11,9 +11,7 @@ git commit, wall time, examples/sec) and prints a comparison table.
 
 import argparse
 import datetime
-import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -23,6 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from bert_nlu import io_utils  # noqa: E402  pylint: disable=g-import-not-at-top
+import provenance  # noqa: E402  pylint: disable=g-import-not-at-top  (bench/)
 
 # Test-set figures (intent acc / slot F1 / whole-frame acc), from ../shared/DESIGN.md section 6.
 PUBLISHED = {
@@ -49,28 +48,6 @@ HEADLINE = ("intent_accuracy", "slot_precision", "slot_recall", "slot_f1", "whol
             "token_f1_micro", "token_f1_macro")
 
 
-def git_commit() -> dict:
-  """HEAD and the tracked files that differ from it (read when the run starts)."""
-  def git(*args):
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                          check=False).stdout.strip()
-  modified = git("diff", "--name-only", "HEAD").splitlines()
-  return {"commit": git("rev-parse", "HEAD"), "dirty": bool(modified),
-          "modified_files": modified}
-
-
-def machine() -> dict:
-  cpu = ""
-  if os.path.exists("/proc/cpuinfo"):
-    for line in open("/proc/cpuinfo"):
-      if line.startswith("model name"):
-        cpu = line.split(":", 1)[1].strip()
-        break
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-          "tensorflow": tf.__version__}
-
-
 def run_corpus(corpus: str, runs_root: str, extra_flags) -> dict:
   output_dir = os.path.join(runs_root, corpus)
   shutil.rmtree(output_dir, ignore_errors=True)
@@ -79,7 +56,7 @@ def run_corpus(corpus: str, runs_root: str, extra_flags) -> dict:
   command = [sys.executable, "run_bert_nlu.py", f"--flagfile={flagfile}",
              f"--output_dir={output_dir}", *extra_flags]
   log_path = output_dir + ".log"
-  code_version = git_commit()
+  code_version = provenance.git_state()
   print(f"[{corpus}] {' '.join(command)}  (log: {log_path})", flush=True)
   start = time.time()
   with open(log_path, "w") as log:
@@ -98,7 +75,7 @@ def run_corpus(corpus: str, runs_root: str, extra_flags) -> dict:
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "command": " ".join(command),
       "git": code_version,
-      "machine": machine(),
+      "machine": provenance.machine(),
       "model": "all-MiniLM-L6-v2 (6 layers, hidden 384, 22.7M parameters), converted",
       "selection": results["selected_by"],
       "best_step": results["best_step"],

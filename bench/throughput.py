@@ -58,7 +58,6 @@ prints a table.
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import random
@@ -72,6 +71,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from bert_nlu import encoder, hooks, io_utils, train  # noqa: E402
+import provenance  # noqa: E402  pylint: disable=g-import-not-at-top  (bench/)
 from bert_nlu.compat import tf  # noqa: E402
 from bert_nlu.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from bert_nlu.data import input_pipeline, tfrecords  # noqa: E402
@@ -156,15 +156,6 @@ def cpu_busy_percent(seconds: float = 2.0):
   except (OSError, ValueError, IndexError):
     return None
   return 100.0 * (1.0 - (idle1 - idle0) / max(1, total1 - total0))
-
-
-def git_commit() -> dict:
-  def git(*args):
-    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                          check=False).stdout.rstrip()
-  changed = git("status", "--porcelain", "--untracked-files=no").splitlines()
-  return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed),
-          "changed_files": [line[3:] for line in changed]}
 
 
 def package_versions() -> dict:
@@ -761,7 +752,7 @@ def main(argv=None):
       "benchmark": "throughput",
       "date": started.isoformat(timespec="seconds"),
       "command": " ".join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:]),
-      "git": git_commit(),
+      "git": provenance.git_state(),
       "machine": {"cpu": peak["cpu"], "cores": cores, "platform": platform.platform(),
                   "loadavg_at_start": loadavg_start, "loadavg_at_end": os.getloadavg(),
                   "cpu_busy_percent_before_start": busy_start,

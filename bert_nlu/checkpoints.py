@@ -36,6 +36,17 @@ def check_init_checkpoint(prefix: str) -> None:
                      "is missing, truncated or damaged")
 
 
+def step_of(checkpoint_prefix: str) -> int:
+  """Global step of a checkpoint named `<name>-<step>` (e.g. model.ckpt-400 -> 400)."""
+  return int(checkpoint_prefix.rsplit("-", 1)[1])
+
+
+def latest_step(model_dir: str) -> int:
+  """Global step of the newest checkpoint in model_dir (0 if none)."""
+  checkpoint = tf.train.latest_checkpoint(model_dir)
+  return step_of(checkpoint) if checkpoint else 0
+
+
 def _run_checkpoints(model_dir: str) -> List[str]:
   state = tf.train.get_checkpoint_state(model_dir)
   if state is None:

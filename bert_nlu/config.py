@@ -44,6 +44,9 @@ class ModelConfig:
     num_hidden_layers: use only the first N encoder layers (None = all).
     slot_intent_context: the slot head also sees the pooled utterance vector.
     slot_crf: a linear-chain CRF over the words' first pieces (loss + Viterbi decoding).
+    fp16: mixed precision: TensorFlow's automatic mixed-precision graph rewrite (float16 compute
+      on GPUs, float32 master weights) with dynamic loss scaling. Without a GPU the rewrite
+      leaves the graph alone and only the loss scaling runs.
   """
   bert_config_file: str
   vocab_file: str
@@ -54,6 +57,7 @@ class ModelConfig:
   num_hidden_layers: Optional[int] = None
   slot_intent_context: bool = False
   slot_crf: bool = False
+  fp16: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +73,8 @@ class TrainConfig:
     head_learning_rate_multiplier: the task heads learn at this multiple of learning_rate.
     optimizer_implementation: "fused" (fast) or "bert" (bert.optimization's own op-by-op
       AdamWeightDecayOptimizer); both compute the same update.
+    initial_loss_scale, loss_scale_growth_steps: dynamic loss scaling under fp16 (start value;
+      the scale doubles after this many finite steps in a row and halves on an overflow).
     clip_norm: global gradient-norm clipping.
     save_checkpoints_steps: a checkpoint every N steps; every new checkpoint is evaluated on dev.
     save_summary_steps: TensorBoard training scalars every N steps.
@@ -86,6 +92,8 @@ class TrainConfig:
   weight_decay: float = 0.01
   head_learning_rate_multiplier: float = 1.0
   optimizer_implementation: str = "fused"
+  initial_loss_scale: float = 2.0 ** 15
+  loss_scale_growth_steps: int = 2000
   clip_norm: float = 1.0
   save_checkpoints_steps: int = 1000
   save_summary_steps: int = 100

@@ -192,12 +192,17 @@ class NonFiniteGuardHook(tf.estimator.SessionRunHook):
 
   Runs before the Estimator's checkpoint saver (TrainSpec hooks come first), so the state after a
   non-finite update is never checkpointed and the last checkpoint stays the last good one.
+  Under dynamic loss scaling (fp16) non-finite GRADIENTS with a finite loss are an overflow the
+  train op has already skipped: they are logged and counted (`skipped_steps`), not fatal.
   """
 
-  def __init__(self, model_dir: str, loss_collection: str, gradient_norm_collection: str):
+  def __init__(self, model_dir: str, loss_collection: str, gradient_norm_collection: str,
+               loss_scale_collection: Optional[str] = None):
     self._model_dir = model_dir
     self._loss_collection = loss_collection
     self._gradient_norm_collection = gradient_norm_collection
+    self._loss_scale_collection = loss_scale_collection
+    self.skipped_steps: Optional[int] = None  # over the whole run (checkpointed), fp16 only
 
   def begin(self):
     self._global_step = tf.train.get_global_step()
@@ -205,12 +210,27 @@ class NonFiniteGuardHook(tf.estimator.SessionRunHook):
         "loss": tf.get_collection(self._loss_collection)[-1],
         "gradient_norm": tf.get_collection(self._gradient_norm_collection)[-1],
     }
+    if self._loss_scale_collection:
+      # The scale this step used, and the skipped steps counted with this one.
+      scale_used, skipped_after = tf.get_collection(self._loss_scale_collection)[-2:]
+      self._fetches["loss_scale"] = scale_used
+      self._fetches["skipped_steps"] = skipped_after
 
   def before_run(self, run_context):
     return tf.estimator.SessionRunArgs(self._fetches)
 
   def after_run(self, run_context, run_values):
     values = run_values.results
+    if (self._loss_scale_collection and np.isfinite(values["loss"])
+        and not np.isfinite(values["gradient_norm"])):
+      step = int(run_context.session.run(self._global_step))
+      self.skipped_steps = int(values["skipped_steps"])
+      tf.logging.warning(
+          "step %d: gradients overflowed at loss scale %g; update skipped, scale halved "
+          "(%d steps skipped so far)", step, values["loss_scale"], self.skipped_steps)
+      return
+    if "skipped_steps" in values:
+      self.skipped_steps = int(values["skipped_steps"])
     if not (np.isfinite(values["loss"]) and np.isfinite(values["gradient_norm"])):
       # Read after the run: the number of steps done, the last of which was the bad one.
       step = int(run_context.session.run(self._global_step))

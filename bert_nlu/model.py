@@ -2,11 +2,14 @@
 
 `model_fn_builder` returns a closure; its arguments are everything the model depends on. Tasks
 (NLU now, sentence classification later) differ only in the `task` object: head, losses,
-predictions, metrics. Model variants (layer truncation, and later freezing, fp16) are fields of
-`ModelConfig`.
+predictions, metrics. Model variants (layer truncation, CRF, fp16 loss scaling; later freezing)
+are fields of `ModelConfig`. fp16 compute itself is a graph rewrite chosen in the session config
+(`session_config`).
 """
 
 from typing import Optional, Sequence
+
+from tensorflow.core.protobuf import rewriter_config_pb2
 
 from bert_nlu import encoder
 from bert_nlu import optimization
@@ -15,6 +18,23 @@ from bert_nlu.config import ModelConfig, ProfileConfig, TrainConfig
 
 # Graph collection holding the training loss (read by the non-finite guard).
 LOSS_COLLECTION = "bert_nlu_loss"
+
+
+def session_config(model_config: ModelConfig) -> Optional[tf.ConfigProto]:
+  """The session config of a model variant: with fp16, TensorFlow's automatic mixed precision.
+
+  The grappler rewrite `auto_mixed_precision` runs eligible ops (MatMul, BatchMatMul, ...) in
+  float16 on GPUs with float32 variables (casts inserted, fp32 kept where float16 is unsafe:
+  softmax cross-entropy, reductions); on a machine without a GPU it leaves the graph alone.
+  (Its CPU emulation, `auto_mixed_precision_cpu`, crashes TF 2.15 on this graph: not offered.)
+  Returns None when nothing is to be set.
+  """
+  if not model_config.fp16:
+    return None
+  config = tf.ConfigProto()
+  rewrite_options = config.graph_options.rewrite_options
+  rewrite_options.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+  return config
 
 
 def _warm_start(init_checkpoint: str) -> None:
@@ -79,7 +99,10 @@ def model_fn_builder(task,
           loss, train_config.learning_rate, num_train_steps, num_warmup_steps,
           weight_decay=train_config.weight_decay, clip_norm=train_config.clip_norm,
           head_learning_rate_multiplier=train_config.head_learning_rate_multiplier,
-          implementation=train_config.optimizer_implementation)
+          implementation=train_config.optimizer_implementation,
+          dynamic_loss_scale=model_config.fp16,
+          initial_loss_scale=train_config.initial_loss_scale,
+          loss_scale_growth_steps=train_config.loss_scale_growth_steps)
       tf.summary.scalar("learning_rate", learning_rate)
       for name, value in loss_parts.items():
         tf.summary.scalar(name, value)

@@ -14,6 +14,16 @@ Two implementations of the same update (selected by `optimizer_implementation`):
            Slot variables keep bert's names (<var>/adam_m, <var>/adam_v), so checkpoints of both
            implementations are interchangeable. The profile of a MiniLM step showed the optimizer
            at ~37% of op time with the "bert" implementation.
+
+Dynamic loss scaling (`dynamic_loss_scale=True`, used by --fp16): the loss is multiplied by a scale
+S before differentiation and the gradients divided by S, so that small fp16 gradients do not
+underflow. A step whose gradients are not all finite (an fp16 overflow) changes no weight and no
+optimizer slot: the update is skipped, S is halved (not below 1) and `loss_scale/skipped_steps`
+counts it; after `loss_scale_growth_steps` finite steps in a row S doubles. The global step still
+advances (it counts batches consumed, which the schedule and resumption rely on). The scale and the
+counters are checkpointed, so a resumed run continues with them. Only the "fused" implementation
+supports it (bert's optimizer creates its slots inside apply_gradients, which cannot sit in the
+conditional that skips the step).
 """
 
 import re
@@ -24,6 +34,9 @@ from bert_nlu.compat import tf
 
 # Graph collection holding the global gradient norm (read by the non-finite guard).
 GRADIENT_NORM_COLLECTION = "bert_nlu_gradient_norm"
+# Graph collection holding [loss scale this step used, skipped steps including this step] under
+# dynamic loss scaling.
+LOSS_SCALE_COLLECTION = "bert_nlu_loss_scale"
 ENCODER_SCOPE = "bert/"
 
 
@@ -56,8 +69,8 @@ def _uses_weight_decay(variable_name: str) -> bool:
   return not any(re.search(pattern, variable_name) for pattern in EXCLUDE_FROM_WEIGHT_DECAY)
 
 
-def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor,
-                                   weight_decay: float) -> tf.Operation:
+def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor, weight_decay: float,
+                                   apply_if: Optional[tf.Tensor] = None) -> tf.Operation:
   """bert's AdamWeightDecay update with fused kernels (see module docstring).
 
   Args:
@@ -65,10 +78,10 @@ def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor,
       optimizer does implicitly.
     learning_rate: float32 scalar.
     weight_decay: decoupled weight decay rate.
+    apply_if: optional bool scalar; when False the step changes nothing (weights and slots).
   """
-  updates = []
-  zero = tf.constant(0.0, tf.float32)
-  for gradient, variable in pairs:
+  slots = []
+  for gradient, variable in pairs:  # slot variables exist outside any conditional
     if gradient is None:
       continue
     name = _variable_name(variable)
@@ -80,17 +93,53 @@ def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor,
     # The clipped gradient depends on the global norm, hence on every gradient: once it exists,
     # the forward and backward passes have read all weights, and the in-place updates below
     # cannot race with those reads.
-    gradient = tf.convert_to_tensor(gradient)
-    dependencies = [gradient]
-    if weight_decay and _uses_weight_decay(name):
-      with tf.control_dependencies([gradient]):
-        dependencies.append(variable.assign(variable * (1.0 - learning_rate * weight_decay)))
-    with tf.control_dependencies(dependencies):
-      updates.append(tf.raw_ops.ResourceApplyAdam(
-          var=variable.handle, m=m.handle, v=v.handle, beta1_power=zero, beta2_power=zero,
-          lr=learning_rate, beta1=tf.constant(BETA_1), beta2=tf.constant(BETA_2),
-          epsilon=tf.constant(EPSILON), grad=gradient))
-  return tf.group(*updates)
+    slots.append((tf.convert_to_tensor(gradient), variable, name, m, v))
+
+  def apply_all() -> tf.Operation:
+    updates = []
+    zero = tf.constant(0.0, tf.float32)
+    for gradient, variable, name, m, v in slots:
+      dependencies = [gradient]
+      if weight_decay and _uses_weight_decay(name):
+        with tf.control_dependencies([gradient]):
+          dependencies.append(variable.assign(variable * (1.0 - learning_rate * weight_decay)))
+      with tf.control_dependencies(dependencies):
+        updates.append(tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=m.handle, v=v.handle, beta1_power=zero, beta2_power=zero,
+            lr=learning_rate, beta1=tf.constant(BETA_1), beta2=tf.constant(BETA_2),
+            epsilon=tf.constant(EPSILON), grad=gradient))
+    return tf.group(*updates)
+
+  if apply_if is None:
+    return apply_all()
+  return tf.cond(apply_if, apply_all, tf.no_op)
+
+
+def _loss_scale_variables(initial_loss_scale: float):
+  """(scale float32, finite steps in a row int64, skipped steps int64), all checkpointed."""
+  with tf.variable_scope("loss_scale"):
+    scale = tf.get_variable("scale", [], tf.float32, trainable=False,
+                            initializer=tf.constant_initializer(initial_loss_scale))
+    good_steps = tf.get_variable("good_steps", [], tf.int64, trainable=False,
+                                 initializer=tf.zeros_initializer())
+    skipped_steps = tf.get_variable("skipped_steps", [], tf.int64, trainable=False,
+                                    initializer=tf.zeros_initializer())
+  return scale, good_steps, skipped_steps
+
+
+def _update_loss_scale(scale, good_steps, skipped_steps, all_finite: tf.Tensor,
+                       growth_steps: int) -> Tuple[tf.Operation, tf.Tensor]:
+  """Halves the scale (min 1) and counts a skip on overflow; doubles it after growth_steps.
+
+  Returns (update op, skipped steps after this step int64 scalar)."""
+  grow = tf.logical_and(all_finite, good_steps + 1 >= growth_steps)
+  new_scale = tf.where(all_finite, tf.where(grow, scale * 2.0, scale),
+                       tf.maximum(scale * 0.5, 1.0))
+  new_good_steps = tf.where(tf.logical_and(all_finite, tf.logical_not(grow)),
+                            good_steps + 1, tf.zeros_like(good_steps))
+  skipped_after = skipped_steps.assign_add(tf.cast(tf.logical_not(all_finite), tf.int64))
+  return tf.group(scale.assign(new_scale), good_steps.assign(new_good_steps),
+                  skipped_after), skipped_after
 
 
 def _adam_weight_decay(learning_rate: tf.Tensor, weight_decay: float):
@@ -111,7 +160,10 @@ def build_train_op(loss: tf.Tensor,
                    clip_norm: float = 1.0,
                    variables: Optional[Sequence[tf.Variable]] = None,
                    head_learning_rate_multiplier: float = 1.0,
-                   implementation: str = "fused") -> Tuple[tf.Operation, tf.Tensor]:
+                   implementation: str = "fused",
+                   dynamic_loss_scale: bool = False,
+                   initial_loss_scale: float = 2.0 ** 15,
+                   loss_scale_growth_steps: int = 2000) -> Tuple[tf.Operation, tf.Tensor]:
   """Builds the update op.
 
   Args:
@@ -123,6 +175,8 @@ def build_train_op(loss: tf.Tensor,
     head_learning_rate_multiplier: the task heads (variables outside the `bert/` encoder scope)
       train with this multiple of the schedule's learning rate (a second optimizer instance).
     implementation: "fused" or "bert" (identical updates; see module docstring).
+    dynamic_loss_scale, initial_loss_scale, loss_scale_growth_steps: loss scaling for fp16 (see
+      module docstring); needs implementation="fused".
 
   Returns:
     (train_op that also increments the global step, learning_rate scalar).
@@ -130,11 +184,28 @@ def build_train_op(loss: tf.Tensor,
   global_step = tf.train.get_or_create_global_step()
   learning_rate = learning_rate_schedule(global_step, peak_learning_rate, num_train_steps,
                                          num_warmup_steps)
+  if implementation not in OPTIMIZER_IMPLEMENTATIONS:
+    raise ValueError(f"optimizer implementation {implementation!r} not in "
+                     f"{OPTIMIZER_IMPLEMENTATIONS}")
+  if dynamic_loss_scale and implementation != "fused":
+    raise ValueError("dynamic loss scaling (fp16) needs optimizer implementation 'fused'")
   variables = list(variables if variables is not None else tf.trainable_variables())
-  gradients = tf.gradients(loss, variables)
+  all_finite = None
+  if dynamic_loss_scale:
+    scale, good_steps, skipped_steps = _loss_scale_variables(initial_loss_scale)
+    scale_used = scale.read_value()  # read before the update: the gradients depend on it
+    tf.add_to_collection(LOSS_SCALE_COLLECTION, scale_used)
+    tf.summary.scalar("loss_scale", scale_used)
+    scaled_gradients = tf.gradients(loss * scale_used, variables)
+    gradients = [None if g is None else tf.convert_to_tensor(g) / scale_used
+                 for g in scaled_gradients]
+  else:
+    gradients = tf.gradients(loss, variables)
   gradients, gradient_norm = tf.clip_by_global_norm(gradients, clip_norm=clip_norm)
   tf.add_to_collection(GRADIENT_NORM_COLLECTION, gradient_norm)
   tf.summary.scalar("gradient_norm", gradient_norm)
+  if dynamic_loss_scale:
+    all_finite = tf.math.is_finite(gradient_norm)  # NaN/Inf in any gradient makes the norm so
   pairs = list(zip(gradients, variables))
   if head_learning_rate_multiplier == 1.0:
     groups = [(pairs, learning_rate)]
@@ -144,15 +215,18 @@ def build_train_op(loss: tf.Tensor,
     groups = [(encoder_pairs, learning_rate),
               (head_pairs, learning_rate * head_learning_rate_multiplier)]
   if implementation == "fused":
-    update = tf.group(*[fused_adam_weight_decay_update(group, rate, weight_decay)
+    update = tf.group(*[fused_adam_weight_decay_update(group, rate, weight_decay, all_finite)
                         for group, rate in groups if group])
-  elif implementation == "bert":
+  else:
     update = tf.group(*[
         _adam_weight_decay(rate, weight_decay).apply_gradients(group, global_step=global_step)
         for group, rate in groups if group])
-  else:
-    raise ValueError(f"optimizer implementation {implementation!r} not in "
-                     f"{OPTIMIZER_IMPLEMENTATIONS}")
+  if dynamic_loss_scale:
+    with tf.control_dependencies([update]):
+      update, skipped_after = _update_loss_scale(scale, good_steps, skipped_steps, all_finite,
+                                                 loss_scale_growth_steps)
+    tf.add_to_collection(LOSS_SCALE_COLLECTION, skipped_after)
+    tf.summary.scalar("skipped_steps", skipped_after)
   with tf.control_dependencies([update]):  # the step counts only after the update is applied
     train_op = global_step.assign_add(1)
   return train_op, learning_rate

@@ -73,6 +73,7 @@ INCOMPATIBLE_KEYS = (
     "config.model.num_hidden_layers",
     "config.model.intent_loss_weight", "config.model.slot_intent_context",
     "config.model.slot_crf",
+    "config.model.fp16",  # adds the loss-scale variables to the checkpoint
     "config.train.head_learning_rate_multiplier",  # changes the objective
     "config.model.head_dropout",
     # The optimisation: batch size maps steps to epochs and sets the schedule's length; the peak
@@ -101,6 +102,9 @@ COMPATIBLE_KEYS = (
     "config.train.eval_steps",
     "config.train.early_stopping_evals",
     "config.train.eval_batch_size", "config.train.optimizer_implementation",
+    "config.train.initial_loss_scale",  # read only when the checkpoint has no scale yet
+    "config.train.loss_scale_growth_steps",
+
     # Which phases run, and observation only.
     "config.run_train",
     "config.run_eval",

@@ -16,7 +16,7 @@ import os
 import signal
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
@@ -25,10 +25,10 @@ from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import RunConfig
 from bert_nlu.data import input_pipeline, readers, tfrecords
 from bert_nlu.data.examples import NluSplit
-from bert_nlu.data.features import word_level_tags
 from bert_nlu.data.labels import LabelMaps
 from bert_nlu.model import LOSS_COLLECTION, model_fn_builder
-from bert_nlu.optimization import GRADIENT_NORM_COLLECTION
+from bert_nlu.model import session_config as model_session_config
+from bert_nlu.optimization import GRADIENT_NORM_COLLECTION, LOSS_SCALE_COLLECTION
 from bert_nlu.tasks.nlu import NluTask, WholeSetNluMetrics
 
 SELECTION_METRIC = "whole_frame_accuracy"
@@ -115,7 +115,8 @@ def build_estimator(config: RunConfig, task: NluTask, bert_config, num_train_ste
       save_checkpoints_steps=train.save_checkpoints_steps,
       save_summary_steps=train.save_summary_steps,
       keep_checkpoint_max=train.keep_checkpoint_max,
-      log_step_count_steps=train.save_summary_steps)
+      log_step_count_steps=train.save_summary_steps,
+      session_config=model_session_config(config.model))
   model_fn = model_fn_builder(task, bert_config, config.model, train, num_train_steps,
                               num_warmup_steps, eval_gold_examples=eval_gold_examples,
                               profile_config=config.profile, profile_dir=config.profile_dir)
@@ -143,7 +144,7 @@ def _evaluate_latest_if_missed(estimator, exporter: hooks.BestModelExporter, dev
   checkpoint = estimator.latest_checkpoint()
   if checkpoint is None:
     return
-  step = int(checkpoint.rsplit("-", 1)[1])
+  step = checkpoints.step_of(checkpoint)
   if step == 0 or step in exporter.evaluated_steps():
     return
   tf.logging.info("Evaluating checkpoint %s, which was saved but not evaluated", checkpoint)
@@ -199,8 +200,11 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
   speed_hook = hooks.ExamplesPerSecondHook(train.train_batch_size, train.save_summary_steps,
                                            config.output_dir)
   stop_request = hooks.StopRequest()
+  guard_hook = hooks.NonFiniteGuardHook(
+      config.output_dir, LOSS_COLLECTION, GRADIENT_NORM_COLLECTION,
+      loss_scale_collection=LOSS_SCALE_COLLECTION if config.model.fp16 else None)
   train_hooks = [
-      hooks.NonFiniteGuardHook(config.output_dir, LOSS_COLLECTION, GRADIENT_NORM_COLLECTION),
+      guard_hook,
       hooks.GracefulStopHook(stop_request, config.output_dir),
       speed_hook,
   ]
@@ -230,6 +234,7 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
       "steps_run_this_session": speed_hook.train_steps,
       "train_examples_per_second": speed_hook.examples_per_second(),
       "train_step_seconds": speed_hook.train_seconds,
+      "fp16_skipped_steps": guard_hook.skipped_steps,
       "wall_seconds": wall_seconds,
   }
 

@@ -734,9 +734,13 @@ class RandomModel:
     self.rng = np.random.RandomState(seed % 2**32)
     self.num_intents, self.num_tags = num_intents, num_tags
 
-  def __call__(self, input_ids, input_mask, segment_ids):
+  def __call__(self, input_ids, input_mask, segment_ids, first_piece_mask=None):
     input_ids, input_mask = input_ids.numpy(), input_mask.numpy()
     expect(input_ids.shape == input_mask.shape == tuple(segment_ids.shape), "input shapes")
+    if first_piece_mask is not None:  # a CRF export's extra input
+      first_piece_mask = first_piece_mask.numpy()
+      expect(first_piece_mask.shape == input_ids.shape, "first_piece_mask shape")
+      expect(not np.any(first_piece_mask * (1 - input_mask)), "first pieces inside the input")
     batch, length = input_ids.shape
     probabilities = self.rng.dirichlet(np.ones(self.num_intents), batch).astype(np.float32)
     return {
@@ -756,6 +760,7 @@ def random_model_predictor(ctx, seed, max_seq_length):
   predictor.tokenizer = ctx.tokenizers["uncased"]
   model = RandomModel(seed, len(predictor.label_maps.intents), len(predictor.label_maps.slot_tags))
   predictor._serve = model  # pylint: disable=protected-access
+  predictor._takes_first_piece_mask = bool(seed % 2)  # pylint: disable=protected-access
   return predictor
 
 

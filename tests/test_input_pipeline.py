@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
+from bert_nlu import checkpoints
 from bert_nlu.compat import make_tokenizer
 from bert_nlu.data import input_pipeline, readers, tfrecords
 from bert_nlu.data.features import NluFeature
@@ -96,7 +97,7 @@ def test_resumed_training_input_continues_the_same_batch_sequence(record_path, t
   # A checkpoint at step 7: the resumed pipeline starts with the 8th batch.
   (model_dir / "model.ckpt-7.index").write_bytes(b"")
   (model_dir / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-7"\n')
-  assert input_pipeline.checkpoint_step(str(model_dir)) == 7
+  assert checkpoints.latest_step(str(model_dir)) == 7
   resumed = _batches(input_pipeline.make_input_fn(path, True, 16, 40, seed=5,
                                                   resume_model_dir=str(model_dir)), 5)
   for a, b in zip(fresh[7:12], resumed):

@@ -15,7 +15,7 @@ import dataclasses
 from typing import List, Optional, Sequence, Tuple
 
 from bert_nlu.data.examples import NluExample
-from bert_nlu.data.labels import UNKNOWN_ID, LabelMaps
+from bert_nlu.data.labels import LabelMaps
 
 CLS_TOKEN = "[CLS]"
 SEP_TOKEN = "[SEP]"

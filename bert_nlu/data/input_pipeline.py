@@ -9,6 +9,7 @@ where seq_length is the longest example in the batch (dynamic padding) or max_se
 
 from typing import Callable, Optional, Sequence
 
+from bert_nlu import checkpoints
 from bert_nlu.compat import tf
 from bert_nlu.data.tfrecords import SCALAR_FEATURES, SEQUENCE_FEATURES
 
@@ -27,12 +28,6 @@ def parse_record(serialized: tf.Tensor) -> dict:
     features[name] = tf.cast(parsed[name], tf.int32)
   features["input_mask"] = tf.ones_like(features["input_ids"])
   return features
-
-
-def checkpoint_step(model_dir: str) -> int:
-  """Global step of the newest checkpoint in model_dir (0 if none)."""
-  checkpoint = tf.train.latest_checkpoint(model_dir)
-  return int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0
 
 
 def default_bucket_boundaries(max_seq_length: int, width: int = 8) -> list:
@@ -92,7 +87,7 @@ def make_input_fn(tfrecord_path: str,
     else:
       dataset = dataset.padded_batch(batch_size, padded_shapes=padded_shapes)
     if is_training and resume_model_dir:
-      completed_steps = checkpoint_step(resume_model_dir)
+      completed_steps = checkpoints.latest_step(resume_model_dir)
       if completed_steps:
         dataset = dataset.skip(completed_steps)
     return dataset.prefetch(tf.data.AUTOTUNE)
