@@ -40,6 +40,8 @@ flags.DEFINE_bool("do_lower_case", None, "Tokenizer casing; default from bert_co
                   "(do_lower_case key written by the converter), else True.")
 flags.DEFINE_float("intent_loss_weight", 1.0, "loss = w * intent_loss + slot_loss.")
 flags.DEFINE_float("head_dropout", 0.1, "Dropout before the intent and slot heads.")
+flags.DEFINE_float("encoder_dropout", None, "Replaces bert_config.json's hidden and attention "
+                   "dropout rates (unset = keep the checkpoint's).")
 flags.DEFINE_integer("num_hidden_layers", None, "Use only the first N encoder layers.")
 flags.DEFINE_bool("slot_intent_context", False, "The slot head also sees the pooled utterance "
                   "vector (concatenated to every token).")
@@ -172,6 +174,8 @@ def _validate_flags() -> None:
     raise app.UsageError("--warmup_proportion must be in [0, 1)")
   if not 0 <= FLAGS.head_dropout < 1:
     raise app.UsageError("--head_dropout must be in [0, 1)")
+  if FLAGS.encoder_dropout is not None and not 0 <= FLAGS.encoder_dropout < 1:
+    raise app.UsageError("--encoder_dropout must be in [0, 1)")
   if FLAGS.eval_steps < 0 or FLAGS.early_stopping_evals < 0:
     raise app.UsageError("--eval_steps and --early_stopping_evals must be >= 0")
   if not (FLAGS.run_train or FLAGS.run_eval or FLAGS.run_predict):
@@ -210,7 +214,8 @@ def build_run_config():
       model=config.ModelConfig(
           bert_config_file=config_file, vocab_file=vocab_file, init_checkpoint=init_checkpoint,
           do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,
-          head_dropout=FLAGS.head_dropout, num_hidden_layers=FLAGS.num_hidden_layers,
+          head_dropout=FLAGS.head_dropout, encoder_dropout=FLAGS.encoder_dropout,
+          num_hidden_layers=FLAGS.num_hidden_layers,
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
           fp16=FLAGS.fp16),
       train=config.TrainConfig(

@@ -41,6 +41,7 @@ class ModelConfig:
     do_lower_case: tokenizer casing (must match the checkpoint).
     intent_loss_weight: total loss = intent_loss_weight * intent_loss + slot_loss.
     head_dropout: dropout before both heads (training only).
+    encoder_dropout: replaces bert_config's hidden and attention dropout rates (None = keep).
     num_hidden_layers: use only the first N encoder layers (None = all).
     slot_intent_context: the slot head also sees the pooled utterance vector.
     slot_crf: a linear-chain CRF over the words' first pieces (loss + Viterbi decoding).
@@ -54,6 +55,7 @@ class ModelConfig:
   do_lower_case: bool = True
   intent_loss_weight: float = 1.0
   head_dropout: float = 0.1
+  encoder_dropout: Optional[float] = None
   num_hidden_layers: Optional[int] = None
   slot_intent_context: bool = False
   slot_crf: bool = False

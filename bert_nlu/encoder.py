@@ -36,7 +36,8 @@ def build_bert_model(bert_config: modeling.BertConfig,
                      input_ids: tf.Tensor,
                      input_mask: tf.Tensor,
                      segment_ids: tf.Tensor,
-                     num_hidden_layers: Optional[int] = None) -> modeling.BertModel:
+                     num_hidden_layers: Optional[int] = None,
+                     encoder_dropout: Optional[float] = None) -> modeling.BertModel:
   """Builds bert-tensorflow's BertModel.
 
   Args:
@@ -47,6 +48,8 @@ def build_bert_model(bert_config: modeling.BertConfig,
     segment_ids: int32 [batch_size, seq_length] token type ids.
     num_hidden_layers: if set, build only the first N transformer layers (the rest of the
       checkpoint is ignored); None keeps the config's count.
+    encoder_dropout: if set, replaces the config's hidden and attention-probability dropout
+      rates (training only; no variable changes, so any checkpoint fits).
 
   Returns:
     The BertModel; `get_pooled_output()` is [batch_size, hidden_size] and
@@ -59,6 +62,11 @@ def build_bert_model(bert_config: modeling.BertConfig,
       raise ValueError(
           f"num_hidden_layers={num_hidden_layers} must be in [1, {bert_config.num_hidden_layers}]")
     config.num_hidden_layers = num_hidden_layers
+  if encoder_dropout is not None:
+    if not 0.0 <= encoder_dropout < 1.0:
+      raise ValueError(f"encoder_dropout={encoder_dropout} must be in [0, 1)")
+    config.hidden_dropout_prob = encoder_dropout
+    config.attention_probs_dropout_prob = encoder_dropout
   return modeling.BertModel(
       config=config,
       is_training=is_training,

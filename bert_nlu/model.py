@@ -74,7 +74,8 @@ def model_fn_builder(task,
         input_ids=features["input_ids"],  # [batch, seq]
         input_mask=features["input_mask"],  # [batch, seq]
         segment_ids=features["segment_ids"],  # [batch, seq]
-        num_hidden_layers=model_config.num_hidden_layers)
+        num_hidden_layers=model_config.num_hidden_layers,
+        encoder_dropout=model_config.encoder_dropout)
     logits = task.build_logits(
         pooled_output=bert.get_pooled_output(),  # [batch, hidden]
         sequence_output=bert.get_sequence_output(),  # [batch, seq, hidden]

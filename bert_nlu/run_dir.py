@@ -75,7 +75,7 @@ INCOMPATIBLE_KEYS = (
     "config.model.slot_crf",
     "config.model.fp16",  # adds the loss-scale variables to the checkpoint
     "config.train.head_learning_rate_multiplier",  # changes the objective
-    "config.model.head_dropout",
+    "config.model.head_dropout", "config.model.encoder_dropout",
     # The optimisation: batch size maps steps to epochs and sets the schedule's length; the peak
     # rate, warmup, decay and clipping are the schedule; the seed fixes the data order.
     "config.train.train_batch_size",

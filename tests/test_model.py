@@ -117,3 +117,22 @@ def test_fused_optimizer_matches_bert_adam_weight_decay(tiny_bert_dir):
     np.testing.assert_allclose(fused[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
   with pytest.raises(ValueError, match="implementation"):
     _train_steps(tiny_bert_dir, "sgd", steps=0)
+
+
+@pytest.mark.parametrize("encoder_dropout, deterministic", [(0.0, True), (0.5, False)])
+def test_encoder_dropout_overrides_the_checkpoint_config(tiny_bert_dir, encoder_dropout,
+                                                         deterministic):
+  bert_config = encoder.load_bert_config(f"{tiny_bert_dir}/bert_config.json")
+  with tf.Graph().as_default():
+    features = _features()
+    bert = encoder.build_bert_model(bert_config, True, features["input_ids"],
+                                    features["input_mask"], features["segment_ids"],
+                                    encoder_dropout=encoder_dropout)
+    output = bert.get_sequence_output()
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      first, second = session.run(output), session.run(output)
+  assert np.array_equal(first, second) == deterministic
+  with pytest.raises(ValueError, match="encoder_dropout"):
+    encoder.build_bert_model(bert_config, True, features["input_ids"], features["input_mask"],
+                             features["segment_ids"], encoder_dropout=1.0)
