@@ -1,0 +1,114 @@
+#!/usr/bin/env python
+"""Experiment report over NLU fine-tuning runs: dev curves and the selected checkpoints' metrics.
+
+  python bench/accuracy_report.py --run "SNIPS|softmax + intent context|runs/bench/snips" \
+      --run "SNIPS|CRF + intent context|runs/bench_crf/snips" ... [--name nlu_accuracy]
+
+Each --run is "corpus|label|run directory". From every run directory it reads what the trainer
+wrote: `best_checkpoint/evaluated_steps.json` (dev whole-frame accuracy of every periodic
+evaluation) and `eval_results.json` (the dev-selected checkpoint's dev and test metrics,
+the configuration). It writes reports/<name>.md (table + what each run changed), reports/<name>.png
+(dev whole-frame accuracy per epoch, one panel per corpus) and reports/<name>_dev_curves.csv.
+"""
+
+import argparse
+import os
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from bert_nlu import hooks, io_utils  # noqa: E402  pylint: disable=g-import-not-at-top
+
+HEADLINE = ("intent_accuracy", "slot_f1", "whole_frame_accuracy")
+VARIANT_KEYS = (("model", "slot_crf"), ("model", "slot_intent_context"),
+                ("model", "head_dropout"), ("model", "encoder_dropout"),
+                ("train", "learning_rate"), ("train", "num_train_epochs"),
+                ("train", "head_learning_rate_multiplier"), ("train", "train_batch_size"),
+                ("train", "seed"))
+
+
+def read_run(corpus: str, label: str, run_dir: str) -> dict:
+  results = io_utils.read_json(os.path.join(run_dir, "eval_results.json"))
+  curve = io_utils.read_json(os.path.join(run_dir, hooks.BEST_DIR_NAME,
+                                          hooks.EVALUATED_STEPS_FILE))
+  training = results["training"]
+  config = results["config"]
+  steps_per_epoch = training["num_train_steps"] / config["train"]["num_train_epochs"]
+  return {
+      "corpus": corpus, "label": label, "run_dir": run_dir,
+      "best_step": results["best_step"], "num_train_steps": training["num_train_steps"],
+      "dev": results["splits"]["dev"], "test": results["splits"].get("test"),
+      "curve": sorted((int(step) / steps_per_epoch, value) for step, value in curve.items()),
+      "variant": {f"{section}.{key}": config[section].get(key)
+                  for section, key in VARIANT_KEYS},
+  }
+
+
+def markdown(runs, png_name: str) -> str:
+  lines = ["# NLU fine-tuning: recipe attempts (all-MiniLM-L6-v2, 22M parameters)", "",
+           "Checkpoint selected on DEV whole-frame accuracy; TEST evaluated once with it. "
+           "Figures in %.", "",
+           "| corpus | run | best step / total | dev frame | test intent | test slot F1 | "
+           "test frame |", "|---|---|---|---|---|---|---|"]
+  for run in runs:
+    test = run["test"] or {}
+    cells = [f"{100 * test[k]:.2f}" if k in test else "-" for k in HEADLINE]
+    lines.append(f"| {run['corpus']} | {run['label']} | {run['best_step']} / "
+                 f"{run['num_train_steps']} | {100 * run['dev']['whole_frame_accuracy']:.2f} | "
+                 + " | ".join(cells) + " |")
+  lines += ["", f"![dev whole-frame accuracy per epoch]({png_name})", "",
+            "(The chart's y axis starts near the plateau; the first evaluations lie below it. All "
+            "points are in the CSV next to this file.)", "",
+            "Configurations (None: the setting did not exist in the code version that ran):", ""]
+  for run in runs:
+    variant = ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in run["variant"].items())
+    lines.append(f"- {run['corpus']} / {run['label']} (`{run['run_dir']}`): {variant}")
+  return "\n".join(lines) + "\n"
+
+
+def write_chart(runs, path: str, csv_path: str) -> None:
+  import altair as alt  # pylint: disable=g-import-not-at-top
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  rows = [{"corpus": run["corpus"], "run": run["label"], "epoch": epoch,
+           "dev_whole_frame_accuracy": 100 * value}
+          for run in runs for epoch, value in run["curve"]]
+  frame = pd.DataFrame(rows)
+  frame.to_csv(csv_path, index=False)
+  panels = []
+  for corpus in dict.fromkeys(run["corpus"] for run in runs):
+    data = frame[frame["corpus"] == corpus]
+    low = max(0.0, float(data["dev_whole_frame_accuracy"].quantile(0.2)) - 2)
+    panels.append(alt.Chart(data).mark_line(point=True, clip=True).encode(
+        x=alt.X("epoch:Q", title="epoch"),
+        y=alt.Y("dev_whole_frame_accuracy:Q", title="dev whole-frame accuracy (%)",
+                scale=alt.Scale(domain=[low, float(data["dev_whole_frame_accuracy"].max()) + 1])),
+        color=alt.Color("run:N", legend=alt.Legend(orient="bottom", columns=1)),
+    ).properties(title=corpus, width=320, height=240))
+  alt.hconcat(*panels).save(path, scale_factor=1.5)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--run", action="append", required=True,
+                      help='"corpus|label|run directory"; repeat')
+  parser.add_argument("--name", default="nlu_accuracy")
+  args = parser.parse_args()
+  runs = []
+  for spec in args.run:
+    parts = spec.split("|")
+    if len(parts) != 3:
+      parser.error(f"--run {spec!r}: expected 'corpus|label|run directory'")
+    runs.append(read_run(*parts))
+  reports = os.path.join(REPO, "reports")
+  os.makedirs(reports, exist_ok=True)
+  png = os.path.join(reports, f"{args.name}.png")
+  write_chart(runs, png, os.path.join(reports, f"{args.name}_dev_curves.csv"))
+  text = markdown(runs, os.path.basename(png))
+  io_utils.atomic_write_text(os.path.join(reports, f"{args.name}.md"), text)
+  print(text)
+
+
+if __name__ == "__main__":
+  main()
