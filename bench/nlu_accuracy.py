@@ -2,11 +2,15 @@
 """Accuracy benchmark: fine-tune all-MiniLM-L6-v2 on SNIPS and ATIS with the committed configs.
 
   python bench/nlu_accuracy.py [--corpora=snips,atis] [--runs_root=runs/bench]
+  python bench/nlu_accuracy.py --corpora=snips --runs_root=runs/try --attempt=crf_dropout02 \
+      -- --slot_crf --encoder_dropout=0.2      # a variant: extra flags after the config file
 
 For each corpus it runs `run_bert_nlu.py --flagfile=configs/<corpus>.cfg` from scratch in
 <runs_root>/<corpus> (selection on DEV whole-frame accuracy, TEST evaluated once with the best dev
 checkpoint), then writes bench/results/<corpus>.json (metrics, targets, published figures, config,
-git commit, wall time, examples/sec) and prints a comparison table.
+git commit, wall time, examples/sec, the dev curve) and prints a comparison table. With
+--attempt=NAME the result goes to bench/results/attempts/<corpus>_NAME.json instead (variants
+tried; the published result is the committed config's).
 """
 
 import argparse
@@ -20,7 +24,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from bert_nlu import io_utils  # noqa: E402  pylint: disable=g-import-not-at-top
+from bert_nlu import hooks, io_utils  # noqa: E402  pylint: disable=g-import-not-at-top
 import provenance  # noqa: E402  pylint: disable=g-import-not-at-top  (bench/)
 
 # Test-set figures (intent acc / slot F1 / whole-frame acc), from ../shared/DESIGN.md section 6.
@@ -90,6 +94,9 @@ def run_corpus(corpus: str, runs_root: str, extra_flags) -> dict:
       "published_test_percent": {k: dict(zip(("intent_accuracy", "slot_f1",
                                               "whole_frame_accuracy"), v))
                                  for k, v in PUBLISHED[corpus].items()},
+      "extra_flags": list(extra_flags),
+      "dev_whole_frame_accuracy_by_step": io_utils.read_json(os.path.join(
+          REPO, output_dir, hooks.BEST_DIR_NAME, hooks.EVALUATED_STEPS_FILE)),
       "flagfile": flagfile_text,
       "run_config": results["config"],
   }
@@ -121,11 +128,17 @@ def main():
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--corpora", default="snips,atis")
   parser.add_argument("--runs_root", default="runs/bench")
+  parser.add_argument("--attempt", default="",
+                      help="write bench/results/attempts/<corpus>_<attempt>.json instead")
   parser.add_argument("extra_flags", nargs="*", help="passed to run_bert_nlu.py after --")
   args = parser.parse_args()
   for corpus in args.corpora.split(","):
     report = run_corpus(corpus, args.runs_root, args.extra_flags)
-    io_utils.atomic_write_json(os.path.join(REPO, "bench", "results", f"{corpus}.json"), report)
+    if args.attempt:
+      path = os.path.join(REPO, "bench", "results", "attempts", f"{corpus}_{args.attempt}.json")
+    else:
+      path = os.path.join(REPO, "bench", "results", f"{corpus}.json")
+    io_utils.atomic_write_json(path, report)
     print(format_table(report), flush=True)
 
 
