@@ -95,6 +95,28 @@ def test_crf_decode_is_the_best_path_over_words_only(seed):
     assert all((a, b) != (0, 2) for a, b in zip(best, best[1:]))
 
 
+@pytest.mark.parametrize("slot_crf", [False, True])
+def test_predictions_decode_with_the_crf_only_when_asked(slot_crf):
+  # Unary scores prefer I-x right after O; the transitions forbid O -> I-x.
+  slot_logits = np.zeros([1, 4, 3], np.float32)
+  slot_logits[0, 1] = [5.0, 0.0, 0.0]  # word 1: O
+  slot_logits[0, 2] = [0.0, 2.0, 3.0]  # word 2: I-x by itself, B-x under the constraint
+  transitions = np.zeros([3, 3], np.float32)
+  transitions[0, 2] = -100.0
+  first_piece_mask = np.array([[0, 1, 1, 0]], np.int32)
+  task = NluTask(LABELS, slot_crf=slot_crf)
+  with tf.Graph().as_default(), tf.Session() as session:
+    logits = {"intent_logits": tf.zeros([1, 2]), "slot_logits": tf.constant(slot_logits)}
+    if slot_crf:
+      logits["slot_transitions"] = tf.constant(transitions)
+    predictions = session.run(task.build_predictions(
+        logits, {"first_piece_mask": tf.constant(first_piece_mask)}))
+  expected = [0, 1] if slot_crf else [0, 2]
+  assert predictions["slot_ids"][0, 1:3].tolist() == expected
+  probabilities = np.exp(slot_logits[0, 2]) / np.exp(slot_logits[0, 2]).sum()
+  assert predictions["slot_confidence"][0, 2] == pytest.approx(probabilities[expected[1]])
+
+
 def test_crf_with_zero_transitions_decodes_like_argmax():
   slot_logits, transitions = _random_problem(3)
   with tf.Graph().as_default(), tf.Session() as session:

@@ -210,7 +210,7 @@ class NluTask:
     word_logits, word_lengths, order = gather_first_pieces(logits["slot_logits"],
                                                            first_piece_mask)
     word_tags, _ = crf.crf_decode(word_logits, logits["slot_transitions"],
-                                       word_lengths)  # [batch, words]
+                                  word_lengths)  # [batch, words]
     piece_tags = scatter_word_values(word_tags, order)  # [batch, seq]
     argmax = tf.argmax(logits["slot_logits"], axis=-1, output_type=tf.int32)
     return tf.where(tf.cast(first_piece_mask, tf.bool), piece_tags, argmax)
@@ -218,14 +218,20 @@ class NluTask:
   def build_predictions(self, logits: Dict[str, tf.Tensor],
                         features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """intent_id [batch], intent_probabilities [batch, num_intents], slot_ids [batch, seq],
-    slot_confidence [batch, seq]; example_index and first_piece_mask passed through if given."""
+    slot_confidence [batch, seq] (the per-piece softmax probability of the predicted tag; with
+    slot_crf of the Viterbi tag); example_index and first_piece_mask passed through if given.
+    With slot_crf, features must carry first_piece_mask [batch, seq]."""
     intent_probabilities = tf.nn.softmax(logits["intent_logits"], axis=-1)
     slot_probabilities = tf.nn.softmax(logits["slot_logits"], axis=-1)
+    if self.slot_crf:
+      slot_ids = self._crf_decode(logits, features["first_piece_mask"])
+    else:
+      slot_ids = tf.argmax(logits["slot_logits"], axis=-1, output_type=tf.int32)
     predictions = {
         "intent_id": tf.argmax(logits["intent_logits"], axis=-1, output_type=tf.int32),
         "intent_probabilities": intent_probabilities,
-        "slot_ids": tf.argmax(logits["slot_logits"], axis=-1, output_type=tf.int32),
-        "slot_confidence": tf.reduce_max(slot_probabilities, axis=-1),
+        "slot_ids": slot_ids,
+        "slot_confidence": tf.gather(slot_probabilities, slot_ids, batch_dims=2),
     }
     for name in ("example_index", "first_piece_mask"):
       if name in features:
