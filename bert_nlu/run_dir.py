@@ -27,6 +27,7 @@ built. The lock relies on POSIX link() and flock() (Linux, macOS).
 """
 
 import contextlib
+import dataclasses
 import datetime
 import fcntl
 import functools
@@ -40,9 +41,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import typing
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import bert_nlu
+from bert_nlu import config as config_lib
 from bert_nlu import io_utils
 from bert_nlu.errors import InputError
 
@@ -346,11 +349,37 @@ def manifest_differences(recorded: Mapping[str, Any], requested: Mapping[str, An
       continue
     if old_value is _ABSENT and only_recorded_keys:
       continue
+    if old_value is _ABSENT and key in config_field_defaults() and (
+        new_value == config_field_defaults()[key]):
+      continue  # a setting added to the code later; its default is the old behaviour
     one_sided = old_value is _ABSENT or new_value is _ABSENT
     if one_sided and key.split(".", 1)[0] in _ONE_SIDED_SECTIONS:
       continue
     differences.append(Difference(key, old_value, new_value))
   return differences
+
+
+@functools.lru_cache(maxsize=None)
+def config_field_defaults() -> Dict[str, Any]:
+  """{"config.<section>.<field>": default} for every RunConfig field that has a default.
+
+  A field added to the code after a run was recorded is absent from its manifest. Its default
+  must reproduce the behaviour of the code before it existed (e.g. slot_crf=False), so a request
+  with the default is no difference; any other value is.
+  """
+  defaults = {}
+
+  def walk(cls, prefix):
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+      key = f"{prefix}.{field.name}"
+      if dataclasses.is_dataclass(hints[field.name]):
+        walk(hints[field.name], key)
+      elif field.default is not dataclasses.MISSING:
+        defaults[key] = json.loads(json.dumps(field.default))  # as the manifest stores it
+
+  walk(config_lib.RunConfig, "config")
+  return defaults
 
 
 def _comparable(manifest: Mapping[str, Any]) -> Dict[str, Any]:

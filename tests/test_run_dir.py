@@ -107,6 +107,21 @@ def test_compatible_change_resumes_and_is_recorded_in_history(output_dir):
   assert entry["config"]["train"]["num_train_epochs"] == 3.0
 
 
+@pytest.mark.parametrize("requested, compatible", [(None, True), (0.2, False)])
+def test_a_setting_added_later_is_compatible_only_at_its_default(output_dir, requested,
+                                                                 compatible):
+  old = make_manifest(make_run_config(output_dir))
+  del old["config"]["model"]["encoder_dropout"]  # recorded by code without the setting
+  run_dir.check_or_record_manifest(output_dir, old, overwrite=False)
+  model = dataclasses.replace(make_run_config(output_dir).model, encoder_dropout=requested)
+  new = make_manifest(make_run_config(output_dir, model=model))
+  if compatible:
+    assert run_dir.check_or_record_manifest(output_dir, new, overwrite=False) == "resumed"
+  else:
+    with pytest.raises(run_dir.IncompatibleRunError, match="encoder_dropout: <absent> -> 0.2"):
+      run_dir.check_or_record_manifest(output_dir, new, overwrite=False)
+
+
 def test_incompatible_changes_are_all_listed_and_nothing_is_recorded(output_dir):
   run_dir.check_or_record_manifest(output_dir, make_manifest(make_run_config(output_dir)),
                                    overwrite=False)
