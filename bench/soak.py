@@ -54,6 +54,34 @@ def quarter_growth(values):
   return sum(last) / len(last) - sum(first) / len(first)
 
 
+def fitted_slope(xs, ys):
+  """Least-squares slope of ys over xs (None with fewer than 2 distinct xs)."""
+  n = len(xs)
+  if n < 2 or len(set(xs)) < 2:
+    return None
+  mean_x, mean_y = sum(xs) / n, sum(ys) / n
+  covariance = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
+  return covariance / sum((x - mean_x) ** 2 for x in xs)
+
+
+def summarize(samples) -> dict:
+  """Growth figures over the samples after warm-up (the first quarter is left out)."""
+  rss = [s["rss_mb"] for s in samples]
+  fds = [s["open_fds"] for s in samples]
+  settled = samples[len(samples) // 4:]
+  slope = fitted_slope([s["evaluations"] for s in settled], [s["rss_mb"] for s in settled])
+  return {
+      "evaluations": samples[-1]["evaluations"] if samples else 0,
+      "rss_mb_first_quarter_to_last_quarter_growth": quarter_growth(rss),
+      "open_fds_first_quarter_to_last_quarter_growth": quarter_growth(fds),
+      "rss_mb_per_100_evaluations_fitted": None if slope is None else round(100 * slope, 3),
+      "rss_mb_min_max_after_warmup": [min(rss[len(rss) // 4:]), max(rss[len(rss) // 4:])]
+                                     if len(rss) >= 4 else None,
+      "open_fds_min_max_after_warmup": [min(fds[len(fds) // 4:]), max(fds[len(fds) // 4:])]
+                                       if len(fds) >= 4 else None,
+  }
+
+
 def write_chart(samples, path):
   import altair as alt  # pylint: disable=g-import-not-at-top
   import pandas as pd  # pylint: disable=g-import-not-at-top
@@ -78,8 +106,16 @@ def main():
   parser.add_argument("--workdir", default="runs/soak")
   parser.add_argument("--output", default=os.path.join(REPO, "bench", "results", "soak.json"))
   parser.add_argument("--png", default=os.path.join(REPO, "reports", "soak.png"))
+  parser.add_argument("--resummarize", action="store_true",
+                      help="recompute the summary figures of --output from its stored samples")
   args = parser.parse_args()
   from bert_nlu import io_utils, testing  # pylint: disable=g-import-not-at-top
+  if args.resummarize:
+    report = io_utils.read_json(args.output)
+    report.update(summarize(report["samples"]))
+    io_utils.atomic_write_json(args.output, report)
+    print({k: v for k, v in report.items() if k != "samples"})
+    return
   workdir = os.path.abspath(args.workdir)
   shutil.rmtree(workdir, ignore_errors=True)
   bert_dir = testing.make_tiny_bert(os.path.join(workdir, "tiny_bert"),
@@ -106,21 +142,13 @@ def main():
     process.terminate()  # graceful stop: checkpoint, exit 143
     process.wait(timeout=300)
     log.close()
-  rss = [s["rss_mb"] for s in samples]
-  fds = [s["open_fds"] for s in samples]
   report = {
       "benchmark": "soak",
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
       "command": " ".join(command),
       "minutes": round((time.time() - start) / 60, 1),
       "crashed_early": exit_code is not None,
-      "evaluations": samples[-1]["evaluations"] if samples else 0,
-      "rss_mb_first_quarter_to_last_quarter_growth": quarter_growth(rss),
-      "open_fds_first_quarter_to_last_quarter_growth": quarter_growth(fds),
-      "rss_mb_min_max_after_warmup": [min(rss[len(rss) // 4:]), max(rss[len(rss) // 4:])]
-                                     if len(rss) >= 4 else None,
-      "open_fds_min_max_after_warmup": [min(fds[len(fds) // 4:]), max(fds[len(fds) // 4:])]
-                                       if len(fds) >= 4 else None,
+      **summarize(samples),
       "samples": samples,
   }
   io_utils.atomic_write_json(args.output, report)
