@@ -94,6 +94,7 @@ def main():
   parser.add_argument("--run", action="append", required=True,
                       help='"corpus|label|run directory"; repeat')
   parser.add_argument("--name", default="nlu_accuracy")
+  parser.add_argument("--notes", default="", help="a Markdown file appended as the findings")
   args = parser.parse_args()
   runs = []
   for spec in args.run:
@@ -106,6 +107,9 @@ def main():
   png = os.path.join(reports, f"{args.name}.png")
   write_chart(runs, png, os.path.join(reports, f"{args.name}_dev_curves.csv"))
   text = markdown(runs, os.path.basename(png))
+  if args.notes:
+    with open(args.notes, encoding="utf-8") as f:
+      text += "\n## Findings\n\n" + f.read()
   io_utils.atomic_write_text(os.path.join(reports, f"{args.name}.md"), text)
   print(text)
 
