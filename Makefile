@@ -21,7 +21,8 @@ weights: install
 	$(PY) -m bert_nlu.convert --minilm
 
 run: weights
-	$(PY) run_bert_nlu.py --flagfile=configs/snips_quick.cfg --output_dir=runs/snips_quick
+	$(PY) run_bert_nlu.py --flagfile=configs/snips_quick.cfg --output_dir=runs/snips_quick \
+	    --overwrite_output_dir
 
 test: install
 	$(PY) -m pytest -m "not slow" -q
