@@ -403,7 +403,7 @@ class Ours:
     prepared = []
     for text in latency_texts:
       # pylint: disable=protected-access
-      input_ids, input_mask, _, _, _ = predictor._batch_inputs([text.split()])
+      input_ids, input_mask, _, _ = predictor._batch_inputs([text.split()])
       prepared.append((tf2.constant(input_ids), tf2.constant(input_mask),
                        tf2.zeros_like(input_ids)))
     forward_only = []

@@ -221,16 +221,14 @@ class NonFiniteGuardHook(tf.estimator.SessionRunHook):
 
   def after_run(self, run_context, run_values):
     values = run_values.results
-    if (self._loss_scale_collection and np.isfinite(values["loss"])
-        and not np.isfinite(values["gradient_norm"])):
-      step = int(run_context.session.run(self._global_step))
+    if self._loss_scale_collection:
       self.skipped_steps = int(values["skipped_steps"])
-      tf.logging.warning(
-          "step %d: gradients overflowed at loss scale %g; update skipped, scale halved "
-          "(%d steps skipped so far)", step, values["loss_scale"], self.skipped_steps)
-      return
-    if "skipped_steps" in values:
-      self.skipped_steps = int(values["skipped_steps"])
+      if np.isfinite(values["loss"]) and not np.isfinite(values["gradient_norm"]):
+        step = int(run_context.session.run(self._global_step))
+        tf.logging.warning(
+            "step %d: gradients overflowed at loss scale %g; update skipped, scale halved "
+            "(%d steps skipped so far)", step, values["loss_scale"], self.skipped_steps)
+        return
     if not (np.isfinite(values["loss"]) and np.isfinite(values["gradient_norm"])):
       # Read after the run: the number of steps done, the last of which was the bad one.
       step = int(run_context.session.run(self._global_step))

@@ -59,15 +59,12 @@ class NluPredictor:
     length = max(len(ids) for ids, _, _ in rows)
     input_ids = np.zeros([len(rows), length], np.int32)
     input_mask = np.zeros([len(rows), length], np.int32)
-    first_piece_mask_array = np.zeros([len(rows), length], np.int32)
-    first_piece_masks = []
-    for i, (ids, first_piece_mask, _) in enumerate(rows):
+    first_piece_mask = np.zeros([len(rows), length], np.int32)
+    for i, (ids, row_first_piece_mask, _) in enumerate(rows):
       input_ids[i, :len(ids)] = ids
       input_mask[i, :len(ids)] = 1
-      first_piece_mask_array[i, :len(first_piece_mask)] = first_piece_mask
-      first_piece_masks.append(first_piece_mask)
-    return (input_ids, input_mask, first_piece_mask_array, first_piece_masks,
-            [kept for _, _, kept in rows])
+      first_piece_mask[i, :len(row_first_piece_mask)] = row_first_piece_mask
+    return input_ids, input_mask, first_piece_mask, [kept for _, _, kept in rows]
 
   def predict(self, texts: Sequence[str]) -> List[Dict]:
     """Predicts each text; an empty (all-whitespace) text gets intent None and no slots."""
@@ -80,8 +77,7 @@ class NluPredictor:
     if not nonempty:
       return results
     words_list = [[texts[i][s:e] for s, e in offsets[i]] for i in nonempty]
-    input_ids, input_mask, first_piece_mask, first_piece_masks, kept = self._batch_inputs(
-        words_list)
+    input_ids, input_mask, first_piece_mask, kept = self._batch_inputs(words_list)
     inputs = {"input_ids": tf_v2.constant(input_ids), "input_mask": tf_v2.constant(input_mask),
               "segment_ids": tf_v2.zeros_like(input_ids)}
     if self._takes_first_piece_mask:  # a CRF export decodes over the words
@@ -89,7 +85,7 @@ class NluPredictor:
     outputs = self._serve(**inputs)
     outputs = {name: value.numpy() for name, value in outputs.items()}
     for row, i in enumerate(nonempty):
-      results[i] = self._decode(texts[i], offsets[i], words_list[row], first_piece_masks[row],
+      results[i] = self._decode(texts[i], offsets[i], words_list[row], first_piece_mask[row],
                                 kept[row], {name: value[row] for name, value in outputs.items()})
     return results
 

@@ -107,7 +107,6 @@ COMPATIBLE_KEYS = (
     "config.train.eval_batch_size", "config.train.optimizer_implementation",
     "config.train.initial_loss_scale",  # read only when the checkpoint has no scale yet
     "config.train.loss_scale_growth_steps",
-
     # Which phases run, and observation only.
     "config.run_train",
     "config.run_eval",
@@ -342,6 +341,7 @@ def manifest_differences(recorded: Mapping[str, Any], requested: Mapping[str, An
   """
   old = _comparable(recorded)
   new = _comparable(requested)
+  defaults = config_field_defaults()
   differences = []
   for key in list(new) + [k for k in old if k not in new]:
     old_value, new_value = old.get(key, _ABSENT), new.get(key, _ABSENT)
@@ -349,8 +349,7 @@ def manifest_differences(recorded: Mapping[str, Any], requested: Mapping[str, An
       continue
     if old_value is _ABSENT and only_recorded_keys:
       continue
-    if old_value is _ABSENT and key in config_field_defaults() and (
-        new_value == config_field_defaults()[key]):
+    if old_value is _ABSENT and key in defaults and new_value == defaults[key]:
       continue  # a setting added to the code later; its default is the old behaviour
     one_sided = old_value is _ABSENT or new_value is _ABSENT
     if one_sided and key.split(".", 1)[0] in _ONE_SIDED_SECTIONS:

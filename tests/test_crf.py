@@ -1,6 +1,5 @@
 """The CRF slot decoder: runs over first pieces only, exact likelihood and Viterbi, end to end."""
 
-import dataclasses
 import itertools
 
 import numpy as np
@@ -129,10 +128,8 @@ def test_crf_with_zero_transitions_decodes_like_argmax():
 @pytest.fixture(scope="module")
 def crf_run(tiny_bert_dir, tiny_corpus_dir, tmp_path_factory):
   output_dir = str(tmp_path_factory.mktemp("crf_run"))
-  config = testing.tiny_run_config(tiny_bert_dir, tiny_corpus_dir, output_dir,
-                                   num_train_epochs=20, save_checkpoints_steps=50,
-                                   save_summary_steps=10, keep_checkpoint_max=2)
-  config = dataclasses.replace(config, model=dataclasses.replace(config.model, slot_crf=True))
+  config = testing.tiny_training_config(tiny_bert_dir, tiny_corpus_dir, output_dir,
+                                        model_fields={"slot_crf": True})
   return config, train.run(config)
 
 

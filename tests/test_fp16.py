@@ -8,15 +8,11 @@ import logging
 import numpy as np
 import pytest
 
-from bert_nlu import hooks, model, optimization, testing, train
+from bert_nlu import hooks, model, optimization, train
 from bert_nlu.compat import tf
 from bert_nlu.tasks.nlu import NluTask
+from bert_nlu.testing import tiny_training_config as make_config
 from tensorflow.core.protobuf import rewriter_config_pb2
-
-
-def make_config(bert_dir, corpus_dir, output_dir, **train_fields):
-  return testing.tiny_run_config(bert_dir, corpus_dir, output_dir, save_summary_steps=10,
-                                 keep_checkpoint_max=2, **train_fields)
 
 
 def test_fp16_session_config_turns_on_automatic_mixed_precision(tiny_bert_dir, tiny_corpus_dir,
@@ -106,8 +102,7 @@ def test_fp16_run_counts_and_logs_skipped_steps_and_finishes(tiny_bert_dir, tiny
                                                              tmp_path, monkeypatch, caplog):
   _poison_gradients_at(monkeypatch, [10, 11])
   config = make_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path / "run"),
-                       num_train_epochs=3, save_checkpoints_steps=20)
-  config = dataclasses.replace(config, model=dataclasses.replace(config.model, fp16=True))
+                       model_fields={"fp16": True}, num_train_epochs=3, save_checkpoints_steps=20)
   tf_logger = logging.getLogger("tensorflow")
   capture = caplog.handler if not tf_logger.propagate else logging.NullHandler()
   tf_logger.addHandler(capture)

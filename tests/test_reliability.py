@@ -13,7 +13,7 @@ import pytest
 from bert_nlu import hooks, train
 from bert_nlu.compat import tf
 from bert_nlu.tasks.nlu import NluTask
-from test_train import make_config
+from bert_nlu.testing import tiny_training_config as make_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

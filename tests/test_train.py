@@ -9,12 +9,7 @@ from bert_nlu import hooks, testing, train
 from bert_nlu.predict import NluPredictor, predict_lines
 
 
-def make_config(bert_dir, corpus_dir, output_dir, **train_overrides):
-  train_fields = dict(num_train_epochs=20, save_checkpoints_steps=50, save_summary_steps=10,
-                      keep_checkpoint_max=2)
-  train_fields.update(train_overrides)
-  return testing.tiny_run_config(bert_dir, corpus_dir, output_dir, eval_on_test=True,
-                                 **train_fields)
+make_config = testing.tiny_training_config
 
 
 @pytest.fixture(scope="module")
