@@ -64,6 +64,12 @@ flags.DEFINE_integer("loss_scale_growth_steps", 2000, "--fp16: the loss scale do
                      "this many steps in a row with finite gradients.")
 flags.DEFINE_float("head_learning_rate_multiplier", 1.0, "Intent/slot heads learn at this "
                    "multiple of --learning_rate.")
+flags.DEFINE_float("layer_learning_rate_decay", 1.0, "Layer-wise learning-rate decay d in (0, 1]: "
+                   "encoder layer i of L learns at d^(L-i) times the rate, the embeddings at "
+                   "d^(L+1); 1 = off.")
+flags.DEFINE_float("weight_average_decay", 0.0, "Keep an exponential moving average of the "
+                   "weights (decay per step, e.g. 0.999) and evaluate, select the best checkpoint, "
+                   "export and predict with it; 0 = off (the raw weights).")
 flags.DEFINE_integer("save_checkpoints_steps", 1000,
                      "Checkpoint interval; every checkpoint is evaluated on dev.")
 flags.DEFINE_alias("eval_every_steps", "save_checkpoints_steps")
@@ -170,6 +176,12 @@ def _validate_flags() -> None:
   for name in ("weight_decay", "intent_loss_weight"):
     if not 0 <= getattr(FLAGS, name) < math.inf:
       raise app.UsageError(f"--{name} must be finite and >= 0, got {getattr(FLAGS, name)}")
+  if not 0 < FLAGS.layer_learning_rate_decay <= 1:
+    raise app.UsageError(f"--layer_learning_rate_decay must be in (0, 1], got "
+                         f"{FLAGS.layer_learning_rate_decay}")
+  if not 0 <= FLAGS.weight_average_decay < 1:
+    raise app.UsageError(f"--weight_average_decay must be in [0, 1), got "
+                         f"{FLAGS.weight_average_decay}")
   if not 0 <= FLAGS.warmup_proportion < 1:
     raise app.UsageError("--warmup_proportion must be in [0, 1)")
   if not 0 <= FLAGS.head_dropout < 1:
@@ -223,6 +235,8 @@ def build_run_config():
           learning_rate=FLAGS.learning_rate, warmup_proportion=FLAGS.warmup_proportion,
           num_train_epochs=FLAGS.num_train_epochs, weight_decay=FLAGS.weight_decay,
           head_learning_rate_multiplier=FLAGS.head_learning_rate_multiplier,
+          layer_learning_rate_decay=FLAGS.layer_learning_rate_decay,
+          weight_average_decay=FLAGS.weight_average_decay,
           optimizer_implementation=FLAGS.optimizer_implementation,
           initial_loss_scale=FLAGS.initial_loss_scale,
           loss_scale_growth_steps=FLAGS.loss_scale_growth_steps,

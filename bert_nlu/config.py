@@ -73,6 +73,10 @@ class TrainConfig:
     num_train_epochs: passes over the training set (may be fractional).
     weight_decay: decoupled weight decay (LayerNorm and biases excluded).
     head_learning_rate_multiplier: the task heads learn at this multiple of learning_rate.
+    layer_learning_rate_decay: d in (0, 1]: encoder layer i of L learns at d^(L - i) times the
+      rate, the embeddings at d^(L + 1) (1 = no layer-wise decay).
+    weight_average_decay: evaluate, select, export and predict with an exponential moving average
+      of the weights updated every step with this decay (0 = the raw weights).
     optimizer_implementation: "fused" (fast) or "bert" (bert.optimization's own op-by-op
       AdamWeightDecayOptimizer); both compute the same update.
     initial_loss_scale, loss_scale_growth_steps: dynamic loss scaling under fp16 (start value;
@@ -93,6 +97,8 @@ class TrainConfig:
   num_train_epochs: float = 10.0
   weight_decay: float = 0.01
   head_learning_rate_multiplier: float = 1.0
+  layer_learning_rate_decay: float = 1.0
+  weight_average_decay: float = 0.0
   optimizer_implementation: str = "fused"
   initial_loss_scale: float = 2.0 ** 15
   loss_scale_growth_steps: int = 2000

@@ -3,7 +3,8 @@
 `model_fn_builder` returns a closure; its arguments are everything the model depends on. Tasks
 (NLU now, sentence classification later) differ only in the `task` object: head, losses,
 predictions, metrics. Model variants (layer truncation, CRF, fp16 loss scaling; later freezing)
-are fields of `ModelConfig`. fp16 compute itself is a graph rewrite chosen in the session config
+are fields of `ModelConfig`; optimisation variants (layer-wise learning-rate decay, weight
+averaging) fields of `TrainConfig`. fp16 compute itself is a graph rewrite chosen in the session config
 (`session_config`).
 """
 
@@ -83,10 +84,15 @@ def model_fn_builder(task,
         head_dropout=model_config.head_dropout,
         initializer_range=bert_config.initializer_range)
     predictions = task.build_predictions(logits, features)
+    # EVAL and PREDICT (hence checkpoint selection and the export) read the averaged weights.
+    scaffold = None
+    if train_config.weight_average_decay and not is_training:
+      scaffold = tf.train.Scaffold(
+          saver=optimization.averaged_weights_saver(train_config.weight_average_decay))
 
     if mode == tf.estimator.ModeKeys.PREDICT:
       return tf.estimator.EstimatorSpec(
-          mode, predictions=predictions,
+          mode, predictions=predictions, scaffold=scaffold,
           export_outputs={"serving_default": tf.estimator.export.PredictOutput(
               task.export_outputs(predictions))})
 
@@ -103,7 +109,9 @@ def model_fn_builder(task,
           implementation=train_config.optimizer_implementation,
           dynamic_loss_scale=model_config.fp16,
           initial_loss_scale=train_config.initial_loss_scale,
-          loss_scale_growth_steps=train_config.loss_scale_growth_steps)
+          loss_scale_growth_steps=train_config.loss_scale_growth_steps,
+          layer_learning_rate_decay=train_config.layer_learning_rate_decay,
+          weight_average_decay=train_config.weight_average_decay)
       tf.summary.scalar("learning_rate", learning_rate)
       for name, value in loss_parts.items():
         tf.summary.scalar(name, value)
@@ -119,6 +127,7 @@ def model_fn_builder(task,
     eval_metric_ops = task.build_eval_metric_ops(predictions, eval_gold_examples)
     for name, value in loss_parts.items():
       eval_metric_ops[name] = tf.metrics.mean(value)
-    return tf.estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops=eval_metric_ops)
+    return tf.estimator.EstimatorSpec(mode, loss=loss, eval_metric_ops=eval_metric_ops,
+                                      scaffold=scaffold)
 
   return model_fn

@@ -24,6 +24,16 @@ advances (it counts batches consumed, which the schedule and resumption rely on)
 counters are checkpointed, so a resumed run continues with them. Only the "fused" implementation
 supports it (bert's optimizer creates its slots inside apply_gradients, which cannot sit in the
 conditional that skips the step).
+
+Two refinements of the update, both off by default:
+  layer_learning_rate_decay d < 1: encoder layer i of L trains at d^(L - i) times the rate, the
+    embeddings at d^(L + 1), the pooler at 1 (lower layers hold more general features and move
+    less; ELECTRA's and Model Garden's layer-wise decay).
+  weight_average_decay a > 0: after every update, an exponential moving average of the weights,
+    avg = r * avg + (1 - r) * w with r = min(a, (1 + step) / (10 + step)), is kept in
+    `<var>/ExponentialMovingAverage` (checkpointed). `averaged_weights_saver` restores those
+    averages INTO the model's variables, so evaluation, checkpoint selection and the export use the
+    averaged weights while training continues on the raw ones.
 """
 
 import re
@@ -38,6 +48,7 @@ GRADIENT_NORM_COLLECTION = "bert_nlu_gradient_norm"
 # dynamic loss scaling.
 LOSS_SCALE_COLLECTION = "bert_nlu_loss_scale"
 ENCODER_SCOPE = "bert/"
+_ENCODER_LAYER = re.compile(r"^bert/encoder/layer_(\d+)/")
 
 
 def learning_rate_schedule(global_step: tf.Tensor, peak_learning_rate: float,
@@ -142,6 +153,57 @@ def _update_loss_scale(scale, good_steps, skipped_steps, all_finite: tf.Tensor,
                   skipped_after), skipped_after
 
 
+def layer_learning_rate_factor(variable_name: str, num_layers: int, decay: float) -> float:
+  """The multiple of the encoder's rate for one variable under layer-wise decay.
+
+  Args:
+    variable_name: e.g. "bert/encoder/layer_3/attention/self/query/kernel".
+    num_layers: encoder layers L.
+    decay: d; layer i (0-based) -> d^(L - i), embeddings -> d^(L + 1), anything else in the
+      encoder (the pooler) -> 1.
+  """
+  if decay == 1.0:
+    return 1.0
+  if variable_name.startswith(ENCODER_SCOPE + "embeddings/"):
+    return decay ** (num_layers + 1)
+  match = _ENCODER_LAYER.match(variable_name)
+  if match:
+    return decay ** (num_layers - int(match.group(1)))
+  return 1.0
+
+
+def _learning_rate_groups(pairs, learning_rate: tf.Tensor, head_learning_rate_multiplier: float,
+                          layer_learning_rate_decay: float):
+  """Splits (gradient, variable) pairs into [(pairs, rate)], one group per distinct rate."""
+  num_layers = 1 + max([int(m.group(1)) for m in
+                        (_ENCODER_LAYER.match(_variable_name(v)) for _, v in pairs) if m],
+                       default=-1)
+  groups = {}
+  for gradient, variable in pairs:
+    if variable.name.startswith(ENCODER_SCOPE):
+      factor = layer_learning_rate_factor(_variable_name(variable), num_layers,
+                                          layer_learning_rate_decay)
+    else:
+      factor = head_learning_rate_multiplier
+    groups.setdefault(factor, []).append((gradient, variable))
+  return [(group, learning_rate if factor == 1.0 else learning_rate * factor)
+          for factor, group in sorted(groups.items())]
+
+
+def weight_average(decay: float) -> tf.train.ExponentialMovingAverage:
+  """The moving average of the weights (module docstring); decay warms up with the global step."""
+  return tf.train.ExponentialMovingAverage(decay, num_updates=tf.train.get_or_create_global_step())
+
+
+def averaged_weights_saver(decay: float) -> tf.train.Saver:
+  """A saver whose restore loads each trainable variable from its moving average.
+
+  For EVAL and PREDICT graphs (and so for the export) of a model trained with
+  weight_average_decay=decay; other variables (the global step) restore as themselves.
+  """
+  return tf.train.Saver(weight_average(decay).variables_to_restore(), sharded=True)
+
+
 def _adam_weight_decay(learning_rate: tf.Tensor, weight_decay: float):
   return bert_optimization.AdamWeightDecayOptimizer(
       learning_rate=learning_rate,
@@ -163,7 +225,9 @@ def build_train_op(loss: tf.Tensor,
                    implementation: str = "fused",
                    dynamic_loss_scale: bool = False,
                    initial_loss_scale: float = 2.0 ** 15,
-                   loss_scale_growth_steps: int = 2000) -> Tuple[tf.Operation, tf.Tensor]:
+                   loss_scale_growth_steps: int = 2000,
+                   layer_learning_rate_decay: float = 1.0,
+                   weight_average_decay: float = 0.0) -> Tuple[tf.Operation, tf.Tensor]:
   """Builds the update op.
 
   Args:
@@ -177,6 +241,10 @@ def build_train_op(loss: tf.Tensor,
     implementation: "fused" or "bert" (identical updates; see module docstring).
     dynamic_loss_scale, initial_loss_scale, loss_scale_growth_steps: loss scaling for fp16 (see
       module docstring); needs implementation="fused".
+    layer_learning_rate_decay: d in (0, 1]; encoder layers deeper from the top learn slower (module
+      docstring); 1 = one rate for the whole encoder.
+    weight_average_decay: keep a moving average of the weights with this decay (module docstring);
+      0 = none.
 
   Returns:
     (train_op that also increments the global step, learning_rate scalar).
@@ -206,14 +274,8 @@ def build_train_op(loss: tf.Tensor,
   tf.summary.scalar("gradient_norm", gradient_norm)
   if dynamic_loss_scale:
     all_finite = tf.math.is_finite(gradient_norm)  # NaN/Inf in any gradient makes the norm so
-  pairs = list(zip(gradients, variables))
-  if head_learning_rate_multiplier == 1.0:
-    groups = [(pairs, learning_rate)]
-  else:
-    encoder_pairs = [(g, v) for g, v in pairs if v.name.startswith(ENCODER_SCOPE)]
-    head_pairs = [(g, v) for g, v in pairs if not v.name.startswith(ENCODER_SCOPE)]
-    groups = [(encoder_pairs, learning_rate),
-              (head_pairs, learning_rate * head_learning_rate_multiplier)]
+  groups = _learning_rate_groups(list(zip(gradients, variables)), learning_rate,
+                                 head_learning_rate_multiplier, layer_learning_rate_decay)
   if implementation == "fused":
     update = tf.group(*[fused_adam_weight_decay_update(group, rate, weight_decay, all_finite)
                         for group, rate in groups if group])
@@ -227,6 +289,10 @@ def build_train_op(loss: tf.Tensor,
                                                  loss_scale_growth_steps)
     tf.add_to_collection(LOSS_SCALE_COLLECTION, skipped_after)
     tf.summary.scalar("skipped_steps", skipped_after)
+  if weight_average_decay:
+    with tf.control_dependencies([update]):  # averages the weights this step produced
+      update = weight_average(weight_average_decay).apply(
+          [v for g, v in zip(gradients, variables) if g is not None])
   with tf.control_dependencies([update]):  # the step counts only after the update is applied
     train_op = global_step.assign_add(1)
   return train_op, learning_rate

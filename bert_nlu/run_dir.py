@@ -78,6 +78,8 @@ INCOMPATIBLE_KEYS = (
     "config.model.slot_crf",
     "config.model.fp16",  # adds the loss-scale variables to the checkpoint
     "config.train.head_learning_rate_multiplier",  # changes the objective
+    "config.train.layer_learning_rate_decay",
+    "config.train.weight_average_decay",  # adds the averages to the checkpoint
     "config.model.head_dropout", "config.model.encoder_dropout",
     # The optimisation: batch size maps steps to epochs and sets the schedule's length; the peak
     # rate, warmup, decay and clipping are the schedule; the seed fixes the data order.

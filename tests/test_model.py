@@ -1,4 +1,5 @@
-"""model_fn variants: head learning-rate multiplier, intent context for the slot head, losses."""
+"""model_fn variants: head learning-rate multiplier, layer-wise learning-rate decay, weight
+averaging, intent context for the slot head, losses."""
 
 import numpy as np
 import pytest
@@ -36,21 +37,27 @@ def _build(tiny_bert_dir, slot_intent_context=False):
   return task, logits, features
 
 
-def _max_update(tiny_bert_dir, multiplier):
+_HEAD_KERNEL = "slot_head/dense/kernel"
+_BODY_KERNEL = "bert/encoder/layer_0/intermediate/dense/kernel"
+
+
+def _max_update(tiny_bert_dir, multiplier, layer_decay=1.0,
+                names=(_HEAD_KERNEL, _BODY_KERNEL)):
+  """Largest change of each named variable in one training step, and the global step after."""
   with tf.Graph().as_default():
     tf.set_random_seed(0)
     task, logits, features = _build(tiny_bert_dir)
     loss, _ = task.build_losses(logits, features)
     train_op, _ = optimization.build_train_op(loss, 1e-3, 10, 0, weight_decay=0.0,
-                                              head_learning_rate_multiplier=multiplier)
-    head = [v for v in tf.trainable_variables() if v.name.startswith("slot_head/dense/kernel")][0]
-    body = [v for v in tf.trainable_variables()
-            if v.name.startswith("bert/encoder/layer_0/intermediate/dense/kernel")][0]
+                                              head_learning_rate_multiplier=multiplier,
+                                              layer_learning_rate_decay=layer_decay)
+    variables = [[v for v in tf.trainable_variables() if v.name.startswith(name)][0]
+                 for name in names]
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
-      before = session.run([head, body])
+      before = session.run(variables)
       session.run(train_op)
-      after = session.run([head, body])
+      after = session.run(variables)
       step = session.run(tf.train.get_global_step())
   return [np.abs(a - b).max() for a, b in zip(after, before)], step
 
@@ -65,6 +72,55 @@ def test_head_learning_rate_multiplier_scales_only_the_heads(tiny_bert_dir):
   assert body_1 == pytest.approx(3.162e-3, rel=0.1)  # epsilon shrinks tiny-gradient steps
   assert head_10 == pytest.approx(10 * head_1, rel=0.01)
   assert body_10 == pytest.approx(body_1, rel=1e-4)
+
+
+def test_layer_learning_rate_factor_decays_from_the_top_layer_down():
+  factor = optimization.layer_learning_rate_factor
+  assert factor("bert/encoder/layer_5/output/dense/kernel", 6, 0.5) == 0.5
+  assert factor("bert/encoder/layer_0/attention/self/query/bias", 6, 0.5) == 0.5 ** 6
+  assert factor("bert/embeddings/word_embeddings", 6, 0.5) == 0.5 ** 7
+  assert factor("bert/pooler/dense/kernel", 6, 0.5) == 1.0
+  assert factor("bert/encoder/layer_11/output/dense/kernel", 12, 0.9) == pytest.approx(0.9)
+  assert factor("bert/encoder/layer_0/output/dense/kernel", 6, 1.0) == 1.0
+
+
+def test_layer_learning_rate_decay_slows_each_layer_by_its_depth(tiny_bert_dir):
+  names = (_HEAD_KERNEL, "bert/pooler/dense/kernel",
+           "bert/encoder/layer_1/attention/self/query/kernel",
+           "bert/encoder/layer_0/attention/self/query/kernel",
+           "bert/embeddings/position_embeddings")
+  plain, _ = _max_update(tiny_bert_dir, 1.0, names=names)
+  decayed, step = _max_update(tiny_bert_dir, 1.0, layer_decay=0.5, names=names)
+  assert step == 1
+  # The tiny encoder has 2 layers: heads and pooler x1, layer_1 x0.5, layer_0 x0.25, embeddings
+  # x0.125 of the same first step (bert's Adam moves a weight by ~3.16 * rate on its first step).
+  for move, base, expected in zip(decayed, plain, (1.0, 1.0, 0.5, 0.25, 0.125)):
+    assert move == pytest.approx(expected * base, rel=1e-4)
+
+
+def test_weight_average_tracks_the_weights_with_a_warming_up_decay(tiny_bert_dir):
+  with tf.Graph().as_default():
+    tf.set_random_seed(0)
+    task, logits, features = _build(tiny_bert_dir)
+    loss, _ = task.build_losses(logits, features)
+    train_op, _ = optimization.build_train_op(loss, 1e-3, 10, 0, weight_average_decay=0.9)
+    trainable = tf.trainable_variables()
+    variable = [v for v in trainable if v.name.startswith(_HEAD_KERNEL)][0]
+    average = [v for v in tf.global_variables()
+               if v.name == _HEAD_KERNEL + "/ExponentialMovingAverage:0"][0]
+    averaged = {v.name for v in tf.global_variables() if "ExponentialMovingAverage" in v.name}
+    assert len(averaged) == len(trainable)
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      expected = session.run(variable)
+      np.testing.assert_array_equal(session.run(average), expected)  # starts at the weights
+      for step in range(1, 4):
+        session.run(train_op)
+        rate = min(0.9, step / (9.0 + step))  # (1 + updates so far) / (10 + updates so far)
+        weights = session.run(variable)
+        expected = rate * expected + (1 - rate) * weights
+        np.testing.assert_allclose(session.run(average), expected, rtol=1e-5, atol=1e-7)
+      assert np.abs(weights - expected).max() > 1e-4  # the average lags the weights
 
 
 def test_slot_intent_context_widens_the_slot_head(tiny_bert_dir):

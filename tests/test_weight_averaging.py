@@ -1,0 +1,66 @@
+"""--weight_average_decay end to end: evaluation, the kept best checkpoint and the export use the
+moving average of the weights, not the raw weights."""
+
+import numpy as np
+import pytest
+
+from bert_nlu import encoder, hooks, testing, train
+from bert_nlu.compat import tf
+from bert_nlu.predict import NluPredictor
+
+_KERNEL = "slot_head/dense/kernel"
+
+
+@pytest.fixture(scope="module")
+def averaged_run(tiny_bert_dir, tiny_corpus_dir, tmp_path_factory):
+  output_dir = str(tmp_path_factory.mktemp("averaged_run"))
+  config = testing.tiny_training_config(tiny_bert_dir, tiny_corpus_dir, output_dir,
+                                        weight_average_decay=0.9, layer_learning_rate_decay=0.8)
+  return config, train.run(config)
+
+
+def test_averaged_run_learns(averaged_run):
+  _, results = averaged_run
+  dev = results["splits"]["dev"]
+  assert dev["intent_accuracy"] >= 0.9  # chance: ~0.33
+  assert dev["whole_frame_accuracy"] >= 0.5
+
+
+def test_the_export_holds_the_averaged_weights_of_the_best_checkpoint(averaged_run):
+  config, _ = averaged_run
+  best = hooks.read_best(config.output_dir)
+  raw = tf.train.load_variable(best["checkpoint"], _KERNEL)
+  averaged = tf.train.load_variable(best["checkpoint"], _KERNEL + "/ExponentialMovingAverage")
+  assert np.abs(raw - averaged).max() > 1e-5  # they differ, so the check below can tell them apart
+  # Loading the SavedModel (its saver restores the averages into the model's variables):
+  with tf.Graph().as_default() as graph, tf.Session(graph=graph) as session:
+    tf.saved_model.loader.load(session, ["serve"], hooks.latest_export(config.output_dir))
+    exported = session.run([v for v in tf.global_variables() if v.op.name == _KERNEL][0])
+  np.testing.assert_array_equal(exported, averaged)
+  predictions = NluPredictor(hooks.latest_export(config.output_dir)).predict(["weather in paris"])
+  assert predictions[0]["intent"]["name"] == "GetWeather"
+
+
+def _predict_dev(config, checkpoint):
+  prepared = train.prepare_data(config, ["dev"])
+  task = train.make_task(config, prepared.label_maps)
+  bert_config = encoder.load_bert_config(config.model.bert_config_file)
+  estimator = train.build_estimator(config, task, bert_config, 1, 0, None)
+  return train.predict_split(estimator, prepared, "dev", checkpoint,
+                             config.train.eval_batch_size, config.data.max_seq_length)
+
+
+def test_evaluation_reads_the_averaged_weights(averaged_run, tiny_bert_dir, tiny_corpus_dir,
+                                              tmp_path):
+  """The run's own evaluation of its best checkpoint used the averages: predicting with averaging
+  on reproduces it; with averaging off (the raw weights) the confidences differ."""
+  config, results = averaged_run
+  best = hooks.read_best(config.output_dir)
+  averaged_metrics, averaged_rows = _predict_dev(config, best["checkpoint"])
+  raw_config = testing.tiny_training_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path))
+  _, raw_rows = _predict_dev(raw_config, best["checkpoint"])
+  for name in ("intent_accuracy", "slot_f1", "whole_frame_accuracy"):
+    assert averaged_metrics[name] == results["splits"]["dev"][name]
+  averaged_confidence = np.array([row["intent_confidence"] for row in averaged_rows])
+  raw_confidence = np.array([row["intent_confidence"] for row in raw_rows])
+  assert np.abs(averaged_confidence - raw_confidence).max() > 1e-4
