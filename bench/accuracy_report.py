@@ -25,6 +25,7 @@ VARIANT_KEYS = (("model", "slot_crf"), ("model", "slot_intent_context"),
                 ("model", "head_dropout"), ("model", "encoder_dropout"),
                 ("train", "learning_rate"), ("train", "num_train_epochs"),
                 ("train", "head_learning_rate_multiplier"), ("train", "train_batch_size"),
+                ("train", "layer_learning_rate_decay"), ("train", "weight_average_decay"),
                 ("train", "seed"))
 
 

@@ -968,6 +968,8 @@ def expect_sane_run_config(run_config) -> None:
          "a float flag not finite / out of range")
   expect(0 < getattr(train, "head_learning_rate_multiplier", 1.0) < math.inf,
          "head_learning_rate_multiplier")
+  expect(0 < train.layer_learning_rate_decay <= 1, "layer_learning_rate_decay")
+  expect(0 <= train.weight_average_decay < 1, "weight_average_decay")
   expect(0 <= train.warmup_proportion < 1 and 0 <= model.head_dropout < 1, "a proportion")
   steps = run_config.profile.steps
   expect(steps is None or 1 <= steps[0] <= steps[1], "profile steps")
