@@ -4,10 +4,12 @@
   python bench/accuracy_report.py --run "SNIPS|softmax + intent context|runs/bench/snips" \
       --run "SNIPS|CRF + intent context|runs/bench_crf/snips" ... [--name nlu_accuracy]
 
-Each --run is "corpus|label|run directory". From every run directory it reads what the trainer
-wrote: `best_checkpoint/evaluated_steps.json` (dev whole-frame accuracy of every periodic
-evaluation) and `eval_results.json` (the dev-selected checkpoint's dev and test metrics,
-the configuration). It writes reports/<name>.md (table + what each run changed), reports/<name>.png
+Each --run is "corpus|label|source". A source is a run directory, from which it reads what the
+trainer wrote: `best_checkpoint/evaluated_steps.json` (dev whole-frame accuracy of every periodic
+evaluation) and `eval_results.json` (the dev-selected checkpoint's dev and test metrics, the
+configuration); or a committed benchmark result, `bench/results/<corpus>.json` or
+`bench/results/attempts/<name>.json` as bench/nlu_accuracy.py writes them (the same facts, kept
+after the run directory is gone; results without a dev curve get a table row but no line). It writes reports/<name>.md (table + what each run changed), reports/<name>.png
 (dev whole-frame accuracy per epoch, one panel per corpus) and reports/<name>_dev_curves.csv.
 """
 
@@ -29,7 +31,37 @@ VARIANT_KEYS = (("model", "slot_crf"), ("model", "slot_intent_context"),
                 ("train", "seed"))
 
 
+def _variant(config: dict) -> dict:
+  return {f"{section}.{key}": config[section].get(key) for section, key in VARIANT_KEYS}
+
+
+def _curve(evaluated_steps: dict, steps_per_epoch: float):
+  """[(epoch, dev whole-frame accuracy)] sorted by epoch, from {"step": accuracy}."""
+  return sorted((int(step) / steps_per_epoch, value) for step, value in evaluated_steps.items())
+
+
+def read_benchmark_result(corpus: str, label: str, path: str) -> dict:
+  """One run's row from a bench/nlu_accuracy.py result JSON (published or attempt)."""
+  result = io_utils.read_json(path)
+  missing = [key for key in ("best_step", "num_train_steps", "dev", "test", "run_config")
+             if key not in result]
+  if missing:
+    raise ValueError(f"{path}: not a bench/nlu_accuracy.py result (missing {missing})")
+  config = result["run_config"]
+  steps_per_epoch = result["num_train_steps"] / config["train"]["num_train_epochs"]
+  return {
+      "corpus": corpus, "label": label, "run_dir": os.path.relpath(path, REPO),
+      "best_step": result["best_step"], "num_train_steps": result["num_train_steps"],
+      "dev": result["dev"], "test": result["test"],
+      "curve": _curve(result.get("dev_whole_frame_accuracy_by_step", {}), steps_per_epoch),
+      "variant": _variant(config),
+  }
+
+
 def read_run(corpus: str, label: str, run_dir: str) -> dict:
+  """One run's row from a run directory, or from a result JSON if `run_dir` is a file."""
+  if os.path.isfile(run_dir):
+    return read_benchmark_result(corpus, label, run_dir)
   results = io_utils.read_json(os.path.join(run_dir, "eval_results.json"))
   curve = io_utils.read_json(os.path.join(run_dir, hooks.BEST_DIR_NAME,
                                           hooks.EVALUATED_STEPS_FILE))
@@ -40,9 +72,8 @@ def read_run(corpus: str, label: str, run_dir: str) -> dict:
       "corpus": corpus, "label": label, "run_dir": run_dir,
       "best_step": results["best_step"], "num_train_steps": training["num_train_steps"],
       "dev": results["splits"]["dev"], "test": results["splits"].get("test"),
-      "curve": sorted((int(step) / steps_per_epoch, value) for step, value in curve.items()),
-      "variant": {f"{section}.{key}": config[section].get(key)
-                  for section, key in VARIANT_KEYS},
+      "curve": _curve(curve, steps_per_epoch),
+      "variant": _variant(config),
   }
 
 
@@ -93,7 +124,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--run", action="append", required=True,
-                      help='"corpus|label|run directory"; repeat')
+                      help='"corpus|label|run directory or result JSON"; repeat')
   parser.add_argument("--name", default="nlu_accuracy")
   parser.add_argument("--notes", default="", help="a Markdown file appended as the findings")
   args = parser.parse_args()
@@ -101,7 +132,7 @@ def main():
   for spec in args.run:
     parts = spec.split("|")
     if len(parts) != 3:
-      parser.error(f"--run {spec!r}: expected 'corpus|label|run directory'")
+      parser.error(f"--run {spec!r}: expected 'corpus|label|run directory or result JSON'")
     runs.append(read_run(*parts))
   reports = os.path.join(REPO, "reports")
   os.makedirs(reports, exist_ok=True)

@@ -68,16 +68,24 @@ def run_corpus(corpus: str, runs_root: str, extra_flags) -> dict:
   wall_seconds = time.time() - start
   if result.returncode != 0:
     raise RuntimeError(f"{corpus}: training failed (exit {result.returncode}), see {log_path}")
-  results = io_utils.read_json(os.path.join(REPO, output_dir, "eval_results.json"))
   with open(os.path.join(REPO, flagfile)) as f:
     flagfile_text = f.read()
+  return benchmark_result(corpus, os.path.join(REPO, output_dir), command=" ".join(command),
+                          code_version=code_version, wall_seconds=wall_seconds,
+                          extra_flags=extra_flags, flagfile_text=flagfile_text)
+
+
+def benchmark_result(corpus: str, output_dir: str, command: str, code_version: dict,
+                     wall_seconds: float, extra_flags, flagfile_text: str) -> dict:
+  """The result JSON of one finished run, from what the trainer wrote in `output_dir`."""
+  results = io_utils.read_json(os.path.join(output_dir, "eval_results.json"))
   targets = TARGETS[corpus]
   test = results["splits"]["test"]
   return {
       "benchmark": "nlu_accuracy",
       "corpus": corpus,
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "command": " ".join(command),
+      "command": command,
       "git": code_version,
       "machine": provenance.machine(),
       "model": "all-MiniLM-L6-v2 (6 layers, hidden 384, 22.7M parameters), converted",
@@ -96,7 +104,7 @@ def run_corpus(corpus: str, runs_root: str, extra_flags) -> dict:
                                  for k, v in PUBLISHED[corpus].items()},
       "extra_flags": list(extra_flags),
       "dev_whole_frame_accuracy_by_step": io_utils.read_json(os.path.join(
-          REPO, output_dir, hooks.BEST_DIR_NAME, hooks.EVALUATED_STEPS_FILE)),
+          output_dir, hooks.BEST_DIR_NAME, hooks.EVALUATED_STEPS_FILE)),
       "flagfile": flagfile_text,
       "run_config": results["config"],
   }

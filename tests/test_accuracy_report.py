@@ -1,0 +1,88 @@
+"""The accuracy benchmark's result JSON and the experiment report read from it.
+
+A tiny run trains end to end; bench/nlu_accuracy.py's `benchmark_result` turns its directory into
+the committed result format, and bench/accuracy_report.py must read the same row (metrics, best
+step, dev curve, configuration) from that JSON as from the run directory it came from, so reports
+can be rebuilt from committed results after the run directories are gone.
+"""
+
+import json
+import os
+import sys
+
+import pytest
+
+from bert_nlu import testing, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "bench"))
+
+import accuracy_report  # noqa: E402  pylint: disable=g-import-not-at-top
+import nlu_accuracy  # noqa: E402  pylint: disable=g-import-not-at-top
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_bert_dir, tiny_corpus_dir, tmp_path_factory):
+  output_dir = str(tmp_path_factory.mktemp("report_run"))
+  config = testing.tiny_training_config(tiny_bert_dir, tiny_corpus_dir, output_dir,
+                                        num_train_epochs=8, layer_learning_rate_decay=0.9)
+  return output_dir, train.run(config)
+
+
+def _result_json(output_dir, path):
+  result = nlu_accuracy.benchmark_result(
+      "snips", output_dir, command="run_bert_nlu.py --flagfile=tiny", code_version={"commit": "x"},
+      wall_seconds=1.0, extra_flags=["--layer_learning_rate_decay=0.9"], flagfile_text="")
+  with open(path, "w") as f:
+    json.dump(result, f)
+  return result
+
+
+def test_result_json_holds_the_selected_checkpoint_and_the_dev_curve(finished_run, tmp_path):
+  output_dir, results = finished_run
+  result = _result_json(output_dir, str(tmp_path / "snips_try.json"))
+  assert result["best_step"] == results["best_step"]
+  assert result["test"]["whole_frame_accuracy"] == results["splits"]["test"][
+      "whole_frame_accuracy"]
+  curve = result["dev_whole_frame_accuracy_by_step"]
+  assert len(curve) >= 2  # a checkpoint every 50 steps
+  assert max(curve.values()) == pytest.approx(results["splits"]["dev"]["whole_frame_accuracy"])
+  assert result["targets_met"]["intent_accuracy"] == (
+      100 * results["splits"]["test"]["intent_accuracy"] >= 98.0)
+
+
+def test_report_reads_the_same_row_from_the_json_as_from_the_run_directory(finished_run,
+                                                                            tmp_path):
+  output_dir, _ = finished_run
+  path = str(tmp_path / "snips_try.json")
+  _result_json(output_dir, path)
+  from_dir = accuracy_report.read_run("tiny", "run", output_dir)
+  from_json = accuracy_report.read_run("tiny", "run", path)
+  for key in ("best_step", "num_train_steps", "curve", "variant"):
+    assert from_json[key] == from_dir[key], key
+  for split in ("dev", "test"):
+    for name in accuracy_report.HEADLINE:
+      assert from_json[split][name] == from_dir[split][name]
+  assert from_json["variant"]["train.layer_learning_rate_decay"] == 0.9
+  epochs = [epoch for epoch, _ in from_json["curve"]]
+  assert epochs == sorted(epochs) and epochs[-1] == pytest.approx(8.0)
+
+
+def test_report_rejects_a_json_that_is_not_a_benchmark_result(tmp_path):
+  path = tmp_path / "other.json"
+  path.write_text(json.dumps({"dev": {}}))
+  with pytest.raises(ValueError, match="other.json.*best_step"):
+    accuracy_report.read_run("tiny", "run", str(path))
+
+
+def test_report_writes_table_and_chart_from_results(finished_run, tmp_path):
+  output_dir, _ = finished_run
+  path = str(tmp_path / "snips_try.json")
+  result = _result_json(output_dir, path)
+  runs = [accuracy_report.read_run("tiny", "from json", path)]
+  text = accuracy_report.markdown(runs, "chart.png")
+  frame = f"{100 * result['dev']['whole_frame_accuracy']:.2f}"
+  assert f"| tiny | from json | {result['best_step']} / {result['num_train_steps']} | {frame} |" in text
+  accuracy_report.write_chart(runs, str(tmp_path / "chart.png"), str(tmp_path / "curves.csv"))
+  assert (tmp_path / "chart.png").stat().st_size > 1000
+  assert len((tmp_path / "curves.csv").read_text().splitlines()) == 1 + len(runs[0]["curve"])
