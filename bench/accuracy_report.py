@@ -115,7 +115,9 @@ def write_chart(runs, path: str, csv_path: str) -> None:
         x=alt.X("epoch:Q", title="epoch"),
         y=alt.Y("dev_whole_frame_accuracy:Q", title="dev whole-frame accuracy (%)",
                 scale=alt.Scale(domain=[low, float(data["dev_whole_frame_accuracy"].max()) + 1])),
-        color=alt.Color("run:N", legend=alt.Legend(orient="bottom", columns=1)),
+        # tableau20: distinct colours for up to 20 runs (the default palette repeats after 10).
+        color=alt.Color("run:N", scale=alt.Scale(scheme="tableau20"),
+                        legend=alt.Legend(orient="bottom", columns=1, labelLimit=400)),
     ).properties(title=corpus, width=320, height=240))
   alt.hconcat(*panels).save(path, scale_factor=1.5)
 
