@@ -9,8 +9,9 @@ trainer wrote: `best_checkpoint/evaluated_steps.json` (dev whole-frame accuracy 
 evaluation) and `eval_results.json` (the dev-selected checkpoint's dev and test metrics, the
 configuration); or a committed benchmark result, `bench/results/<corpus>.json` or
 `bench/results/attempts/<name>.json` as bench/nlu_accuracy.py writes them (the same facts, kept
-after the run directory is gone; results without a dev curve get a table row but no line). It writes reports/<name>.md (table + what each run changed), reports/<name>.png
-(dev whole-frame accuracy per epoch, one panel per corpus) and reports/<name>_dev_curves.csv.
+after the run directory is gone; results without a dev curve get a table row but no line).
+It writes reports/<name>.md (table + what each run changed), reports/<name>.png (dev whole-frame
+accuracy per epoch, one panel per corpus) and reports/<name>_dev_curves.csv.
 """
 
 import argparse
@@ -31,13 +32,19 @@ VARIANT_KEYS = (("model", "slot_crf"), ("model", "slot_intent_context"),
                 ("train", "seed"))
 
 
-def _variant(config: dict) -> dict:
-  return {f"{section}.{key}": config[section].get(key) for section, key in VARIANT_KEYS}
-
-
-def _curve(evaluated_steps: dict, steps_per_epoch: float):
-  """[(epoch, dev whole-frame accuracy)] sorted by epoch, from {"step": accuracy}."""
-  return sorted((int(step) / steps_per_epoch, value) for step, value in evaluated_steps.items())
+def _row(corpus: str, label: str, source: str, best_step: int, num_train_steps: int, dev: dict,
+         test, evaluated_steps: dict, config: dict) -> dict:
+  """One run's report row; `evaluated_steps` is {"step": dev whole-frame accuracy}, turned into
+  [(epoch, accuracy)] sorted by epoch; `config` is the run's resolved RunConfig as a dict."""
+  steps_per_epoch = num_train_steps / config["train"]["num_train_epochs"]
+  return {
+      "corpus": corpus, "label": label, "run_dir": source,
+      "best_step": best_step, "num_train_steps": num_train_steps, "dev": dev, "test": test,
+      "curve": sorted((int(step) / steps_per_epoch, value)
+                      for step, value in evaluated_steps.items()),
+      "variant": {f"{section}.{key}": config[section].get(key)
+                  for section, key in VARIANT_KEYS},
+  }
 
 
 def read_benchmark_result(corpus: str, label: str, path: str) -> dict:
@@ -47,15 +54,9 @@ def read_benchmark_result(corpus: str, label: str, path: str) -> dict:
              if key not in result]
   if missing:
     raise ValueError(f"{path}: not a bench/nlu_accuracy.py result (missing {missing})")
-  config = result["run_config"]
-  steps_per_epoch = result["num_train_steps"] / config["train"]["num_train_epochs"]
-  return {
-      "corpus": corpus, "label": label, "run_dir": os.path.relpath(path, REPO),
-      "best_step": result["best_step"], "num_train_steps": result["num_train_steps"],
-      "dev": result["dev"], "test": result["test"],
-      "curve": _curve(result.get("dev_whole_frame_accuracy_by_step", {}), steps_per_epoch),
-      "variant": _variant(config),
-  }
+  return _row(corpus, label, os.path.relpath(path, REPO), result["best_step"],
+              result["num_train_steps"], result["dev"], result["test"],
+              result.get("dev_whole_frame_accuracy_by_step", {}), result["run_config"])
 
 
 def read_run(corpus: str, label: str, run_dir: str) -> dict:
@@ -65,16 +66,9 @@ def read_run(corpus: str, label: str, run_dir: str) -> dict:
   results = io_utils.read_json(os.path.join(run_dir, "eval_results.json"))
   curve = io_utils.read_json(os.path.join(run_dir, hooks.BEST_DIR_NAME,
                                           hooks.EVALUATED_STEPS_FILE))
-  training = results["training"]
-  config = results["config"]
-  steps_per_epoch = training["num_train_steps"] / config["train"]["num_train_epochs"]
-  return {
-      "corpus": corpus, "label": label, "run_dir": run_dir,
-      "best_step": results["best_step"], "num_train_steps": training["num_train_steps"],
-      "dev": results["splits"]["dev"], "test": results["splits"].get("test"),
-      "curve": _curve(curve, steps_per_epoch),
-      "variant": _variant(config),
-  }
+  return _row(corpus, label, run_dir, results["best_step"],
+              results["training"]["num_train_steps"], results["splits"]["dev"],
+              results["splits"].get("test"), curve, results["config"])
 
 
 def markdown(runs, png_name: str) -> str:
