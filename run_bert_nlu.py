@@ -29,6 +29,14 @@ flags.DEFINE_integer("max_seq_length", 64, "Word pieces per example incl. [CLS] 
 flags.DEFINE_string("cache_dir", "", "TFRecord cache (default <output_dir>/data_cache).")
 flags.DEFINE_bool("bucket_by_length", True, "Length-bucketed dynamic padding for training; "
                   "--nobucket_by_length pads every batch to max_seq_length.")
+flags.DEFINE_float("augment_slot_substitution", 0.0, "Slot-substitution augmentation: with this "
+                   "probability per training example (and copy), add a copy whose slot values are "
+                   "replaced by values of the same slot type from other training utterances, "
+                   "drawn from --seed; 0 = off.")
+flags.DEFINE_integer("augment_copies", 1, "--augment_slot_substitution: times each training "
+                     "example is offered for augmentation.")
+flags.DEFINE_bool("augment_same_intent", False, "--augment_slot_substitution: draw substitute "
+                  "values only from utterances of the same intent.")
 # ---- model
 flags.DEFINE_string("bert_dir", "", "Directory with bert_config.json, vocab.txt, bert_model.ckpt; "
                     "default: the converted all-MiniLM-L6-v2 in $BERT_NLU_CACHE "
@@ -188,6 +196,11 @@ def _validate_flags() -> None:
     raise app.UsageError("--head_dropout must be in [0, 1)")
   if FLAGS.encoder_dropout is not None and not 0 <= FLAGS.encoder_dropout < 1:
     raise app.UsageError("--encoder_dropout must be in [0, 1)")
+  if not 0 <= FLAGS.augment_slot_substitution <= 1:
+    raise app.UsageError(f"--augment_slot_substitution must be in [0, 1], got "
+                         f"{FLAGS.augment_slot_substitution}")
+  if not 1 <= FLAGS.augment_copies <= 100:
+    raise app.UsageError(f"--augment_copies must be in [1, 100], got {FLAGS.augment_copies}")
   if FLAGS.eval_steps < 0 or FLAGS.early_stopping_evals < 0:
     raise app.UsageError("--eval_steps and --early_stopping_evals must be >= 0")
   if not (FLAGS.run_train or FLAGS.run_eval or FLAGS.run_predict):
@@ -222,7 +235,9 @@ def build_run_config():
       data=config.DataConfig(
           data_dir=data_dir, corpus_format=FLAGS.corpus_format,
           multi_intent_policy=FLAGS.multi_intent_policy, max_seq_length=FLAGS.max_seq_length,
-          cache_dir=FLAGS.cache_dir, bucket_by_length=FLAGS.bucket_by_length),
+          cache_dir=FLAGS.cache_dir, bucket_by_length=FLAGS.bucket_by_length,
+          augment_slot_substitution=FLAGS.augment_slot_substitution,
+          augment_copies=FLAGS.augment_copies, augment_same_intent=FLAGS.augment_same_intent),
       model=config.ModelConfig(
           bert_config_file=config_file, vocab_file=vocab_file, init_checkpoint=init_checkpoint,
           do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,

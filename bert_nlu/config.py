@@ -23,6 +23,11 @@ class DataConfig:
     cache_dir: where TFRecords and their metadata go ("" = <output_dir>/data_cache).
     bucket_by_length: batch training examples of similar length (dynamic padding); False pads
       every batch to max_seq_length.
+    augment_slot_substitution: probability, per training example and copy, of adding a copy whose
+      slot values are replaced by values of the same slot type from other training utterances
+      (bert_nlu/data/augment.py; 0 = off). Drawn once from the run's seed.
+    augment_copies: how many times each training example is offered for augmentation.
+    augment_same_intent: draw substitute values only from utterances of the same intent.
   """
   data_dir: str
   corpus_format: str = "seq"
@@ -30,6 +35,9 @@ class DataConfig:
   max_seq_length: int = 64
   cache_dir: str = ""
   bucket_by_length: bool = True
+  augment_slot_substitution: float = 0.0
+  augment_copies: int = 1
+  augment_same_intent: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 from bert_nlu import checkpoints, encoder, hooks, io_utils, metrics, run_dir
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import RunConfig
-from bert_nlu.data import input_pipeline, readers, tfrecords
+from bert_nlu.data import augment, input_pipeline, readers, tfrecords
 from bert_nlu.data.examples import NluSplit
 from bert_nlu.data.labels import LabelMaps
 from bert_nlu.model import LOSS_COLLECTION, model_fn_builder
@@ -63,6 +63,14 @@ def read_corpus(config: RunConfig, split_names: Sequence[str]):
   for split in splits.values():
     if split.bad_bytes:
       tf.logging.warning("%s: replaced %d undecodable bytes", split.name, split.bad_bytes)
+  data = config.data
+  if data.augment_slot_substitution > 0:
+    original_size = len(splits["train"])
+    splits["train"] = augment.augment_split(
+        splits["train"], data.augment_slot_substitution, config.train.seed,
+        copies=data.augment_copies, same_intent=data.augment_same_intent)
+    tf.logging.info("train: slot-substitution augmentation added %d copies to %d examples",
+                    len(splits["train"]) - original_size, original_size)
   train_split = splits["train"]
   label_maps = LabelMaps.from_labels(
       train_split.intents(), (e.slot_tags for e in train_split.examples))
