@@ -87,6 +87,13 @@ flags.DEFINE_integer("eval_steps", 0, "Dev batches per periodic evaluation (0 = 
 flags.DEFINE_integer("early_stopping_evals", 0, "Stop after this many evaluations without a "
                      "better dev whole-frame accuracy (0 = off).")
 flags.DEFINE_integer("seed", 42, "Random seed (graph seed; initializers are explicit).")
+flags.DEFINE_list("distill_teachers", [], "Distillation: run directories (comma-separated) whose "
+                  "best exports, averaged as an ensemble, give soft intent and per-word slot "
+                  "targets for training (computed once, cached with the TFRecords).")
+flags.DEFINE_float("distill_temperature", 2.0, "--distill_teachers: temperature T of the soft "
+                   "targets (the soft term is scaled by T^2).")
+flags.DEFINE_float("distill_alpha", 0.5, "--distill_teachers: weight of the teacher term in each "
+                   "loss; 1 - alpha goes to the gold labels.")
 # ---- profiling
 flags.DEFINE_string("profile_steps", "", "START:END global steps to trace (inclusive), e.g. "
                     "100:102; writes tfprof profile_N dumps and chrome-trace timelines. Off when "
@@ -201,6 +208,14 @@ def _validate_flags() -> None:
                          f"{FLAGS.augment_slot_substitution}")
   if not 1 <= FLAGS.augment_copies <= 100:
     raise app.UsageError(f"--augment_copies must be in [1, 100], got {FLAGS.augment_copies}")
+  if not 0 < FLAGS.distill_temperature < math.inf:
+    raise app.UsageError(f"--distill_temperature must be finite and > 0, got "
+                         f"{FLAGS.distill_temperature}")
+  if not 0 <= FLAGS.distill_alpha <= 1:
+    raise app.UsageError(f"--distill_alpha must be in [0, 1], got {FLAGS.distill_alpha}")
+  for teacher in FLAGS.distill_teachers:
+    if not os.path.isdir(teacher):
+      raise app.UsageError(f"--distill_teachers: {teacher} is not a run directory")
   if FLAGS.eval_steps < 0 or FLAGS.early_stopping_evals < 0:
     raise app.UsageError("--eval_steps and --early_stopping_evals must be >= 0")
   if not (FLAGS.run_train or FLAGS.run_eval or FLAGS.run_predict):
@@ -259,7 +274,9 @@ def build_run_config():
           save_summary_steps=FLAGS.save_summary_steps,
           keep_checkpoint_max=FLAGS.keep_checkpoint_max,
           eval_steps=FLAGS.eval_steps or None,
-          early_stopping_evals=FLAGS.early_stopping_evals, seed=FLAGS.seed),
+          early_stopping_evals=FLAGS.early_stopping_evals, seed=FLAGS.seed,
+          distill_teachers=tuple(FLAGS.distill_teachers),
+          distill_temperature=FLAGS.distill_temperature, distill_alpha=FLAGS.distill_alpha),
       profile=config.ProfileConfig(
           steps=_parse_profile_steps(FLAGS.profile_steps), profile_dir=FLAGS.profile_dir,
           tensorboard_trace=FLAGS.profile_tensorboard),

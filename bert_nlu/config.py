@@ -97,6 +97,10 @@ class TrainConfig:
     early_stopping_evals: stop when dev whole-frame accuracy has not improved for this many
       evaluations (0 = never stop early).
     seed: graph-level seed; with explicit initializers, runs with one seed are repeatable.
+    distill_teachers: run directories whose best exports, as an ensemble, give soft training
+      targets (bert_nlu/distill.py); empty = no distillation.
+    distill_temperature: T of the soft targets and of the student's soft term.
+    distill_alpha: weight of the teacher term in each loss (0 = gold labels only).
   """
   train_batch_size: int = 32
   eval_batch_size: int = 64
@@ -117,6 +121,9 @@ class TrainConfig:
   eval_steps: Optional[int] = None
   early_stopping_evals: int = 0
   seed: int = 42
+  distill_teachers: Tuple[str, ...] = ()
+  distill_temperature: float = 2.0
+  distill_alpha: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True)

@@ -50,7 +50,7 @@ class NluPredictor:
                                     bool(predict_config["do_lower_case"]))
     self._loaded = tf_v2.saved_model.load(export_dir)
     self._serve = self._loaded.signatures["serving_default"]
-    self._takes_first_piece_mask = (
+    self.takes_first_piece_mask = (
         "first_piece_mask" in self._serve.structured_input_signature[1])
 
   def _batch_inputs(self, words_list: Sequence[Sequence[str]]):
@@ -66,52 +66,84 @@ class NluPredictor:
       first_piece_mask[i, :len(row_first_piece_mask)] = row_first_piece_mask
     return input_ids, input_mask, first_piece_mask, [kept for _, _, kept in rows]
 
-  def predict(self, texts: Sequence[str]) -> List[Dict]:
-    """Predicts each text; an empty (all-whitespace) text gets intent None and no slots."""
-    offsets = [word_offsets(text) for text in texts]
-    results: List[Dict] = [None] * len(texts)
-    nonempty = [i for i, o in enumerate(offsets) if o]
-    for i, text in enumerate(texts):
-      if not offsets[i]:
-        results[i] = {"text": text, "intent": None, "slots": [], "truncated_words": 0}
-    if not nonempty:
-      return results
-    words_list = [[texts[i][s:e] for s, e in offsets[i]] for i in nonempty]
+  def run_batch(self, words_list: Sequence[Sequence[str]]):
+    """Runs the model on a batch of word lists.
+
+    Returns:
+      outputs: {name: np.ndarray} of the serving signature, row per utterance (intent_id [batch],
+        intent_probabilities [batch, num_intents], slot_ids / slot_confidence [batch, seq],
+        slot_probabilities [batch, seq, num_tags] in exports that have it, ...).
+      first_piece_mask: [batch, seq] int32.
+      kept: number of words of each utterance that fit in max_seq_length.
+    """
     input_ids, input_mask, first_piece_mask, kept = self._batch_inputs(words_list)
     inputs = {"input_ids": tf_v2.constant(input_ids), "input_mask": tf_v2.constant(input_mask),
               "segment_ids": tf_v2.zeros_like(input_ids)}
-    if self._takes_first_piece_mask:  # a CRF export decodes over the words
+    if self.takes_first_piece_mask:  # a CRF export decodes over the words
       inputs["first_piece_mask"] = tf_v2.constant(first_piece_mask)
     outputs = self._serve(**inputs)
-    outputs = {name: value.numpy() for name, value in outputs.items()}
-    for row, i in enumerate(nonempty):
-      results[i] = self._decode(texts[i], offsets[i], words_list[row], first_piece_mask[row],
-                                kept[row], {name: value[row] for name, value in outputs.items()})
-    return results
+    return {name: value.numpy() for name, value in outputs.items()}, first_piece_mask, kept
 
-  def _decode(self, text, offsets, words, first_piece_mask, num_words_kept, output) -> Dict:
-    intent_id = int(output["intent_id"])
-    first_positions = [p for p, is_first in enumerate(first_piece_mask) if is_first]
-    tags = [self.label_maps.slot_tags[int(output["slot_ids"][p])] for p in first_positions]
-    confidence = [float(output["slot_confidence"][p]) for p in first_positions]
-    tags += ["O"] * (len(words) - len(tags))
-    slots = []
-    for span in tags_to_spans(words, tags):
-      start, end = span["start"], span["end"]
-      slots.append({
-          "slot": span["slot"],
-          "text": text[offsets[start][0]:offsets[end - 1][1]],
-          "start": offsets[start][0], "end": offsets[end - 1][1],
-          "word_start": start, "word_end": end,
-          "confidence": min(confidence[start:end]),
-      })
-    return {
-        "text": text,
-        "intent": {"name": self.label_maps.intents[intent_id],
-                   "probability": float(output["intent_probabilities"][intent_id])},
-        "slots": slots,
-        "truncated_words": len(words) - num_words_kept,
-    }
+  def predict(self, texts: Sequence[str]) -> List[Dict]:
+    """Predicts each text; an empty (all-whitespace) text gets intent None and no slots."""
+    return predict_texts(self, texts)
+
+
+def predict_texts(predictor, texts: Sequence[str]) -> List[Dict]:
+  """Raw texts -> result dicts with any predictor that has `label_maps` and `run_batch`.
+
+  An empty (all-whitespace) text gets intent None and no slots.
+  """
+  offsets = [word_offsets(text) for text in texts]
+  results: List[Dict] = [None] * len(texts)
+  nonempty = [i for i, o in enumerate(offsets) if o]
+  for i, text in enumerate(texts):
+    if not offsets[i]:
+      results[i] = {"text": text, "intent": None, "slots": [], "truncated_words": 0}
+  if not nonempty:
+    return results
+  words_list = [[texts[i][s:e] for s, e in offsets[i]] for i in nonempty]
+  outputs, first_piece_mask, kept = predictor.run_batch(words_list)
+  for row, i in enumerate(nonempty):
+    results[i] = decode_utterance(predictor.label_maps, texts[i], offsets[i], words_list[row],
+                                  first_piece_mask[row], kept[row],
+                                  {name: value[row] for name, value in outputs.items()})
+  return results
+
+
+def decode_utterance(label_maps: LabelMaps, text: str, offsets, words, first_piece_mask,
+                     num_words_kept: int, output) -> Dict:
+  """One utterance's model outputs (one row of `run_batch`) -> its result dict."""
+  intent_id = int(output["intent_id"])
+  first_positions = [p for p, is_first in enumerate(first_piece_mask) if is_first]
+  tags = [label_maps.slot_tags[int(output["slot_ids"][p])] for p in first_positions]
+  confidence = [float(output["slot_confidence"][p]) for p in first_positions]
+  tags += ["O"] * (len(words) - len(tags))
+  slots = []
+  for span in tags_to_spans(words, tags):
+    start, end = span["start"], span["end"]
+    slots.append({
+        "slot": span["slot"],
+        "text": text[offsets[start][0]:offsets[end - 1][1]],
+        "start": offsets[start][0], "end": offsets[end - 1][1],
+        "word_start": start, "word_end": end,
+        "confidence": min(confidence[start:end]),
+    })
+  return {
+      "text": text,
+      "intent": {"name": label_maps.intents[intent_id],
+                 "probability": float(output["intent_probabilities"][intent_id])},
+      "slots": slots,
+      "truncated_words": len(words) - num_words_kept,
+  }
+
+
+def load_predictor(export_dirs: Sequence[str]):
+  """An NluPredictor for one export, an ensemble (bert_nlu.ensemble) of several."""
+  if len(export_dirs) == 1:
+    return NluPredictor(export_dirs[0])
+  from bert_nlu import ensemble  # pylint: disable=g-import-not-at-top
+  return ensemble.EnsemblePredictor([NluPredictor(d) for d in export_dirs])
 
 
 def predict_lines(predictor: NluPredictor, lines: Sequence[str], batch_size: int = 32,
@@ -154,8 +186,9 @@ def run_main() -> None:
   """Console script `bert-nlu-predict`: see --help."""
   from absl import app, flags  # pylint: disable=g-import-not-at-top
 
-  flags.DEFINE_string("model_dir", "", "A run's --output_dir (uses its best export).")
-  flags.DEFINE_string("export_dir", "", "An exported SavedModel directory (overrides model_dir).")
+  flags.DEFINE_list("model_dir", [], "A run's --output_dir (uses its best export); several, "
+                    "comma-separated, predict as one ensemble (bert_nlu.ensemble).")
+  flags.DEFINE_list("export_dir", [], "Exported SavedModel directories (override model_dir).")
   flags.DEFINE_string("input_file", "", "Utterances, one per line; '-' reads stdin. Without it, "
                       "the positional arguments are the utterances.")
   flags.DEFINE_integer("batch_size", 32, "Utterances per model call.")
@@ -169,11 +202,11 @@ def run_main() -> None:
     # Arguments with undecodable bytes arrive as surrogates: make them plain replaced text.
     arguments = [os.fsencode(a).decode("utf-8", "replace") for a in argv[1:]]
     try:
-      export_dir = flag_values.export_dir or latest_export(flag_values.model_dir)
+      export_dirs = flag_values.export_dir or [latest_export(d) for d in flag_values.model_dir]
       lines = (read_utterances(flag_values.input_file) if flag_values.input_file else arguments)
       if not lines:
         raise app.UsageError("nothing to predict: pass utterances or --input_file")
-      predict_lines(NluPredictor(export_dir), lines, flag_values.batch_size)
+      predict_lines(load_predictor(export_dirs), lines, flag_values.batch_size)
     except (InputError, FileNotFoundError) as e:
       print(f"error: {e}", file=sys.stderr)
       return 2

@@ -20,7 +20,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from bert_nlu import checkpoints, encoder, hooks, io_utils, metrics, run_dir
+from bert_nlu import checkpoints, distill, encoder, hooks, io_utils, metrics, run_dir
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import RunConfig
 from bert_nlu.data import augment, input_pipeline, readers, tfrecords
@@ -98,7 +98,8 @@ def prepare_data(config: RunConfig, split_names: Sequence[str]) -> PreparedData:
 
 def make_task(config: RunConfig, label_maps: LabelMaps) -> NluTask:
   return NluTask(label_maps, config.model.intent_loss_weight, config.model.slot_intent_context,
-                 config.model.slot_crf)
+                 config.model.slot_crf, distill_temperature=config.train.distill_temperature,
+                 distill_alpha=config.train.distill_alpha)
 
 
 def training_steps(num_examples: int, batch_size: int, num_epochs: float,
@@ -202,6 +203,11 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
       bucket_by_length=config.data.bucket_by_length,
       pad_to_max_length=not config.data.bucket_by_length, seed=train.seed,
       resume_model_dir=config.output_dir)
+  if train.distill_teachers:
+    teacher_targets = distill.load_or_compute_teacher_targets(
+        train.distill_teachers, prepared.splits["train"].examples, prepared.label_maps,
+        max_seq_length, train.distill_temperature, config.cache_dir)
+    train_input_fn = distill.with_teacher_targets(train_input_fn, teacher_targets)
   dev_input_fn = input_pipeline.make_input_fn(
       prepared.caches["dev"].tfrecord_path, is_training=False,
       batch_size=train.eval_batch_size, max_seq_length=max_seq_length)

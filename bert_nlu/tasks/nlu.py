@@ -23,7 +23,7 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from bert_nlu import metrics
+from bert_nlu import distill, metrics
 from bert_nlu.compat import crf, tf
 from bert_nlu.data.examples import NluExample
 from bert_nlu.data.features import word_level_tags
@@ -127,18 +127,23 @@ class NluTask:
   name = "nlu"
 
   def __init__(self, label_maps: LabelMaps, intent_loss_weight: float = 1.0,
-               slot_intent_context: bool = False, slot_crf: bool = False):
+               slot_intent_context: bool = False, slot_crf: bool = False,
+               distill_temperature: float = 1.0, distill_alpha: float = 0.0):
     """Args:
       label_maps: intent and slot-tag vocabularies.
       intent_loss_weight: loss = intent_loss_weight * intent_loss + slot_loss.
       slot_intent_context: feed the slot head each token's vector concatenated with the pooled
         utterance vector (what the intent head sees), so tags can depend on the intent.
       slot_crf: a linear-chain CRF over the words' first pieces (loss and Viterbi decoding).
+      distill_temperature, distill_alpha: when training batches carry teacher distributions
+        (bert_nlu.distill), each loss mixes the gold term with the teacher term.
     """
     self.label_maps = label_maps
     self.intent_loss_weight = intent_loss_weight
     self.slot_intent_context = slot_intent_context
     self.slot_crf = slot_crf
+    self.distill_temperature = distill_temperature
+    self.distill_alpha = distill_alpha
 
   def build_logits(self, pooled_output: tf.Tensor, sequence_output: tf.Tensor, is_training: bool,
                    head_dropout: float, initializer_range: float) -> Dict[str, tf.Tensor]:
@@ -170,6 +175,8 @@ class NluTask:
   def build_losses(self, logits: Dict[str, tf.Tensor],
                    features: Dict[str, tf.Tensor]) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
     """Masked cross-entropies (see module docstring). Returns (loss, {name: scalar})."""
+    if distill.TEACHER_INTENT in features:
+      return self._distilled_losses(logits, features)
     intent_id = features["intent_id"]  # [batch]
     intent_known = tf.cast(intent_id >= 0, tf.float32)
     intent_xent = tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -189,6 +196,32 @@ class NluTask:
     slot_loss = tf.reduce_sum(slot_xent * slot_weight) / tf.maximum(
         tf.reduce_sum(slot_weight), 1.0)
 
+    loss = self.intent_loss_weight * intent_loss + slot_loss
+    return loss, {"intent_loss": intent_loss, "slot_loss": slot_loss}
+
+  def _distilled_losses(self, logits, features) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
+    """Gold and teacher terms mixed per head (bert_nlu.distill.mixed_cross_entropy)."""
+    temperature, alpha = self.distill_temperature, self.distill_alpha
+    intent_id = features["intent_id"]  # [batch]
+    intent_loss = distill.mixed_cross_entropy(
+        logits["intent_logits"], intent_id, features[distill.TEACHER_INTENT],
+        tf.cast(intent_id >= 0, tf.float32), temperature, alpha)
+    slot_ids, first_piece_mask = features["slot_ids"], features["first_piece_mask"]
+    word_logits, word_lengths, order = gather_first_pieces(logits["slot_logits"],
+                                                           first_piece_mask)
+    max_words = tf.shape(word_logits)[1]
+    word_tags = tf.gather(slot_ids, order, batch_dims=1)[:, :max_words]  # [batch, words]
+    is_word = tf.sequence_mask(word_lengths, max_words, dtype=tf.float32)
+    teacher = features[distill.TEACHER_SLOTS][:, :max_words]  # [batch, words, num_tags]
+    if self.slot_crf:
+      soft_loss = distill.mixed_cross_entropy(word_logits, word_tags, teacher, is_word,
+                                              temperature, alpha=1.0)
+      slot_loss = ((1.0 - alpha) * self._crf_slot_loss(logits, slot_ids, first_piece_mask)
+                   + alpha * soft_loss)
+    else:
+      known = is_word * tf.cast(word_tags >= 0, tf.float32)
+      slot_loss = distill.mixed_cross_entropy(word_logits, word_tags, teacher, known,
+                                              temperature, alpha)
     loss = self.intent_loss_weight * intent_loss + slot_loss
     return loss, {"intent_loss": intent_loss, "slot_loss": slot_loss}
 
@@ -219,8 +252,10 @@ class NluTask:
                         features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """intent_id [batch], intent_probabilities [batch, num_intents], slot_ids [batch, seq],
     slot_confidence [batch, seq] (the per-piece softmax probability of the predicted tag; with
-    slot_crf of the Viterbi tag); example_index and first_piece_mask passed through if given.
-    With slot_crf, features must carry first_piece_mask [batch, seq]."""
+    slot_crf of the Viterbi tag), slot_probabilities [batch, seq, num_tags]; with slot_crf also
+    slot_logits [batch, seq, num_tags] and slot_transitions [batch, num_tags, num_tags] (the
+    transition matrix, repeated per row); example_index and first_piece_mask passed through if
+    given. With slot_crf, features must carry first_piece_mask [batch, seq]."""
     intent_probabilities = tf.nn.softmax(logits["intent_logits"], axis=-1)
     slot_probabilities = tf.nn.softmax(logits["slot_logits"], axis=-1)
     if self.slot_crf:
@@ -232,7 +267,13 @@ class NluTask:
         "intent_probabilities": intent_probabilities,
         "slot_ids": slot_ids,
         "slot_confidence": tf.gather(slot_probabilities, slot_ids, batch_dims=2),
+        "slot_probabilities": slot_probabilities,
     }
+    if self.slot_crf:  # the CRF's potentials, which an ensemble averages (bert_nlu.ensemble)
+      batch_size = tf.shape(logits["slot_logits"])[0]
+      predictions["slot_logits"] = logits["slot_logits"]
+      predictions["slot_transitions"] = tf.tile(logits["slot_transitions"][None],
+                                                [batch_size, 1, 1])
     for name in ("example_index", "first_piece_mask"):
       if name in features:
         predictions[name] = features[name]
@@ -264,5 +305,8 @@ class NluTask:
     return {name: tf.placeholder(tf.int32, [None, None], name=name) for name in names}
 
   def export_outputs(self, predictions: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    return {name: predictions[name] for name in
-            ("intent_id", "intent_probabilities", "slot_ids", "slot_confidence")}
+    names = ["intent_id", "intent_probabilities", "slot_ids", "slot_confidence",
+             "slot_probabilities"]
+    if self.slot_crf:
+      names += ["slot_logits", "slot_transitions"]
+    return {name: predictions[name] for name in names}
