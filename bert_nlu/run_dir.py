@@ -89,6 +89,11 @@ INCOMPATIBLE_KEYS = (
     "config.train.weight_decay",
     "config.train.clip_norm",
     "config.train.seed",
+    # The training data itself (augmented copies) and the objective (distillation targets).
+    "config.data.augment_slot_substitution", "config.data.augment_copies",
+    "config.data.augment_same_intent",
+    "config.train.distill_teachers", "config.train.distill_temperature",
+    "config.train.distill_alpha",
 )
 COMPATIBLE_KEYS = (
     # Paths: their content is compared above (data_fingerprint, model_files, model_shape).
