@@ -46,9 +46,9 @@ class ConfigurationError(InputError):
 def resolve_run_config(argv: Sequence[str]):
   """The RunConfig `run_bert_nlu.py <argv>` would run, resolved in this process.
 
-  Parses `argv` into absl's global FLAGS (the flags run_bert_nlu.py defines; any previous parse is
-  undone first) and calls `run_bert_nlu.build_run_config`, which validates them and resolves
-  defaults and paths. No TensorFlow import.
+  Parses `argv` into absl's global FLAGS (where run_bert_nlu.py defines its flags) and calls
+  `run_bert_nlu.build_run_config`, which validates them and resolves defaults and paths. The
+  flags' previous values and parsed state are restored afterwards. No TensorFlow graph is built.
 
   Raises:
     ConfigurationError: a flag is unknown or malformed, or fails validation.
@@ -56,6 +56,8 @@ def resolve_run_config(argv: Sequence[str]):
   from absl import app, flags  # pylint: disable=g-import-not-at-top
   run_bert_nlu = _run_script_module()
   flag_values = flags.FLAGS
+  was_parsed = flag_values.is_parsed()
+  saved = {name: flag_values[name].value for name in flag_values}
   flag_values.unparse_flags()
   try:
     flag_values(["run_bert_nlu.py", *argv, "--output_dir=<sweep run>"])
@@ -64,6 +66,10 @@ def resolve_run_config(argv: Sequence[str]):
     raise ConfigurationError(" ".join(argv), str(e)) from None
   finally:
     flag_values.unparse_flags()
+    if was_parsed:
+      flag_values.mark_as_parsed()
+      for name, value in saved.items():
+        flag_values[name].value = value
 
 
 def _run_script_module():

@@ -6,7 +6,8 @@
   python -m bert_nlu.sweep_report bench/results/sweeps/mrpc_lr_batch.json \
       --output=reports/mrpc_lr_batch
 
-What it draws depends on the grid (charts are PNGs next to the .md, altair + vl-convert):
+What it draws depends on the grid, i.e. the grid flags plus batch size and learning rate when
+named variants vary them (charts are PNGs next to the .md, altair + vl-convert):
   - learning_rate in the grid: final dev metric vs learning rate, one point per instance, a mean
     line per batch size;
   - train_batch_size in the grid: final dev metric vs batch size, points per instance, a mean line
@@ -169,6 +170,14 @@ def glue_table(frame, grid_flags: Sequence[str]):
   return pd.DataFrame(rows)
 
 
+def varying_flags(frame, grid_flags: Sequence[str]) -> List[str]:
+  """The grid flags, plus batch size and learning rate when variants make them vary."""
+  finals = frame.drop_duplicates("run")
+  extra = [c for c in ("train_batch_size", "learning_rate")
+           if c not in grid_flags and finals[c].nunique() > 1]
+  return list(grid_flags) + extra
+
+
 def write_report(results: Mapping[str, Any], output: str, metric: str = "",
                  rebuild_command: str = "") -> Dict[str, str]:
   """Writes <output>.md, <output>.csv and the charts; returns {what: path}."""
@@ -176,7 +185,7 @@ def write_report(results: Mapping[str, Any], output: str, metric: str = "",
   if frame.empty:
     raise InputError(output, f"sweep {results['sweep']} has no finished run to report")
   metric = report_metric(results, metric)
-  grid_flags = list(results["grid_flags"])
+  grid_flags = varying_flags(frame, results["grid_flags"])
   name = os.path.basename(output)
   written = {"csv": output + ".csv"}
   os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
