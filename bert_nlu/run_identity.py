@@ -14,7 +14,8 @@ configuration that was trained once is found again and reused, by any sweep. The
         moving the data or the weights keeps the identity and changing their bytes changes it;
   - "data": the fingerprint of every file under the data directory;
   - "model_files": sha256 of bert_config.json, vocab.txt and the initial checkpoint's .index
-    (which lists every tensor with its shape and CRC32C, see run_dir.fingerprint_model_files).
+    (which lists every tensor with its shape and CRC32C, see run_dir.fingerprint_model_files),
+    or of a fine-tuned run directory's checkpoint records when --init_checkpoint names one.
 
 Code changes are not part of the identity (as in the StagedML design the sweeps follow): after a
 change that alters results, point the sweep at a new runs root.
@@ -103,9 +104,40 @@ def run_identity(config) -> Dict[str, Any]:
       "identity_version": IDENTITY_VERSION,
       "config": identity_config(config.to_json_dict()),
       "data": fingerprint_directory(config.data.data_dir),
-      "model_files": dict(run_dir.fingerprint_model_files(model.vocab_file, model.init_checkpoint),
-                          bert_config_file=_file_fingerprint(model.bert_config_file)),
+      "model_files": model_files_fingerprint(model.bert_config_file, model.vocab_file,
+                                             model.init_checkpoint),
   }
+
+
+def model_files_fingerprint(bert_config_file: str, vocab_file: str,
+                            init_checkpoint: str) -> Dict[str, Optional[str]]:
+  """Content fingerprints of the weights a run starts from.
+
+  The run manifest's `fingerprint_model_files` (vocab.txt, the checkpoint's .index) plus
+  bert_config.json; when `init_checkpoint` names a directory (a fine-tuned run to continue from),
+  "init_run": the fingerprint of its checkpoint .index files and JSON records (under
+  best_checkpoint/ when it has one), so another upstream run is another identity.
+  """
+  files = dict(run_dir.fingerprint_model_files(vocab_file, init_checkpoint),
+               bert_config_file=_file_fingerprint(bert_config_file))
+  if os.path.isdir(init_checkpoint):
+    files["init_run"] = _run_directory_fingerprint(init_checkpoint)
+  return files
+
+
+def _run_directory_fingerprint(directory: str) -> Optional[str]:
+  best = os.path.join(directory, "best_checkpoint")
+  root = best if os.path.isdir(best) else directory
+  paths = []
+  for parent, dirs, files in os.walk(root):
+    dirs.sort()
+    paths += [os.path.join(parent, name) for name in sorted(files)
+              if name.endswith((".index", ".json")) or name == "checkpoint"]
+  if not paths:
+    return None
+  return io_utils.fingerprint_json({
+      "files": [os.path.relpath(p, root) for p in paths],
+      "content": io_utils.fingerprint_files(paths)})
 
 
 def identity_hash(identity: Mapping[str, Any]) -> str:

@@ -98,7 +98,7 @@ def plan_sweep(spec: sweep_spec.SweepSpec, runs_root: str) -> List[PlannedRun]:
     config = run_identity.resolve_run_config(argv)
     identity = run_identity.run_identity(config)
     run_hash = run_identity.identity_hash(identity)
-    planned.append(PlannedRun(request, argv, seed, io_json(config.to_json_dict()), identity,
+    planned.append(PlannedRun(request, argv, seed, _as_json(config.to_json_dict()), identity,
                               run_hash, os.path.join(runs_root, RUNS_SUBDIR, run_hash)))
   _check_distinct(spec, planned)
   for run in planned:
@@ -107,7 +107,7 @@ def plan_sweep(spec: sweep_spec.SweepSpec, runs_root: str) -> List[PlannedRun]:
   return planned
 
 
-def io_json(obj: Any) -> Any:
+def _as_json(obj: Any) -> Any:
   """`obj` as it reads back from JSON (tuples become lists)."""
   return json.loads(json.dumps(obj))
 

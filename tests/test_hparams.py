@@ -49,13 +49,21 @@ def test_hparams_summary_and_final_metrics_are_written_for_the_dashboard(tmp_pat
   assert [(e.step, e.value) for e in scalars["final/dev/accuracy"]] == [(30, 0.75)]
 
 
-def test_a_trained_run_writes_its_hparams_session(tiny_sweep):
-  _, _, planned = tiny_sweep
-  run_dir = planned[0].run_dir
-  results = io_utils.read_json(os.path.join(run_dir, "eval_results.json"))
-  multiplexer = _read(run_dir)
-  assert metadata.SESSION_START_INFO_TAG in multiplexer.PluginRunToTagToContent(
-      metadata.PLUGIN_NAME)["."]
-  whole_frame = multiplexer.Scalars(".", "final/dev/whole_frame_accuracy")
-  assert whole_frame[-1].value == pytest.approx(results["splits"]["dev"]["whole_frame_accuracy"])
-  assert whole_frame[-1].step == results["best_step"]
+def test_a_sweep_directory_shows_every_run_in_the_hparams_dashboard(tiny_sweep):
+  _, runs_root, planned = tiny_sweep
+  # TensorBoard pointed at the sweep directory follows its named symlinks to the runs.
+  multiplexer = _read(os.path.join(runs_root, "tiny"))
+  sessions = multiplexer.PluginRunToTagToContent(metadata.PLUGIN_NAME)
+  assert sorted(sessions) == ["lr1e-3_i0", "lr2e-3_i0"]
+  for run in planned:
+    name = run.request.name
+    results = io_utils.read_json(os.path.join(run.run_dir, "eval_results.json"))
+    start_info = metadata.parse_session_start_info_plugin_data(
+        sessions[name][metadata.SESSION_START_INFO_TAG])
+    assert start_info.hparams["train.learning_rate"].number_value == pytest.approx(
+        results["config"]["train"]["learning_rate"])
+    whole_frame = multiplexer.Scalars(name, "final/dev/whole_frame_accuracy")
+    assert whole_frame[-1].value == pytest.approx(
+        results["splits"]["dev"]["whole_frame_accuracy"])
+    assert whole_frame[-1].step == results["best_step"]
+    assert f"{name}/eval_dev" in multiplexer.Runs()  # the dev curves, as metric columns

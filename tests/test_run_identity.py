@@ -80,3 +80,24 @@ def test_finished_results_must_match_the_identity(tmp_path, tiny_bert_dir, tiny_
   io_utils.atomic_write_json(os.path.join(directory, "eval_results.json"), results)
   with pytest.raises(InputError, match=r"another configuration .*train.learning_rate"):
     run_identity.finished_results(directory, identity)
+
+
+def test_an_init_checkpoint_directory_is_identified_by_its_best_checkpoint(tmp_path, tiny_bert_dir,
+                                                                          tiny_corpus_dir):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  config = run_identity.resolve_run_config(
+      [f"--bert_dir={tiny_bert_dir}", f"--data_dir={tiny_corpus_dir}"])
+  upstream = tmp_path / "upstream_run"
+  (upstream / "best_checkpoint" / "step-10").mkdir(parents=True)
+  index = upstream / "best_checkpoint" / "step-10" / "model.ckpt-10.index"
+  index.write_bytes(b"tensor crcs A")
+
+  def identity():
+    model = dataclasses.replace(config.model, init_checkpoint=str(upstream))
+    return run_identity.run_identity(dataclasses.replace(config, model=model))
+
+  first = identity()
+  assert first["model_files"]["init_run"] is not None
+  assert run_identity.identity_hash(identity()) == run_identity.identity_hash(first)
+  index.write_bytes(b"tensor crcs B")  # the upstream run was retrained differently
+  assert run_identity.identity_hash(identity()) != run_identity.identity_hash(first)
