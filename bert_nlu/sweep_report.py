@@ -36,22 +36,27 @@ flags.DEFINE_string("results_dir", "bench/results/sweeps", "Where the collected 
 flags.DEFINE_string("metric", "", "Dev metric to report (default: the sweep's `metric`, else the "
                     "runs' selection metric).")
 
-# GLUE table: the second metric shown beside a task's selection metric (the GLUE convention).
-SECOND_METRICS = {
-    "MRPC": ("f1", "accuracy"), "QQP": ("f1", "accuracy"), "STS-B": ("spearman", "pearson"),
-    "CoLA": ("accuracy",), "SST-2": (), "QNLI": (), "RTE": (), "WNLI": (), "MNLI": (),
-    "SNLI": (),
+# GLUE table: the (main, second) metric shown per task, as GLUE reports them.
+GLUE_TABLE_METRICS = {
+    "MRPC": ("accuracy", "f1"), "QQP": ("accuracy", "f1"), "STS-B": ("pearson", "spearman"),
+    "CoLA": ("matthews_corrcoef", "accuracy"), "SST-2": ("accuracy", ""),
+    "QNLI": ("accuracy", ""), "RTE": ("accuracy", ""), "WNLI": ("accuracy", ""),
+    "MNLI": ("accuracy", ""), "MNLI-mm": ("accuracy", ""), "SNLI": ("accuracy", ""),
 }
 
 
 def report_metric(results: Mapping[str, Any], requested: str = "") -> str:
-  """The metric to report: `requested`, else the sweep's, else the runs' selection metric."""
+  """The metric to report: `requested`, else the sweep's, else the runs' selection metric.
+
+  When the runs select by different metrics (GLUE tasks), "selection": each run's own selection
+  metric (sweep_results.SELECTION_COLUMN).
+  """
   metric = requested or results.get("metric") or ""
   if not metric:
     selections = {run["selected_by"] for run in results["runs"] if run["selected_by"]}
-    metric = sorted(selections)[0] if selections else ""
-  if not metric:
-    raise InputError(results.get("sweep", "?"), "no metric to report: pass --metric")
+    if len(selections) != 1:
+      return sweep_results.SELECTION_COLUMN
+    metric = selections.pop()
   return metric
 
 
@@ -140,34 +145,38 @@ def chart_metric_vs_examples(frame, metric: str, by: str = "train_batch_size"):
 def glue_table(frame, grid_flags: Sequence[str]):
   """Task x (main metric, second metric, training minutes) at each task's best grid point on dev.
 
-  The main metric is the runs' selection metric; the grid point (e.g. learning rate) is chosen by
-  its mean over instances. Returns None when no run has a GLUE task.
+  The grid point (e.g. the learning rate) is chosen per task by the mean over instances of the
+  runs' selection metric (the GLUE convention, e.g. MCC for CoLA); the metrics shown are the ones
+  GLUE reports (GLUE_TABLE_METRICS). Returns None when no run has a GLUE task.
   """
   import pandas as pd  # pylint: disable=g-import-not-at-top
   finals = frame.drop_duplicates("run")
-  finals = finals[finals["task"].isin(list(SECOND_METRICS))]
+  finals = finals[finals["task"].isin(list(GLUE_TABLE_METRICS))]
   if finals.empty:
     return None
-  other = [f for f in grid_flags if f not in ("glue_task",)]
+  other = [f for f in grid_flags if f != "glue_task"]
   rows = []
   for task, runs in finals.groupby("task"):
-    main = runs["selected_by"].iloc[0]
+    selection = f"final_{runs['selected_by'].iloc[0]}"
     if other:
-      means = runs.groupby(other)[f"final_{main}"].mean()
-      best = means.idxmax()
+      best = runs.groupby(other)[selection].mean().idxmax()
       best = best if isinstance(best, tuple) else (best,)
       for flag, value in zip(other, best):
         runs = runs[runs[flag] == value]
-    seconds = [m for m in SECOND_METRICS[task] if m != main and f"final_{m}" in runs]
-    row = {"task": task, "main metric": main, "main (mean)": runs[f"final_{main}"].mean()}
-    row["second metric"] = seconds[0] if seconds else ""
-    row["second (mean)"] = runs[f"final_{seconds[0]}"].mean() if seconds else float("nan")
-    row["training minutes"] = runs["train_minutes"].mean()
-    row["instances"] = len(runs)
+    main, second = GLUE_TABLE_METRICS[task]
+    row = {"task": task, "main metric": main, "main": _mean(runs, main),
+           "second metric": second, "second": _mean(runs, second),
+           "training minutes": runs["train_minutes"].mean(), "instances": len(runs),
+           "selected by": selection[len("final_"):]}
     for flag in other:
       row[flag] = runs[flag].iloc[0]
     rows.append(row)
   return pd.DataFrame(rows)
+
+
+def _mean(runs, metric: str) -> float:
+  column = f"final_{metric}"
+  return runs[column].mean() if metric and column in runs else float("nan")
 
 
 def varying_flags(frame, grid_flags: Sequence[str]) -> List[str]:
@@ -196,6 +205,10 @@ def write_report(results: Mapping[str, Any], output: str, metric: str = "",
            f"{frame['run'].nunique()} runs from `{results['sweep_file']}` (collected "
            f"{results.get('collected', '?')}); metric: dev `{metric}` of each run's best "
            "checkpoint.", ""]
+  if metric == sweep_results.SELECTION_COLUMN:
+    lines += ["`selection` is each run's own selection metric (GLUE: MCC for CoLA, the mean of "
+              "Pearson and Spearman for STS-B, the mean of accuracy and F1 for MRPC and QQP, "
+              "accuracy otherwise).", ""]
   if results.get("missing"):
     lines += [f"Not finished (left out): {', '.join(results['missing'])}.", ""]
   if rebuild_command:

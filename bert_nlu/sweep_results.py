@@ -19,6 +19,7 @@ from bert_nlu import io_utils, run_dir, run_identity
 from bert_nlu.errors import InputError
 
 RESULTS_VERSION = 1
+SELECTION_COLUMN = "selection"  # each row's value of its run's own selection metric
 EVAL_DIR = "eval_dev"
 # Columns of every DataFrame row besides the grid flags and the metrics.
 RUN_COLUMNS = ("sweep", "run", "hash", "variant", "instance", "seed", "train_batch_size",
@@ -147,7 +148,8 @@ def to_dataframe(results: Mapping[str, Any], split: str = "dev"):
   Columns: RUN_COLUMNS; one per grid flag (typed, named after the flag; a grid flag that is also
   a RUN_COLUMN keeps one column); "step", "examples_seen" (= step x train_batch_size), one per
   evaluated metric (the eval_dev curves), and "final_<metric>" for the best checkpoint's metrics
-  on `split`. A run without evaluation events has one row with step NaN.
+  on `split`; "selection" and "final_selection" hold the run's own selection metric (GLUE tasks
+  select by different metrics). A run without evaluation events has one row with step NaN.
   """
   import pandas as pd  # pylint: disable=g-import-not-at-top
   rows = []
@@ -164,8 +166,10 @@ def to_dataframe(results: Mapping[str, Any], split: str = "dev"):
       base.setdefault(flag, parse_value(value))
     for name, value in run["final"].get(split, {}).items():
       base[f"final_{name}"] = value
+    base[f"final_{SELECTION_COLUMN}"] = run["final"].get(split, {}).get(run["selected_by"])
     for evaluation in run["evaluations"] or [{"step": float("nan")}]:
       row = dict(base, **evaluation)
+      row[SELECTION_COLUMN] = evaluation.get(run["selected_by"])
       row["examples_seen"] = row["step"] * run["train_batch_size"]
       rows.append(row)
   return pd.DataFrame(rows)

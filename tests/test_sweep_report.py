@@ -67,23 +67,34 @@ def test_the_examples_seen_curves_take_each_batch_size_at_its_best_learning_rate
 
 def test_glue_table_picks_each_task_at_its_best_learning_rate_on_dev(tmp_path):
   runs = []
-  for task, selected, second in (("MRPC", "accuracy", "f1"), ("STS-B", "pearson", "spearman")):
-    for rate, value in (("1e-4", 0.80), ("2e-4", 0.85)):
-      runs.append(_run(f"{task}_{rate}", {"glue_task": task, "learning_rate": rate}, 0,
-                       {selected: value, second: value - 0.01}, task=task,
-                       selected_by=selected, learning_rate=float(rate), seconds=600.0))
+  # The selection metric decides the learning rate even where the main metric disagrees.
+  for task, selected, values in (
+      ("MRPC", "accuracy_f1_mean", {"1e-4": {"accuracy": 0.80, "f1": 0.90},
+                                    "2e-4": {"accuracy": 0.82, "f1": 0.84}}),
+      ("STS-B", "pearson_spearman_mean", {"1e-4": {"pearson": 0.86, "spearman": 0.84},
+                                          "2e-4": {"pearson": 0.85, "spearman": 0.86}})):
+    for rate, metrics in values.items():
+      final = dict(metrics, **{selected: sum(metrics.values()) / 2})
+      runs.append(_run(f"{task}_{rate}", {"glue_task": task, "learning_rate": rate}, 0, final,
+                       task=task, selected_by=selected, learning_rate=float(rate),
+                       seconds=600.0))
   results = {"sweep": "glue", "sweep_file": "g.sweep", "metric": "", "missing": [],
              "grid_flags": ["glue_task", "learning_rate"], "runs": runs}
   from bert_nlu import sweep_results  # pylint: disable=g-import-not-at-top
   table = sweep_report.glue_table(sweep_results.to_dataframe(results),
                                   ["glue_task", "learning_rate"])
   rows = table.set_index("task").to_dict("index")
-  assert rows["MRPC"]["main metric"] == "accuracy" and rows["MRPC"]["second metric"] == "f1"
-  assert rows["MRPC"]["main (mean)"] == 0.85 and rows["MRPC"]["learning_rate"] == 2e-4
-  assert rows["STS-B"]["second metric"] == "spearman"
-  assert rows["STS-B"]["second (mean)"] == 0.84 and rows["STS-B"]["training minutes"] == 10.0
-  written = sweep_report.write_report(results, str(tmp_path / "glue"), metric="accuracy")
-  assert "## GLUE tasks" in open(written["md"], encoding="utf-8").read()
+  assert rows["MRPC"]["learning_rate"] == 1e-4  # mean(0.80, 0.90) > mean(0.82, 0.84)
+  assert (rows["MRPC"]["main metric"], rows["MRPC"]["main"]) == ("accuracy", 0.80)
+  assert (rows["MRPC"]["second metric"], rows["MRPC"]["second"]) == ("f1", 0.90)
+  assert rows["STS-B"]["learning_rate"] == 2e-4
+  assert (rows["STS-B"]["main"], rows["STS-B"]["second"]) == (0.85, 0.86)
+  assert rows["STS-B"]["training minutes"] == 10.0
+  assert sweep_report.report_metric(results) == "selection"  # the tasks select differently
+  written = sweep_report.write_report(results, str(tmp_path / "glue"))
+  text = open(written["md"], encoding="utf-8").read()
+  assert "## GLUE tasks" in text and "metric: dev `selection`" in text
+  assert "| MRPC | 0.0001 | 1 | 0.8500 |" in text  # the final table: each run's selection metric
 
 
 def test_the_command_rebuilds_a_report_from_a_results_json(tmp_path):
