@@ -27,11 +27,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from absl import app, flags, logging
 
 from bert_nlu import io_utils, sweep_results, sweep_spec
+from bert_nlu import sweep  # noqa: F401  pylint: disable=unused-import  (defines --runs_root)
 from bert_nlu.errors import InputError
 
 flags.DEFINE_string("output", "", "Report path without extension (default reports/<sweep>): "
                     "writes <output>.md, <output>_<chart>.png and <output>.csv.")
-flags.DEFINE_string("runs_root", "runs/sweeps", "Where bert_nlu.sweep put the sweep's runs.")
+flags.declare_key_flag("runs_root")  # defined by bert_nlu.sweep: one flag for both commands
 flags.DEFINE_string("results_dir", "bench/results/sweeps", "Where the collected results JSON goes.")
 flags.DEFINE_string("metric", "", "Dev metric to report (default: the sweep's `metric`, else the "
                     "runs' selection metric).")
