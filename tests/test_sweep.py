@@ -111,6 +111,8 @@ def test_an_added_grid_value_trains_only_it_and_a_killed_run_resumes(tiny_sweep,
   assert results["training"]["steps_run_this_session"] < results["training"]["num_train_steps"]
   assert results["best_step"] in (10, 19)
   assert _results_mtimes(planned) == before  # the two first runs were not retrained
+  # Back to the 2-run sweep for the other users of the session fixture (collector, HParams).
+  sweep.write_index(sweep_spec.read_sweep_file(tiny_sweep[0]), planned, runs_root)
 
 
 def test_flags_that_are_not_run_flags_or_do_not_resolve_are_errors(tmp_path, tiny_bert_dir,
