@@ -12,6 +12,8 @@ configuration that was trained once is found again and reused, by any sweep. The
         computes;
       * PATH_KEYS: the files a path names are identified by their content instead (below), so
         moving the data or the weights keeps the identity and changing their bytes changes it;
+    and with the run directories of RUN_DIRECTORY_KEYS (distillation teachers) replaced by the
+    fingerprints of their checkpoint records;
   - "data": the fingerprint of every file under the data directory;
   - "model_files": sha256 of bert_config.json, vocab.txt and the initial checkpoint's .index
     (which lists every tensor with its shape and CRC32C, see run_dir.fingerprint_model_files),
@@ -36,6 +38,9 @@ HASH_CHARS = 16  # 64 bits of sha256: run directory names stay short, collisions
 EXECUTION_KEYS = ("output_dir", "data.cache_dir", "intra_op_threads", "inter_op_threads")
 PATH_KEYS = ("data.data_dir", "model.bert_config_file", "model.vocab_file",
              "model.init_checkpoint", "profile.profile_dir")
+# Keys naming run directories (a list of them) whose trained content a run depends on: identified
+# by their checkpoint records instead of their paths.
+RUN_DIRECTORY_KEYS = ("train.distill_teachers",)
 IDENTITY_FILE = "sweep_identity.json"
 RESULTS_FILE = "eval_results.json"
 
@@ -92,9 +97,14 @@ def identity_config(config_dict: Mapping[str, Any]) -> Dict[str, Any]:
   """{dotted key: value} of a RunConfig dict that define what a run computes (see module doc)."""
   defaults = run_dir.config_field_defaults()
   flat = run_dir.flatten(json.loads(json.dumps(config_dict)))  # tuples -> lists, as saved
-  return {key: value for key, value in sorted(flat.items())
-          if key not in EXECUTION_KEYS and key not in PATH_KEYS
-          and not (f"config.{key}" in defaults and defaults[f"config.{key}"] == value)}
+  identity = {key: value for key, value in sorted(flat.items())
+              if key not in EXECUTION_KEYS and key not in PATH_KEYS
+              and not (f"config.{key}" in defaults and defaults[f"config.{key}"] == value)}
+  for key in RUN_DIRECTORY_KEYS:
+    if identity.get(key):
+      directories = identity[key] if isinstance(identity[key], list) else [identity[key]]
+      identity[key] = [_run_directory_fingerprint(d) for d in directories]
+  return identity
 
 
 def run_identity(config) -> Dict[str, Any]:

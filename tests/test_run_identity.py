@@ -1,5 +1,6 @@
 """Run identities: resolved like run_bert_nlu.py, stable, and changed by any flag, data or weights."""
 
+import json
 import os
 import shutil
 
@@ -75,7 +76,7 @@ def test_finished_results_must_match_the_identity(tmp_path, tiny_bert_dir, tiny_
   assert run_identity.finished_results(directory, identity) is None
   results = {"config": config.to_json_dict(), "splits": {}}
   io_utils.atomic_write_json(os.path.join(directory, "eval_results.json"), results)
-  assert run_identity.finished_results(directory, identity) == results
+  assert run_identity.finished_results(directory, identity) == json.loads(json.dumps(results))
   results["config"]["train"]["learning_rate"] = 5e-4
   io_utils.atomic_write_json(os.path.join(directory, "eval_results.json"), results)
   with pytest.raises(InputError, match=r"another configuration .*train.learning_rate"):
@@ -101,3 +102,17 @@ def test_an_init_checkpoint_directory_is_identified_by_its_best_checkpoint(tmp_p
   assert run_identity.identity_hash(identity()) == run_identity.identity_hash(first)
   index.write_bytes(b"tensor crcs B")  # the upstream run was retrained differently
   assert run_identity.identity_hash(identity()) != run_identity.identity_hash(first)
+
+
+def test_distillation_teachers_are_identified_by_their_checkpoints_not_their_paths(tmp_path):
+  teachers = []
+  for name in ("a", "b"):
+    (tmp_path / name / "best_checkpoint").mkdir(parents=True)
+    (tmp_path / name / "best_checkpoint" / "model.ckpt-5.index").write_bytes(b"crcs " + name.encode())
+    teachers.append(str(tmp_path / name))
+  config = {"train": {"distill_teachers": teachers}}
+  fingerprints = run_identity.identity_config(config)["train.distill_teachers"]
+  assert len(fingerprints) == 2 and fingerprints[0] != fingerprints[1]
+  moved = shutil.copytree(teachers[0], str(tmp_path / "moved"))
+  assert run_identity.identity_config({"train": {"distill_teachers": [moved, teachers[1]]}}) == \
+      run_identity.identity_config(config)
