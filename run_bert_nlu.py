@@ -110,6 +110,10 @@ flags.DEFINE_bool("run_train", True, "Train (resumes from output_dir's last chec
 flags.DEFINE_bool("run_eval", True, "Evaluate the best checkpoint, write eval_results.json.")
 flags.DEFINE_bool("run_predict", False, "Predict --predict_input with the best export.")
 flags.DEFINE_bool("eval_on_test", False, "Also evaluate the best checkpoint on test.")
+flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow threads within one op (0 = all cores); "
+                     "`python -m bert_nlu.sweep --parallel=N` divides the cores between runs.")
+flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow threads running independent ops at "
+                     "once (0 = TensorFlow's default).")
 flags.DEFINE_string("predict_input", "-", "Utterances for --run_predict, one per line; '-' stdin.")
 
 FLAGS = flags.FLAGS
@@ -216,6 +220,10 @@ def _validate_flags() -> None:
   for teacher in FLAGS.distill_teachers:
     if not os.path.isdir(teacher):
       raise app.UsageError(f"--distill_teachers: {teacher} is not a run directory")
+  for name in ("intra_op_threads", "inter_op_threads"):
+    if not 0 <= getattr(FLAGS, name) <= 1024:
+      raise app.UsageError(f"--{name} must be in [0, 1024] (0 = TensorFlow's default), got "
+                           f"{getattr(FLAGS, name)}")
   if FLAGS.eval_steps < 0 or FLAGS.early_stopping_evals < 0:
     raise app.UsageError("--eval_steps and --early_stopping_evals must be >= 0")
   if not (FLAGS.run_train or FLAGS.run_eval or FLAGS.run_predict):
@@ -281,7 +289,8 @@ def build_run_config():
           steps=_parse_profile_steps(FLAGS.profile_steps), profile_dir=FLAGS.profile_dir,
           tensorboard_trace=FLAGS.profile_tensorboard),
       run_train=FLAGS.run_train, run_eval=FLAGS.run_eval, run_predict=FLAGS.run_predict,
-      eval_on_test=FLAGS.eval_on_test, predict_input=FLAGS.predict_input)
+      eval_on_test=FLAGS.eval_on_test, predict_input=FLAGS.predict_input,
+      intra_op_threads=FLAGS.intra_op_threads, inter_op_threads=FLAGS.inter_op_threads)
 
 
 def main(argv):

@@ -150,6 +150,9 @@ class RunConfig:
     run_train / run_eval / run_predict: which phases to run.
     eval_on_test: also evaluate the best checkpoint on the test split.
     predict_input: file of utterances (one per line) for run_predict; "-" reads stdin.
+    intra_op_threads, inter_op_threads: TensorFlow's thread pools for one op and across ops
+      (0 = TensorFlow's choice, all cores). A sweep running N trainings at once divides the
+      cores between them. Execution only: they do not change what is computed.
   """
   output_dir: str
   data: DataConfig
@@ -161,6 +164,8 @@ class RunConfig:
   run_predict: bool = False
   eval_on_test: bool = False
   predict_input: str = ""
+  intra_op_threads: int = 0
+  inter_op_threads: int = 0
 
   @property
   def cache_dir(self) -> str:

@@ -21,20 +21,30 @@ from bert_nlu.config import ModelConfig, ProfileConfig, TrainConfig
 LOSS_COLLECTION = "bert_nlu_loss"
 
 
-def session_config(model_config: ModelConfig) -> Optional[tf.ConfigProto]:
-  """The session config of a model variant: with fp16, TensorFlow's automatic mixed precision.
+def session_config(model_config: ModelConfig, intra_op_threads: int = 0,
+                   inter_op_threads: int = 0) -> Optional[tf.ConfigProto]:
+  """The session config of a run: thread pools, and with fp16 TensorFlow's automatic mixed precision.
 
   The grappler rewrite `auto_mixed_precision` runs eligible ops (MatMul, BatchMatMul, ...) in
   float16 on GPUs with float32 variables (casts inserted, fp32 kept where float16 is unsafe:
   softmax cross-entropy, reductions); on a machine without a GPU it leaves the graph alone.
   (Its CPU emulation, `auto_mixed_precision_cpu`, crashes TF 2.15 on this graph: not offered.)
-  Returns None when nothing is to be set.
+
+  Args:
+    model_config: the model variant (fp16).
+    intra_op_threads, inter_op_threads: TensorFlow's thread pool sizes (0 = its default, all
+      cores); a sweep running several trainings at once divides the cores between them.
+
+  Returns:
+    The ConfigProto, or None when nothing is to be set.
   """
-  if not model_config.fp16:
+  if not (model_config.fp16 or intra_op_threads or inter_op_threads):
     return None
-  config = tf.ConfigProto()
-  rewrite_options = config.graph_options.rewrite_options
-  rewrite_options.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+  config = tf.ConfigProto(intra_op_parallelism_threads=intra_op_threads,
+                          inter_op_parallelism_threads=inter_op_threads)
+  if model_config.fp16:
+    rewrite_options = config.graph_options.rewrite_options
+    rewrite_options.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
   return config
 
 

@@ -121,6 +121,7 @@ COMPATIBLE_KEYS = (
     "config.eval_on_test",
     "config.predict_input",
     "config.profile",
+    "config.intra_op_threads", "config.inter_op_threads",  # execution only
     "code_version",
 )
 # Bookkeeping, never compared.

@@ -122,3 +122,19 @@ def tiny_training_config(bert_dir: str, corpus_dir: str, output_dir: str, model_
   fields.update(train_overrides)
   return tiny_run_config(bert_dir, corpus_dir, output_dir, eval_on_test=True,
                          model_fields=model_fields, **fields)
+
+
+def write_tiny_sweep_file(path: str, name: str, bert_dir: str, corpus_dir: str,
+                          learning_rates=("1e-3", "2e-3"), instances: int = 1,
+                          extra_flags=()) -> str:
+  """Writes a sweep file (bert_nlu.sweep_spec format) of tiny runs over `learning_rates`: 2
+  epochs of the tiny corpus at batch 16 (19 steps), a checkpoint and dev evaluation every 10
+  steps; returns `path`."""
+  lines = [f"name = {name}", f"instances = {instances}", "", "[flags]",
+           f"--bert_dir={bert_dir}", f"--data_dir={corpus_dir}", "--max_seq_length=16",
+           "--num_train_epochs=2", "--train_batch_size=16", "--save_checkpoints_steps=10",
+           "--save_summary_steps=5", *extra_flags, "", "[grid]"]
+  lines += [f"--learning_rate={rate}" for rate in learning_rates]
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("\n".join(lines) + "\n")
+  return path

@@ -20,7 +20,7 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from bert_nlu import checkpoints, distill, encoder, hooks, io_utils, metrics, run_dir
+from bert_nlu import checkpoints, distill, encoder, hooks, hparams, io_utils, metrics, run_dir
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import RunConfig
 from bert_nlu.data import augment, input_pipeline, readers, tfrecords
@@ -125,7 +125,8 @@ def build_estimator(config: RunConfig, task: NluTask, bert_config, num_train_ste
       save_summary_steps=train.save_summary_steps,
       keep_checkpoint_max=train.keep_checkpoint_max,
       log_step_count_steps=train.save_summary_steps,
-      session_config=model_session_config(config.model))
+      session_config=model_session_config(config.model, config.intra_op_threads,
+                                          config.inter_op_threads))
   model_fn = model_fn_builder(task, bert_config, config.model, train, num_train_steps,
                               num_warmup_steps, eval_gold_examples=eval_gold_examples,
                               profile_config=config.profile, profile_dir=config.profile_dir)
@@ -329,6 +330,7 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
       results.update(evaluate_best(config, prepared, bert_config, eval_splits))
       results["config"] = config.to_json_dict()
       io_utils.atomic_write_json(os.path.join(config.output_dir, RESULTS_FILE), results)
+      hparams.write_hparams_summary(config.output_dir, results["config"], results)
       for name in eval_splits:
         print(metrics.format_metrics_table(results["splits"][name],
                                            title=f"{name} (best checkpoint, step "

@@ -21,3 +21,21 @@ def real_data_dir():
   """The shared real corpora: $BERT_NLU_DATA_DIR or <repo>/../shared/data (may not exist)."""
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   return os.environ.get("BERT_NLU_DATA_DIR") or os.path.join(repo, "..", "shared", "data")
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory, tiny_bert_dir, tiny_corpus_dir):
+  """A finished tiny sweep (2 learning rates x 1 instance, trained 2 at a time) shared by the
+  sweep, collector and HParams tests: (sweep file, runs root, planned runs)."""
+  from bert_nlu import sweep, sweep_spec  # pylint: disable=g-import-not-at-top
+  from bert_nlu.testing import write_tiny_sweep_file  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("tiny_sweep")
+  sweep_file = write_tiny_sweep_file(str(root / "tiny.sweep"), "tiny", tiny_bert_dir,
+                                     tiny_corpus_dir)
+  runs_root = str(root / "runs")
+  spec = sweep_spec.read_sweep_file(sweep_file)
+  planned = sweep.plan_sweep(spec, runs_root)
+  sweep.write_index(spec, planned, runs_root)
+  sweep.run_all(planned, parallel=2, threads=sweep.thread_counts(2, 2), emit=lambda line: None)
+  sweep.write_index(spec, planned, runs_root)
+  return sweep_file, runs_root, planned

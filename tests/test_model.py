@@ -192,3 +192,17 @@ def test_encoder_dropout_overrides_the_checkpoint_config(tiny_bert_dir, encoder_
   with pytest.raises(ValueError, match="encoder_dropout"):
     encoder.build_bert_model(bert_config, True, features["input_ids"], features["input_mask"],
                              features["segment_ids"], encoder_dropout=1.0)
+
+
+def test_session_config_sets_thread_pools_only_when_asked():
+  from bert_nlu import model  # pylint: disable=g-import-not-at-top
+  from bert_nlu.config import ModelConfig  # pylint: disable=g-import-not-at-top
+  plain = ModelConfig(bert_config_file="c", vocab_file="v", init_checkpoint="i")
+  assert model.session_config(plain) is None
+  threaded = model.session_config(plain, intra_op_threads=1, inter_op_threads=2)
+  assert threaded.intra_op_parallelism_threads == 1
+  assert threaded.inter_op_parallelism_threads == 2
+  fp16 = ModelConfig(bert_config_file="c", vocab_file="v", init_checkpoint="i", fp16=True)
+  both = model.session_config(fp16, intra_op_threads=1)
+  assert both.intra_op_parallelism_threads == 1
+  assert both.graph_options.rewrite_options.auto_mixed_precision == 1  # RewriterConfig.ON

@@ -1,0 +1,183 @@
+"""Collects a sweep's runs into a compact results JSON and one pandas DataFrame.
+
+  collect_sweep(sweep_dir) -> results       # reads the run directories (index.json of the sweep)
+  save_results / load_results               # bench/results/sweeps/<sweep>.json, committed
+  to_dataframe(results) -> DataFrame        # one row per run x dev evaluation
+
+From each run: `eval_results.json` (the best checkpoint's final metrics, its step, the selection
+metric, the training time) and the TensorBoard event files of `eval_dev/` (every periodic dev
+evaluation: step -> metrics). The results JSON holds exactly what reports need, so a report is
+rebuilt from it without the run directories (which hold checkpoints and are not committed).
+"""
+
+import datetime
+import numbers
+import os
+from typing import Any, Dict, List, Mapping, Optional
+
+from bert_nlu import io_utils, run_dir, run_identity
+from bert_nlu.errors import InputError
+
+RESULTS_VERSION = 1
+SELECTION_COLUMN = "selection"  # each row's value of its run's own selection metric
+EVAL_DIR = "eval_dev"
+# Columns of every DataFrame row besides the grid flags and the metrics.
+RUN_COLUMNS = ("sweep", "run", "hash", "variant", "instance", "seed", "train_batch_size",
+               "learning_rate", "num_train_epochs", "task", "selected_by", "best_step",
+               "train_minutes")
+
+
+def collect_sweep(sweep_dir: str) -> Dict[str, Any]:
+  """Reads every run of the sweep in `sweep_dir` (its index.json, written by bert_nlu.sweep).
+
+  Returns:
+    {"version", "sweep", "sweep_file", "metric", "grid_flags", "collected", "runs": [run]} where
+    a run is {"name", "hash", "variant", "grid", "instance", "seed", "settings" (the identity's
+    non-default config keys), "train_batch_size", "learning_rate", "num_train_epochs", "task",
+    "selected_by", "best_step", "train_seconds", "final": {split: {metric: value}},
+    "evaluations": [{"step", metric: value, ...}]}; runs without eval_results.json are skipped
+    and listed in "missing".
+
+  Raises:
+    InputError: the sweep directory has no index.json.
+  """
+  index_path = os.path.join(sweep_dir, "index.json")
+  if not os.path.exists(index_path):
+    raise InputError(index_path, "no sweep index: run `python -m bert_nlu.sweep SWEEP_FILE` first")
+  index = io_utils.read_json(index_path)
+  runs, missing = [], []
+  grid_flags: List[str] = []
+  for entry in index["runs"]:
+    for flag in entry["grid"]:
+      if flag not in grid_flags:
+        grid_flags.append(flag)
+    directory = os.path.join(sweep_dir, entry["run_dir"])
+    results_path = os.path.join(directory, run_identity.RESULTS_FILE)
+    if not os.path.exists(results_path):
+      missing.append(entry["name"])
+      continue
+    runs.append(collect_run(entry, io_utils.read_json(results_path), directory))
+  return {
+      "version": RESULTS_VERSION, "sweep": index["sweep"], "sweep_file": index["sweep_file"],
+      "metric": index.get("metric", ""), "grid_flags": grid_flags,
+      "collected": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      "missing": missing, "runs": runs,
+  }
+
+
+def collect_run(entry: Mapping[str, Any], results: Mapping[str, Any],
+                directory: str) -> Dict[str, Any]:
+  """One run's compact record from its index entry, eval_results.json and eval_dev events."""
+  config = results["config"]
+  training = results.get("training", {})
+  selected_by = results.get("selected_by", "")
+  return {
+      "name": entry["name"], "hash": entry["hash"], "variant": entry["variant"],
+      "grid": entry["grid"], "instance": entry["instance"], "seed": entry["seed"],
+      "settings": run_identity.identity_config(config),
+      "train_batch_size": config["train"]["train_batch_size"],
+      "learning_rate": config["train"]["learning_rate"],
+      "num_train_epochs": config["train"]["num_train_epochs"],
+      "task": task_name(config),
+      "selected_by": selected_by.split()[-1] if selected_by else "",
+      "best_step": results.get("best_step"),
+      "train_seconds": training.get("wall_seconds"),
+      "final": {split: scalar_metrics(values) for split, values in results["splits"].items()},
+      "evaluations": read_evaluations(os.path.join(directory, EVAL_DIR)),
+  }
+
+
+def task_name(config: Mapping[str, Any]) -> str:
+  """The GLUE task of a run's config if it has one (a "glue_task" field), else the data folder."""
+  flat = run_dir.flatten(dict(config))
+  for key, value in flat.items():
+    if key.endswith("glue_task") and value:
+      return str(value)
+  data_dir = flat.get("data.data_dir") or ""
+  return os.path.basename(os.path.normpath(data_dir)) if data_dir else ""
+
+
+def scalar_metrics(values: Mapping[str, Any]) -> Dict[str, float]:
+  """The numeric top-level entries of a split's metrics (per-intent tables etc. left out)."""
+  return {name: float(value) for name, value in values.items()
+          if isinstance(value, numbers.Number) and not isinstance(value, bool)}
+
+
+def read_evaluations(eval_dir: str) -> List[Dict[str, float]]:
+  """[{"step": step, metric: value, ...}] of every dev evaluation in `eval_dir`'s event files."""
+  if not os.path.isdir(eval_dir):
+    return []
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  accumulator = event_accumulator.EventAccumulator(
+      eval_dir, size_guidance={event_accumulator.SCALARS: 0})
+  accumulator.Reload()
+  by_step: Dict[int, Dict[str, float]] = {}
+  for tag in accumulator.Tags()[event_accumulator.SCALARS]:
+    for event in accumulator.Scalars(tag):
+      by_step.setdefault(int(event.step), {"step": int(event.step)})[tag] = float(event.value)
+  return [by_step[step] for step in sorted(by_step)]
+
+
+def save_results(results: Mapping[str, Any], path: str) -> None:
+  io_utils.atomic_write_json(path, results)
+
+
+def load_results(path: str) -> Dict[str, Any]:
+  try:
+    results = io_utils.read_json(path)
+  except (OSError, ValueError) as e:
+    raise InputError(path, f"cannot read sweep results: {e}") from None
+  if not isinstance(results, dict) or "runs" not in results:
+    raise InputError(path, "not a sweep results file (no \"runs\")")
+  return results
+
+
+def parse_value(text: str) -> Any:
+  """A grid value as written -> int, float or the string itself ("1e-4" -> 0.0001)."""
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  return text
+
+
+def to_dataframe(results: Mapping[str, Any], split: str = "dev"):
+  """One row per run x dev evaluation.
+
+  Columns: RUN_COLUMNS; one per grid flag (typed, named after the flag; a grid flag that is also
+  a RUN_COLUMN keeps one column); "step", "examples_seen" (= step x train_batch_size), one per
+  evaluated metric (the eval_dev curves), and "final_<metric>" for the best checkpoint's metrics
+  on `split`; "selection" and "final_selection" hold the run's own selection metric (GLUE tasks
+  select by different metrics). A run without evaluation events has one row with step NaN.
+  """
+  import pandas as pd  # pylint: disable=g-import-not-at-top
+  rows = []
+  for run in results["runs"]:
+    base = {
+        "sweep": results["sweep"], "run": run["name"], "hash": run["hash"],
+        "variant": run["variant"], "instance": run["instance"], "seed": run["seed"],
+        "train_batch_size": run["train_batch_size"], "learning_rate": run["learning_rate"],
+        "num_train_epochs": run["num_train_epochs"], "task": run["task"],
+        "selected_by": run["selected_by"], "best_step": run["best_step"],
+        "train_minutes": _minutes(run.get("train_seconds")),
+    }
+    for flag, value in run["grid"].items():
+      base.setdefault(flag, parse_value(value))
+    for name, value in run["final"].get(split, {}).items():
+      base[f"final_{name}"] = value
+    base[f"final_{SELECTION_COLUMN}"] = run["final"].get(split, {}).get(run["selected_by"])
+    for evaluation in run["evaluations"] or [{"step": float("nan")}]:
+      row = dict(base, **evaluation)
+      row[SELECTION_COLUMN] = evaluation.get(run["selected_by"])
+      row["examples_seen"] = row["step"] * run["train_batch_size"]
+      rows.append(row)
+  return pd.DataFrame(rows)
+
+
+def _minutes(seconds: Optional[float]) -> Optional[float]:
+  return None if seconds is None else seconds / 60.0
+
+
+def default_results_path(sweep_name: str, results_dir: str = "bench/results/sweeps") -> str:
+  return os.path.join(results_dir, f"{sweep_name}.json")

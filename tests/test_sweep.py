@@ -1,0 +1,153 @@
+"""The sweep engine on tiny real runs: reuse, added grid values, resume after a kill, shared runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bert_nlu import io_utils, run_identity, sweep, sweep_spec
+from bert_nlu.testing import write_tiny_sweep_file
+
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _results_mtimes(planned):
+  return {run.run_hash: os.path.getmtime(os.path.join(run.run_dir, "eval_results.json"))
+          for run in planned}
+
+
+def test_the_sweep_trains_every_run_once_in_its_hashed_directory(tiny_sweep):
+  _, runs_root, planned = tiny_sweep
+  assert [run.state for run in planned] == [sweep.DONE, sweep.DONE]
+  assert [run.request.name for run in planned] == ["lr1e-3_i0", "lr2e-3_i0"]
+  for run in planned:
+    assert os.path.basename(run.run_dir) == run.run_hash
+    assert run.run_hash == run_identity.identity_hash(run.identity)
+    results = io_utils.read_json(os.path.join(run.run_dir, "eval_results.json"))
+    assert results["training"]["num_train_steps"] == 19  # ceil(150 * 2 / 16)
+    assert results["config"]["intra_op_threads"] == 1  # 2 cores, 2 runs at once
+    link = os.path.join(runs_root, "tiny", run.request.name)
+    assert os.path.realpath(link) == os.path.realpath(run.run_dir)
+  index = io_utils.read_json(os.path.join(runs_root, "tiny", "index.json"))
+  assert [entry["state"] for entry in index["runs"]] == ["done", "done"]
+  assert index["runs"][1]["grid"] == {"learning_rate": "2e-3"}
+  assert planned[0].config["train"]["learning_rate"] == 1e-3
+  assert planned[1].config["train"]["learning_rate"] == 2e-3
+
+
+def test_a_second_call_trains_nothing(tiny_sweep):
+  sweep_file, runs_root, planned = tiny_sweep
+  before = _results_mtimes(planned)
+  again = sweep.plan_sweep(sweep_spec.read_sweep_file(sweep_file), runs_root)
+  assert [run.state for run in again] == [sweep.REUSED, sweep.REUSED]
+  assert [run.run_hash for run in again] == [run.run_hash for run in planned]
+  lines = []
+  progress = sweep.run_all(again, parallel=1, threads=sweep.thread_counts(1, 2), emit=lines.append)
+  assert progress.counts()[sweep.REUSED] == 2 and progress.counts()[sweep.DONE] == 0
+  assert _results_mtimes(planned) == before
+  assert lines == ["2 runs | 0 done, 2 reused, 0 left"]
+
+
+def test_another_sweep_with_the_same_configuration_shares_its_run(tiny_sweep, tmp_path,
+                                                                   tiny_bert_dir,
+                                                                   tiny_corpus_dir):
+  _, runs_root, planned = tiny_sweep
+  # Other spellings of the same values, and a default spelled out: the same configuration.
+  other = write_tiny_sweep_file(str(tmp_path / "other.sweep"), "other", tiny_bert_dir,
+                                tiny_corpus_dir + "/", learning_rates=("0.001",),
+                                extra_flags=("--warmup_proportion=0.1", "--nofp16"))
+  spec = sweep_spec.read_sweep_file(other)
+  shared = sweep.plan_sweep(spec, runs_root)
+  assert [run.state for run in shared] == [sweep.REUSED]
+  assert shared[0].run_hash == planned[0].run_hash
+  sweep_dir = sweep.write_index(spec, shared, runs_root)
+  assert (os.path.realpath(os.path.join(sweep_dir, "lr0.001_i0"))
+          == os.path.realpath(planned[0].run_dir))
+
+
+def test_an_added_grid_value_trains_only_it_and_a_killed_run_resumes(tiny_sweep, tmp_path,
+                                                                     tiny_bert_dir,
+                                                                     tiny_corpus_dir):
+  _, runs_root, planned = tiny_sweep
+  before = _results_mtimes(planned)
+  grown = write_tiny_sweep_file(str(tmp_path / "tiny.sweep"), "tiny", tiny_bert_dir,
+                                tiny_corpus_dir, learning_rates=("1e-3", "2e-3", "3e-3"))
+  spec = sweep_spec.read_sweep_file(grown)
+  plan = sweep.plan_sweep(spec, runs_root)
+  assert [run.state for run in plan] == [sweep.REUSED, sweep.REUSED, sweep.LEFT]
+  new_run = plan[2]
+  # Start the sweep command, kill it (and its trainer) once the new run saved a checkpoint.
+  command = [sys.executable, "-m", "bert_nlu.sweep", grown, f"--runs_root={runs_root}"]
+  env = dict(os.environ, PYTHONPATH=REPO_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  process = subprocess.Popen(command, cwd=REPO_DIR, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+  checkpoint = os.path.join(new_run.run_dir, "model.ckpt-10.index")
+  deadline = time.time() + 600
+  while not os.path.exists(checkpoint):
+    assert process.poll() is None, process.stdout.read().decode()
+    assert time.time() < deadline, "no checkpoint within 10 minutes"
+    time.sleep(0.2)
+  trainer_pid = json.loads(open(os.path.join(new_run.run_dir, ".lock")).read())["pid"]
+  process.kill()
+  os.kill(trainer_pid, signal.SIGKILL)
+  process.wait()
+  process.stdout.close()
+  assert not os.path.exists(os.path.join(new_run.run_dir, "eval_results.json"))
+
+  resumed = sweep.plan_sweep(spec, runs_root)
+  assert [run.state for run in resumed] == [sweep.REUSED, sweep.REUSED, sweep.LEFT]
+  assert sweep.describe_plan(resumed).splitlines()[2].endswith("resumes")
+  lines = []
+  progress = sweep.run_all(resumed, parallel=1, threads=sweep.thread_counts(1, 2),
+                           emit=lines.append)
+  assert progress.counts() == {"done": 1, "reused": 2, "running": 0, "waiting": 0, "left": 0,
+                               "failed": 0}
+  assert any("resuming lr3e-3_i0" in line for line in lines)
+  results = io_utils.read_json(os.path.join(new_run.run_dir, "eval_results.json"))
+  assert results["training"]["steps_run_this_session"] < results["training"]["num_train_steps"]
+  assert results["best_step"] in (10, 19)
+  assert _results_mtimes(planned) == before  # the two first runs were not retrained
+  # Back to the 2-run sweep for the other users of the session fixture (collector, HParams).
+  sweep.write_index(sweep_spec.read_sweep_file(tiny_sweep[0]), planned, runs_root)
+
+
+def test_flags_that_are_not_run_flags_or_do_not_resolve_are_errors(tmp_path, tiny_bert_dir,
+                                                                    tiny_corpus_dir):
+  from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
+  unknown = write_tiny_sweep_file(str(tmp_path / "a.sweep"), "a", tiny_bert_dir, tiny_corpus_dir,
+                                  extra_flags=("--parallel=2",))
+  with pytest.raises(InputError, match="--parallel is not a flag of run_bert_nlu.py"):
+    sweep.plan_sweep(sweep_spec.read_sweep_file(unknown), str(tmp_path / "runs"))
+  invalid = write_tiny_sweep_file(str(tmp_path / "b.sweep"), "b", tiny_bert_dir, tiny_corpus_dir,
+                                  learning_rates=("-1",))
+  with pytest.raises(run_identity.ConfigurationError, match="--learning_rate must be finite"):
+    sweep.plan_sweep(sweep_spec.read_sweep_file(invalid), str(tmp_path / "runs"))
+  same = write_tiny_sweep_file(str(tmp_path / "c.sweep"), "c", tiny_bert_dir, tiny_corpus_dir,
+                               learning_rates=("1e-4", "0.0001"))
+  with pytest.raises(InputError, match="resolve to the same configuration"):
+    sweep.plan_sweep(sweep_spec.read_sweep_file(same), str(tmp_path / "runs"))
+
+
+def test_threads_are_divided_between_parallel_runs():
+  assert sweep.thread_counts(1, 2) == {"intra_op_threads": 0, "inter_op_threads": 0}
+  assert sweep.thread_counts(2, 2) == {"intra_op_threads": 1, "inter_op_threads": 1}
+  assert sweep.thread_counts(2, 8) == {"intra_op_threads": 4, "inter_op_threads": 4}
+  assert sweep.thread_counts(4, 2) == {"intra_op_threads": 1, "inter_op_threads": 1}
+
+
+def test_progress_estimates_the_time_left_from_finished_runs():
+  def planned(state, seconds=None):
+    request = sweep_spec.RunRequest("r", "", {}, 0, ())
+    return sweep.PlannedRun(request, [], 0, {}, {}, "h", "d", state=state, seconds=seconds)
+
+  runs = [planned(sweep.DONE, 60.0), planned(sweep.DONE, 180.0), planned(sweep.REUSED),
+          planned(sweep.RUNNING), planned(sweep.LEFT), planned(sweep.LEFT)]
+  progress = sweep.Progress(runs, parallel=2, emit=lambda line: None)
+  # mean 120 s x (2 left + half of 1 running) / 2 at a time
+  assert progress.seconds_left() == pytest.approx(150.0)
+  assert progress.summary() == "2 done, 1 reused, 1 running, 2 left; ~2.5 min left"
+  assert sweep.Progress(runs[2:], 1).seconds_left() is None

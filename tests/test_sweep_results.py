@@ -1,0 +1,62 @@
+"""The collector on a tiny real sweep: one row per run x dev evaluation, against the run files."""
+
+import json
+import os
+
+import pytest
+
+from bert_nlu import io_utils, sweep_results
+
+
+@pytest.fixture(scope="module")
+def collected(tiny_sweep):
+  _, runs_root, planned = tiny_sweep
+  return sweep_results.collect_sweep(os.path.join(runs_root, "tiny")), planned
+
+
+def test_collected_runs_hold_the_final_metrics_and_the_dev_curve(collected):
+  results, planned = collected
+  assert results["sweep"] == "tiny" and results["grid_flags"] == ["learning_rate"]
+  by_name = {run["name"]: run for run in results["runs"]}
+  for run in planned:
+    record = by_name[run.request.name]
+    eval_results = io_utils.read_json(os.path.join(run.run_dir, "eval_results.json"))
+    assert record["hash"] == run.run_hash and record["seed"] == run.seed
+    assert record["final"]["dev"]["whole_frame_accuracy"] == \
+        eval_results["splits"]["dev"]["whole_frame_accuracy"]
+    assert record["best_step"] == eval_results["best_step"]
+    assert record["train_seconds"] == eval_results["training"]["wall_seconds"]
+    assert record["train_batch_size"] == 16 and record["selected_by"] == "whole_frame_accuracy"
+    # Checkpoints every 10 steps of 19: dev evaluated at steps 10 and 19.
+    assert [e["step"] for e in record["evaluations"]] == [10, 19]
+    best = [e for e in record["evaluations"] if e["step"] == record["best_step"]][0]
+    assert best["whole_frame_accuracy"] == pytest.approx(
+        eval_results["splits"]["dev"]["whole_frame_accuracy"], abs=1e-6)
+  assert by_name["lr2e-3_i0"]["learning_rate"] == 2e-3
+
+
+def test_dataframe_has_one_row_per_run_and_evaluation(collected):
+  results, _ = collected
+  frame = sweep_results.to_dataframe(results)
+  assert len(frame) == sum(len(run["evaluations"]) for run in results["runs"]) == 4
+  assert list(frame["step"]) == [10, 19, 10, 19]
+  assert list(frame["examples_seen"]) == [160, 304, 160, 304]
+  assert list(frame["learning_rate"]) == [1e-3, 1e-3, 2e-3, 2e-3]
+  assert set(frame["instance"]) == {0} and set(frame["task"]) == {"tiny_corpus0"}
+  for column in ("whole_frame_accuracy", "final_whole_frame_accuracy", "train_minutes", "run"):
+    assert column in frame
+
+
+def test_results_survive_a_save_and_load_without_the_run_directories(collected, tmp_path):
+  results, _ = collected
+  path = str(tmp_path / "sweeps" / "tiny.json")
+  sweep_results.save_results(results, path)
+  loaded = sweep_results.load_results(path)
+  assert loaded == json.loads(json.dumps(results))
+  assert sweep_results.to_dataframe(loaded).equals(sweep_results.to_dataframe(results))
+
+
+def test_grid_values_are_typed():
+  assert sweep_results.parse_value("32") == 32
+  assert sweep_results.parse_value("1e-4") == 1e-4
+  assert sweep_results.parse_value("MRPC") == "MRPC"
