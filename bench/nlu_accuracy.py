@@ -11,6 +11,13 @@ checkpoint), then writes bench/results/<corpus>.json (metrics, targets, publishe
 git commit, wall time, examples/sec, the dev curve) and prints a comparison table. With
 --attempt=NAME the result goes to bench/results/attempts/<corpus>_NAME.json instead (variants
 tried; the published result is the committed config's).
+
+Over seeds (the figures the README reports):
+  python bench/nlu_accuracy.py --corpora=snips,atis --seeds=42,43,44 [--attempt=NAME -- FLAGS]
+trains the recipe once per seed through the sweep engine (bert_nlu.sweep: content-addressed runs
+in <runs_root>/runs/<hash>, a finished seed is reused, never retrained, a killed one resumes) and
+writes bench/results/<corpus>_seeds.json (attempts: attempts/<corpus>_NAME_seeds.json): each
+seed's dev and test metrics, their mean and standard deviation, and the best-dev seed.
 """
 
 import argparse
@@ -110,6 +117,89 @@ def benchmark_result(corpus: str, output_dir: str, command: str, code_version: d
   }
 
 
+def seeds_sweep_text(corpus: str, name: str, seeds, extra_flags) -> str:
+  """A sweep file (bert_nlu/sweep_spec.py) training configs/<corpus>.cfg once per seed."""
+  lines = [f"# Written by bench/nlu_accuracy.py --seeds: configs/{corpus}.cfg once per seed.",
+           f"name = {name}", "instances = 1", "metric = whole_frame_accuracy", "", "[flags]",
+           f"--flagfile=configs/{corpus}.cfg", "--eval_on_test", *extra_flags, "", "[grid]"]
+  lines += [f"--seed={seed}" for seed in seeds]
+  return "\n".join(lines) + "\n"
+
+
+def mean_and_std(per_seed, split: str) -> dict:
+  """{metric: {"mean", "std", "values"}} over seeds (std: sample standard deviation, n - 1)."""
+  summary = {}
+  for key in HEADLINE:
+    values = [run[split][key] for run in per_seed]
+    mean = sum(values) / len(values)
+    variance = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+                if len(values) > 1 else 0.0)
+    summary[key] = {"mean": mean, "std": variance ** 0.5, "values": values}
+  return summary
+
+
+def run_seeds(corpus: str, seeds, runs_root: str, extra_flags, attempt: str) -> dict:
+  """Trains (or reuses) one run per seed through the sweep engine; returns the seeds report."""
+  name = f"{corpus}_{attempt}_seeds" if attempt else f"{corpus}_seeds"
+  os.makedirs(runs_root, exist_ok=True)
+  sweep_file = os.path.join(runs_root, f"{name}.sweep")
+  io_utils.atomic_write_text(sweep_file, seeds_sweep_text(corpus, name, seeds, extra_flags))
+  code_version = provenance.git_state()
+  command = [sys.executable, "-m", "bert_nlu.sweep", sweep_file, f"--runs_root={runs_root}"]
+  print(f"[{corpus}] {' '.join(command)}", flush=True)
+  start = time.time()
+  result = subprocess.run(command, cwd=REPO, check=False)
+  if result.returncode != 0:
+    raise RuntimeError(f"{corpus}: the seeds sweep failed (exit {result.returncode}); run logs: "
+                       f"{runs_root}/runs/<hash>/sweep.log")
+  index = io_utils.read_json(os.path.join(runs_root, name, "index.json"))
+  with open(os.path.join(REPO, "configs", f"{corpus}.cfg")) as f:
+    flagfile_text = f.read()
+  per_seed = []
+  for entry in sorted(index["runs"], key=lambda e: e["seed"]):
+    run_dir = os.path.normpath(os.path.join(runs_root, name, entry["run_dir"]))
+    report = benchmark_result(corpus, run_dir, command=" ".join(command),
+                              code_version=code_version, wall_seconds=entry["seconds"] or 0.0,
+                              extra_flags=extra_flags, flagfile_text=flagfile_text)
+    report["seed"] = entry["seed"]
+    report["reused"] = entry["state"] == "reused"
+    per_seed.append(report)
+  best = max(per_seed, key=lambda r: r["dev"]["whole_frame_accuracy"])
+  return {
+      "benchmark": "nlu_accuracy_seeds", "corpus": corpus, "seeds": [r["seed"] for r in per_seed],
+      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      "command": " ".join([sys.executable, "bench/nlu_accuracy.py", f"--corpora={corpus}",
+                           f"--seeds={','.join(str(s) for s in seeds)}"]
+                          + ([f"--attempt={attempt}", "--", *extra_flags] if attempt else [])),
+      "git": code_version, "machine": provenance.machine(),
+      "wall_seconds_this_call": round(time.time() - start, 1),
+      "selection": "each seed: checkpoint by dev whole_frame_accuracy; recipes by the dev mean",
+      "dev": mean_and_std(per_seed, "dev"), "test": mean_and_std(per_seed, "test"),
+      "best_dev_seed": best["seed"],
+      "targets_test_percent": TARGETS[corpus],
+      "targets_met_by_test_mean": {k: 100 * mean_and_std(per_seed, "test")[k]["mean"] >= v
+                                   for k, v in TARGETS[corpus].items()},
+      "extra_flags": list(extra_flags),
+      "per_seed": per_seed,
+  }
+
+
+def format_seeds_table(report: dict) -> str:
+  lines = [f"{report['corpus'].upper()} over seeds {report['seeds']}: mean +- std (%)",
+           f"{'split':8s} {'intent':>14s} {'slot F1':>14s} {'frame':>14s}"]
+  for split in ("dev", "test"):
+    cells = [f"{100 * report[split][k]['mean']:6.2f} +- {100 * report[split][k]['std']:4.2f}"
+             for k in ("intent_accuracy", "slot_f1", "whole_frame_accuracy")]
+    lines.append(f"{split:8s} " + " ".join(f"{c:>14s}" for c in cells))
+  for run in report["per_seed"]:
+    lines.append(f"  seed {run['seed']}: dev frame {100 * run['dev']['whole_frame_accuracy']:.2f}, "
+                 f"test {100 * run['test']['intent_accuracy']:.2f} / "
+                 f"{100 * run['test']['slot_f1']:.2f} / "
+                 f"{100 * run['test']['whole_frame_accuracy']:.2f}"
+                 + (" (reused)" if run["reused"] else ""))
+  return "\n".join(lines)
+
+
 def format_table(report: dict) -> str:
   corpus = report["corpus"]
   rows = [("bert-nlu (this run), dev", report["dev"]), ("bert-nlu (this run), TEST",
@@ -138,8 +228,22 @@ def main():
   parser.add_argument("--runs_root", default="runs/bench")
   parser.add_argument("--attempt", default="",
                       help="write bench/results/attempts/<corpus>_<attempt>.json instead")
+  parser.add_argument("--seeds", default="",
+                      help="comma-separated seeds: one run per seed through the sweep engine, "
+                      "mean and std written to bench/results/<corpus>_seeds.json")
   parser.add_argument("extra_flags", nargs="*", help="passed to run_bert_nlu.py after --")
   args = parser.parse_args()
+  if args.seeds:
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    if len(set(seeds)) != len(seeds) or len(seeds) < 2:
+      parser.error("--seeds needs at least 2 distinct seeds")
+    for corpus in args.corpora.split(","):
+      report = run_seeds(corpus, seeds, args.runs_root, args.extra_flags, args.attempt)
+      name = f"{corpus}_{args.attempt}_seeds.json" if args.attempt else f"{corpus}_seeds.json"
+      folder = ("bench", "results", "attempts") if args.attempt else ("bench", "results")
+      io_utils.atomic_write_json(os.path.join(REPO, *folder, name), report)
+      print(format_seeds_table(report), flush=True)
+    return
   for corpus in args.corpora.split(","):
     report = run_corpus(corpus, args.runs_root, args.extra_flags)
     if args.attempt:

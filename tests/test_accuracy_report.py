@@ -86,3 +86,33 @@ def test_report_writes_table_and_chart_from_results(finished_run, tmp_path):
   accuracy_report.write_chart(runs, str(tmp_path / "chart.png"), str(tmp_path / "curves.csv"))
   assert (tmp_path / "chart.png").stat().st_size > 1000
   assert len((tmp_path / "curves.csv").read_text().splitlines()) == 1 + len(runs[0]["curve"])
+
+
+def test_seeds_sweep_file_trains_the_corpus_config_once_per_seed(tmp_path):
+  from bert_nlu import sweep_spec  # pylint: disable=g-import-not-at-top
+  path = tmp_path / "atis_seeds.sweep"
+  path.write_text(nlu_accuracy.seeds_sweep_text("atis", "atis_try_seeds", [42, 43, 44],
+                                                ["--encoder_dropout=0.2"]))
+  spec = sweep_spec.read_sweep_file(str(path))
+  requests = sweep_spec.expand(spec)
+  assert spec.name == "atis_try_seeds"
+  assert [r.grid_values for r in requests] == [{"seed": "42"}, {"seed": "43"}, {"seed": "44"}]
+  for request in requests:
+    argv = list(request.argv)
+    # The config file first, the variant's flags after it, the seed last (later flags win, so
+    # atis.cfg's own --seed=43 does not apply).
+    assert argv.index("--flagfile=configs/atis.cfg") < argv.index("--encoder_dropout=0.2")
+    assert argv[-1] == f"--seed={request.grid_values['seed']}"
+    assert "--eval_on_test" in argv
+
+
+def test_seed_summary_is_the_mean_and_sample_standard_deviation():
+  values = [0.90, 0.89, 0.915]
+  per_seed = [{"dev": {k: v for k in nlu_accuracy.HEADLINE},
+               "test": {k: v / 2 for k in nlu_accuracy.HEADLINE}} for v in values]
+  summary = nlu_accuracy.mean_and_std(per_seed, "test")
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  expected = np.array(values) / 2
+  assert summary["slot_f1"]["mean"] == pytest.approx(expected.mean())
+  assert summary["slot_f1"]["std"] == pytest.approx(expected.std(ddof=1))
+  assert summary["whole_frame_accuracy"]["values"] == pytest.approx(list(expected))
