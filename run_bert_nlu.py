@@ -67,6 +67,11 @@ flags.DEFINE_enum("optimizer_implementation", "fused", ["fused", "bert"], "AdamW
 flags.DEFINE_bool("fp16", False, "Mixed precision: TensorFlow's automatic mixed-precision rewrite "
                   "(float16 compute on GPUs, float32 weights) with dynamic loss scaling; steps "
                   "whose gradients overflow are skipped, counted and logged.")
+flags.DEFINE_bool("bf16", False, "Mixed precision on CPUs: TensorFlow's oneDNN bfloat16 rewrite "
+                  "(matrix products in bfloat16, float32 weights, optimizer, loss, softmax/CRF) "
+                  "for training, evaluation and the export. Needs a CPU with avx512_bf16 or "
+                  "amx_bf16 and oneDNN (TF_ENABLE_ONEDNN_OPTS=1); elsewhere it warns once and "
+                  "runs float32.")
 flags.DEFINE_float("initial_loss_scale", 2.0 ** 15, "--fp16: initial dynamic loss scale.")
 flags.DEFINE_integer("loss_scale_growth_steps", 2000, "--fp16: the loss scale doubles after "
                      "this many steps in a row with finite gradients.")
@@ -189,6 +194,9 @@ def _validate_flags() -> None:
   if FLAGS.fp16 and FLAGS.optimizer_implementation != "fused":
     raise app.UsageError("--fp16 needs --optimizer_implementation=fused (dynamic loss scaling "
                          "skips overflowing steps inside the fused update)")
+  if FLAGS.fp16 and FLAGS.bf16:
+    raise app.UsageError("--fp16 and --bf16 are two mixed-precision modes (float16 on GPUs, "
+                         "bfloat16 on CPUs): give at most one")
   for name in ("learning_rate", "num_train_epochs", "head_learning_rate_multiplier"):
     if not 0 < getattr(FLAGS, name) < math.inf:  # also rejects nan
       raise app.UsageError(f"--{name} must be finite and > 0, got {getattr(FLAGS, name)}")
@@ -267,7 +275,7 @@ def build_run_config():
           head_dropout=FLAGS.head_dropout, encoder_dropout=FLAGS.encoder_dropout,
           num_hidden_layers=FLAGS.num_hidden_layers,
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
-          fp16=FLAGS.fp16),
+          fp16=FLAGS.fp16, bf16=FLAGS.bf16),
       train=config.TrainConfig(
           train_batch_size=FLAGS.train_batch_size, eval_batch_size=FLAGS.eval_batch_size,
           learning_rate=FLAGS.learning_rate, warmup_proportion=FLAGS.warmup_proportion,

@@ -56,6 +56,10 @@ class ModelConfig:
     fp16: mixed precision: TensorFlow's automatic mixed-precision graph rewrite (float16 compute
       on GPUs, float32 master weights) with dynamic loss scaling. Without a GPU the rewrite
       leaves the graph alone and only the loss scaling runs.
+    bf16: mixed precision on CPUs: TensorFlow's oneDNN bfloat16 rewrite (matrix products and the
+      element-wise ops between them in bfloat16; variables, optimizer update, loss, softmax/CRF
+      and metrics float32) for training, evaluation and the export. Active only on a CPU with
+      bfloat16 instructions and oneDNN on (`bert_nlu.cpu_features`); elsewhere float32.
   """
   bert_config_file: str
   vocab_file: str
@@ -68,6 +72,7 @@ class ModelConfig:
   slot_intent_context: bool = False
   slot_crf: bool = False
   fp16: bool = False
+  bf16: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

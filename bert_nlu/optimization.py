@@ -39,6 +39,7 @@ Two refinements of the update, both off by default:
 import re
 from typing import Optional, Sequence, Tuple
 
+from bert_nlu import mixed_precision
 from bert_nlu.compat import optimization as bert_optimization
 from bert_nlu.compat import tf
 
@@ -269,6 +270,8 @@ def build_train_op(loss: tf.Tensor,
                  for g in scaled_gradients]
   else:
     gradients = tf.gradients(loss, variables)
+  # float32 from here on, also under --bf16 (the rewrite would run the clipping in bfloat16).
+  gradients = [None if g is None else mixed_precision.float32_boundary(g) for g in gradients]
   gradients, gradient_norm = tf.clip_by_global_norm(gradients, clip_norm=clip_norm)
   tf.add_to_collection(GRADIENT_NORM_COLLECTION, gradient_norm)
   tf.summary.scalar("gradient_norm", gradient_norm)

@@ -1,8 +1,10 @@
 """Raw text -> intent and slot spans, from an exported SavedModel loaded once.
 
 The export directory (written by the trainer's best-model exporter) carries everything needed in
-`assets.extra/`: label_maps.json, vocab.txt and predict_config.json (max_seq_length, casing).
-`NluPredictor` loads the SavedModel's serving signature once; each call only tokenizes and runs it.
+`assets.extra/`: label_maps.json, vocab.txt and predict_config.json (max_seq_length, casing,
+bf16). `NluPredictor` loads the SavedModel's serving signature once; each call only tokenizes and
+runs it. A model trained with --bf16 is served with the same oneDNN bfloat16 rewrite when this
+machine's CPU supports it (`cpu_features`), else in float32 after one warning.
 
 Output per utterance (JSON-serialisable):
   {"text": ..., "intent": {"name": ..., "probability": ...},
@@ -21,7 +23,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 import tensorflow as tf_v2
 
-from bert_nlu import io_utils
+from bert_nlu import cpu_features, io_utils
 from bert_nlu.compat import make_tokenizer
 from bert_nlu.data.features import words_to_predict_feature
 from bert_nlu.data.labels import LabelMaps
@@ -48,6 +50,11 @@ class NluPredictor:
     self.max_seq_length = int(predict_config["max_seq_length"])
     self.tokenizer = make_tokenizer(os.path.join(assets, "vocab.txt"),
                                     bool(predict_config["do_lower_case"]))
+    self.bf16_support = cpu_features.detect_bf16_support(bool(predict_config.get("bf16", False)))
+    if self.bf16_support.active:
+      # The eager counterpart of the training session's rewrite option (process-wide).
+      tf_v2.config.optimizer.set_experimental_options(
+          {"auto_mixed_precision_onednn_bfloat16": True})
     self._loaded = tf_v2.saved_model.load(export_dir)
     self._serve = self._loaded.signatures["serving_default"]
     self.takes_first_piece_mask = (

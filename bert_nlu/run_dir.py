@@ -114,6 +114,7 @@ COMPATIBLE_KEYS = (
     "config.train.eval_batch_size", "config.train.optimizer_implementation",
     "config.train.initial_loss_scale",  # read only when the checkpoint has no scale yet
     "config.train.loss_scale_growth_steps",
+    "config.model.bf16",  # the arithmetic, not the variables: the checkpoints are the same
     # Which phases run, and observation only.
     "config.run_train",
     "config.run_eval",

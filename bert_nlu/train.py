@@ -20,7 +20,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from bert_nlu import checkpoints, distill, encoder, hooks, hparams, io_utils, metrics, run_dir
+from bert_nlu import checkpoints, cpu_features, distill, encoder, hooks, hparams, io_utils
+from bert_nlu import metrics, run_dir
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import RunConfig
 from bert_nlu.data import augment, input_pipeline, readers, tfrecords
@@ -116,7 +117,10 @@ def serving_input_receiver_fn_builder(task: NluTask):
 
 
 def build_estimator(config: RunConfig, task: NluTask, bert_config, num_train_steps: int,
-                    num_warmup_steps: int, eval_gold_examples) -> tf.estimator.Estimator:
+                    num_warmup_steps: int, eval_gold_examples,
+                    bf16_active: bool = False) -> tf.estimator.Estimator:
+  """The Estimator of a run; `bf16_active` turns on the bfloat16 rewrite in its sessions
+  (`cpu_features.detect_bf16_support(config.model.bf16).active`)."""
   train = config.train
   run_config = tf.estimator.RunConfig(
       model_dir=config.output_dir,
@@ -126,7 +130,7 @@ def build_estimator(config: RunConfig, task: NluTask, bert_config, num_train_ste
       keep_checkpoint_max=train.keep_checkpoint_max,
       log_step_count_steps=train.save_summary_steps,
       session_config=model_session_config(config.model, config.intra_op_threads,
-                                          config.inter_op_threads))
+                                          config.inter_op_threads, bf16_active))
   model_fn = model_fn_builder(task, bert_config, config.model, train, num_train_steps,
                               num_warmup_steps, eval_gold_examples=eval_gold_examples,
                               profile_config=config.profile, profile_dir=config.profile_dir)
@@ -143,7 +147,8 @@ def _write_run_files(config: RunConfig, label_maps: LabelMaps) -> Dict[str, str]
   predict_config_path = os.path.join(config.output_dir, PREDICT_CONFIG_FILE)
   io_utils.atomic_write_json(predict_config_path, {
       "max_seq_length": config.data.max_seq_length,
-      "do_lower_case": config.model.do_lower_case})
+      "do_lower_case": config.model.do_lower_case,
+      "bf16": config.model.bf16})  # the predictor decides again on the machine it runs on
   return {"label_maps.json": label_maps_path, "vocab.txt": config.model.vocab_file,
           PREDICT_CONFIG_FILE: predict_config_path}
 
@@ -186,8 +191,10 @@ def _stop_on_signals(stop_request: hooks.StopRequest):
       signal.signal(sig, old_handler)
 
 
-def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -> Dict:
-  """Trains with periodic dev evaluation; returns a training summary."""
+def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
+                       bf16_active: bool = False) -> Dict:
+  """Trains with periodic dev evaluation (in bfloat16 if `bf16_active`); returns a training
+  summary."""
   train = config.train
   task = make_task(config, prepared.label_maps)
   num_train_steps, num_warmup_steps = training_steps(
@@ -195,7 +202,7 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
       train.warmup_proportion)
   dev_gold = prepared.splits["dev"].examples
   estimator = build_estimator(config, task, bert_config, num_train_steps, num_warmup_steps,
-                              dev_gold)
+                              dev_gold, bf16_active)
   assets = _write_run_files(config, prepared.label_maps)
   max_seq_length = config.data.max_seq_length
   train_input_fn = input_pipeline.make_input_fn(
@@ -248,6 +255,7 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
       "num_warmup_steps": num_warmup_steps,
       "steps_run_this_session": speed_hook.train_steps,
       "train_examples_per_second": speed_hook.examples_per_second(),
+      "bf16_active": bf16_active,
       "train_step_seconds": speed_hook.train_seconds,
       "fp16_skipped_steps": guard_hook.skipped_steps,
       "wall_seconds": wall_seconds,
@@ -281,10 +289,11 @@ def predict_split(estimator: tf.estimator.Estimator, prepared: PreparedData, spl
 
 
 def evaluate_best(config: RunConfig, prepared: PreparedData, bert_config,
-                  split_names: Sequence[str]) -> Dict:
-  """Evaluates the best checkpoint (else the latest) on each split; writes eval_results.json."""
+                  split_names: Sequence[str], bf16_active: bool = False) -> Dict:
+  """Evaluates the best checkpoint (else the latest) on each split (in bfloat16 if
+  `bf16_active`); returns the results."""
   task = make_task(config, prepared.label_maps)
-  estimator = build_estimator(config, task, bert_config, 1, 0, None)
+  estimator = build_estimator(config, task, bert_config, 1, 0, None, bf16_active)
   best = hooks.read_best(config.output_dir)
   checkpoint = best["checkpoint"] if best else estimator.latest_checkpoint()
   if checkpoint is None:
@@ -321,13 +330,16 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
     status = run_dir.check_or_record_manifest(config.output_dir, manifest, overwrite_output_dir)
     tf.logging.info("Run directory %s: %s", config.output_dir, status)
     prepared = build_caches(config, splits, label_maps)
+    # Decided once per run: a --bf16 that cannot run here warns once and runs float32.
+    precision = cpu_features.detect_bf16_support(config.model.bf16)
     results: Dict = {}
     if config.run_train:
       checkpoints.check_init_checkpoint(config.model.init_checkpoint)
       checkpoints.set_aside_damaged_latest(config.output_dir)
-      results["training"] = train_and_evaluate(config, prepared, bert_config)
+      results["training"] = train_and_evaluate(config, prepared, bert_config, precision.active)
     if config.run_eval:
-      results.update(evaluate_best(config, prepared, bert_config, eval_splits))
+      results.update(evaluate_best(config, prepared, bert_config, eval_splits, precision.active))
+      results["precision"] = precision.to_json_dict()
       results["config"] = config.to_json_dict()
       io_utils.atomic_write_json(os.path.join(config.output_dir, RESULTS_FILE), results)
       hparams.write_hparams_summary(config.output_dir, results["config"], results)

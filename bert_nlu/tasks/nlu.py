@@ -23,7 +23,7 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
-from bert_nlu import distill, metrics
+from bert_nlu import distill, metrics, mixed_precision
 from bert_nlu.compat import crf, tf
 from bert_nlu.data.examples import NluExample
 from bert_nlu.data.features import word_level_tags
@@ -163,8 +163,9 @@ class NluTask:
         utterance = tf.tile(pooled[:, None, :], [1, seq_length, 1])  # [batch, seq, hidden]
         sequence = tf.concat([sequence, utterance], axis=-1)  # [batch, seq, 2 * hidden]
       slot_logits = _dense(sequence, len(self.label_maps.slot_tags), initializer_range, "dense")
-      logits = {"intent_logits": tf.cast(intent_logits, tf.float32),
-                "slot_logits": tf.cast(slot_logits, tf.float32)}
+      # The loss, softmax and CRF read float32 logits, also under --bf16.
+      logits = {"intent_logits": mixed_precision.float32_boundary(intent_logits),
+                "slot_logits": mixed_precision.float32_boundary(slot_logits)}
       if self.slot_crf:
         num_tags = len(self.label_maps.slot_tags)
         logits["slot_transitions"] = tf.get_variable(
