@@ -75,7 +75,7 @@ def bfloat16_ops(graph_def) -> Dict[str, str]:
 
 
 def _ancestors(tensors: Iterable[tf.Tensor]) -> set:
-  """Names of the ops that the tensors are computed from (data inputs), the tensors' ops included."""
+  """Names of the ops the tensors are computed from (data inputs), the tensors' own ops included."""
   seen, stack = set(), [t.op for t in tensors]
   while stack:
     op = stack.pop()
@@ -96,7 +96,8 @@ def model_part(name: str, loss_ops: set, prediction_ops: set, mode: str) -> str:
     mode: "train", "eval" or "predict".
 
   Returns:
-    "encoder", "heads", "backward", "loss", "predictions", "optimizer" (train) or "metrics".
+    "encoder", "heads", "backward", "loss", "predictions" (predict), "optimizer" (train) or
+    "metrics" (eval: the metric ops and the predictions they read).
   """
   if name.startswith(GRADIENT_SCOPE):
     return "backward"
@@ -138,8 +139,7 @@ def bfloat16_report(task, bert_config, model_config, train_config, mode: str,
     features["intent_id"] = tf.placeholder(tf.int32, [batch_size], name="intent_id")
     features["example_index"] = tf.placeholder(tf.int32, [batch_size], name="example_index")
     spec = model_fn(features, None, estimator_mode, {})
-    predictions = spec.predictions or {}
-    prediction_tensors = list(predictions.values()) if mode != "train" else []
+    prediction_tensors = list(spec.predictions.values()) if mode == "predict" else []
     fetches = list(prediction_tensors)
     loss_ops = set()
     if spec.loss is not None:
@@ -150,8 +150,9 @@ def bfloat16_report(task, bert_config, model_config, train_config, mode: str,
     for value_op, update_op in (spec.eval_metric_ops or {}).values():
       fetches.extend([value_op, update_op])
     # Heads and encoder are named by scope; loss and predictions are what lies between them and
-    # the loss or prediction tensors.
-    prediction_ops = _ancestors(prediction_tensors) - loss_ops if prediction_tensors else set()
+    # the loss or prediction tensors. (An eval graph exposes no predictions: there, the softmax,
+    # Viterbi and argmax count as metrics, which read them.)
+    prediction_ops = _ancestors(prediction_tensors) - loss_ops
   rewritten = rewrite(graph, fetches, model.session_config(model_config, bf16_active=True))
   parts = ("encoder", "heads", "backward", "loss", "predictions",
            "optimizer" if mode == "train" else "metrics")

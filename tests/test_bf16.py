@@ -22,7 +22,7 @@ from tensorflow.core.protobuf import rewriter_config_pb2
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPYC_WITHOUT_BF16 = "model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n"
 
-# Runs in the subprocess: the bfloat16 ops of the tiny model's train and eval graphs, and a toy
+# Runs in the subprocess: the bfloat16 ops of the tiny model's three graphs, and a toy
 # graph with and without a float32 boundary after a matrix product.
 _FORCED_REWRITE_SCRIPT = """
 import json, sys
@@ -37,7 +37,7 @@ model_config = config_lib.ModelConfig(bert_config_file=bert_config_file, vocab_f
 task = NluTask(LabelMaps.from_labels(["a", "b"], [["O", "B-x", "I-x"]]), slot_crf=slot_crf)
 report = {mode: mixed_precision.bfloat16_report(task, encoder.load_bert_config(bert_config_file),
                                                 model_config, config_lib.TrainConfig(), mode)
-          for mode in ("train", "eval")}
+          for mode in ("train", "eval", "predict")}
 toy = {}
 for boundary in (False, True):
   graph = tf.Graph()
@@ -57,7 +57,7 @@ print(json.dumps({"report": report, "toy": toy}))
 
 @pytest.fixture(scope="module")
 def forced_rewrite(tiny_bert_dir):
-  """{"report": {"train"|"eval": {part: {op: count}}}, "toy": ...} of the CRF model, rewritten
+  """{"report": {mode: {part: {op: count}}}, "toy": ...} of the CRF model, rewritten
   with bf16 forced in a subprocess (a crash of TensorFlow there fails the test, not the suite)."""
   env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1", PYTHONPATH=REPO_DIR)
   process = subprocess.run(
@@ -80,7 +80,7 @@ def test_session_config_turns_on_the_onednn_bfloat16_rewrite(tiny_bert_dir, tiny
 
 
 def test_forced_rewrite_runs_the_encoder_matrix_products_in_bfloat16(forced_rewrite):
-  for mode in ("train", "eval"):
+  for mode in ("train", "eval", "predict"):
     encoder_ops = forced_rewrite["report"][mode]["encoder"]
     # 2 layers x (query, key, value, attention output, intermediate, output, scores, context).
     assert encoder_ops.get("Einsum") == 16, encoder_ops
@@ -90,10 +90,11 @@ def test_forced_rewrite_runs_the_encoder_matrix_products_in_bfloat16(forced_rewr
 
 
 def test_forced_rewrite_keeps_loss_optimizer_crf_softmax_and_metrics_float32(forced_rewrite):
-  train_parts, eval_parts = forced_rewrite["report"]["train"], forced_rewrite["report"]["eval"]
-  assert train_parts["loss"] == {} and train_parts["optimizer"] == {}
-  assert eval_parts["loss"] == {} and eval_parts["predictions"] == {}  # softmax, Viterbi
-  assert eval_parts["metrics"] == {}
+  report = forced_rewrite["report"]
+  assert report["train"]["loss"] == {} and report["train"]["optimizer"] == {}
+  assert report["eval"]["loss"] == {}
+  assert report["eval"]["metrics"] == {}  # with the softmax, Viterbi and argmax they read
+  assert report["predict"]["predictions"] == {}
 
 
 def test_float32_boundary_stops_the_rewrite_after_a_matrix_product(forced_rewrite):
