@@ -64,6 +64,10 @@ flags.DEFINE_float("num_train_epochs", 10.0, "Training epochs.")
 flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay.")
 flags.DEFINE_enum("optimizer_implementation", "fused", ["fused", "bert"], "AdamWeightDecay "
                   "update: 'fused' kernels or bert.optimization's optimizer (same math).")
+flags.DEFINE_integer("gradient_accumulation_steps", 1, "Update the weights every K batches of "
+                     "--train_batch_size with their mean gradient: the update of a K-times larger "
+                     "batch in the memory of one. Steps (checkpoints, summaries) count batches; "
+                     "the learning-rate schedule counts updates.")
 flags.DEFINE_bool("fp16", False, "Mixed precision: TensorFlow's automatic mixed-precision rewrite "
                   "(float16 compute on GPUs, float32 weights) with dynamic loss scaling; steps "
                   "whose gradients overflow are skipped, counted and logged.")
@@ -177,7 +181,8 @@ _MAX_INT_FLAG = 2**31 - 1  # TF batch sizes, steps and lengths beyond this only 
 
 def _validate_flags() -> None:
   positive = ("max_seq_length", "train_batch_size", "eval_batch_size", "save_checkpoints_steps",
-              "save_summary_steps", "keep_checkpoint_max", "loss_scale_growth_steps")
+              "save_summary_steps", "keep_checkpoint_max", "loss_scale_growth_steps",
+              "gradient_accumulation_steps")
   for name in positive:
     if getattr(FLAGS, name) <= 0:
       raise app.UsageError(f"--{name} must be > 0, got {getattr(FLAGS, name)}")
@@ -284,6 +289,7 @@ def build_run_config():
           layer_learning_rate_decay=FLAGS.layer_learning_rate_decay,
           weight_average_decay=FLAGS.weight_average_decay,
           optimizer_implementation=FLAGS.optimizer_implementation,
+          gradient_accumulation_steps=FLAGS.gradient_accumulation_steps,
           initial_loss_scale=FLAGS.initial_loss_scale,
           loss_scale_growth_steps=FLAGS.loss_scale_growth_steps,
           save_checkpoints_steps=FLAGS.save_checkpoints_steps,

@@ -92,6 +92,9 @@ class TrainConfig:
       of the weights updated every step with this decay (0 = the raw weights).
     optimizer_implementation: "fused" (fast) or "bert" (bert.optimization's own op-by-op
       AdamWeightDecayOptimizer); both compute the same update.
+    gradient_accumulation_steps: K: update the weights every K batches of train_batch_size with
+      their mean gradient (a K-times larger effective batch); steps count batches, the schedule
+      counts updates (1 = an update every batch).
     initial_loss_scale, loss_scale_growth_steps: dynamic loss scaling under fp16 (start value;
       the scale doubles after this many finite steps in a row and halves on an overflow).
     clip_norm: global gradient-norm clipping.
@@ -117,6 +120,7 @@ class TrainConfig:
   layer_learning_rate_decay: float = 1.0
   weight_average_decay: float = 0.0
   optimizer_implementation: str = "fused"
+  gradient_accumulation_steps: int = 1
   initial_loss_scale: float = 2.0 ** 15
   loss_scale_growth_steps: int = 2000
   clip_norm: float = 1.0

@@ -34,6 +34,27 @@ Two refinements of the update, both off by default:
     `<var>/ExponentialMovingAverage` (checkpointed). `averaged_weights_saver` restores those
     averages INTO the model's variables, so evaluation, checkpoint selection and the export use the
     averaged weights while training continues on the raw ones.
+
+Gradient accumulation (`gradient_accumulation_steps` K > 1): the global step counts BATCHES (of
+--train_batch_size examples), as without accumulation, so checkpoints, resumption, summaries and
+`save_checkpoints_steps` keep their meaning; the weights are updated every K-th step. Each step adds
+g / K to `<var>/gradient_accumulator` (checkpointed, so a run resumed mid-accumulation continues
+exactly); on the K-th step the accumulated mean gradient is clipped and applied, and the
+accumulators reset. The schedule counts UPDATES (global_step // K) over num_train_steps // K, so the
+update sequence is that of a K-times larger batch (exactly so for a loss that is a mean over
+examples; the NLU slot loss is a mean over a batch's words, so each micro-batch weighs its own words).
+Loss scaling (fp16) checks and adapts once per update. The weight average, if any, is taken every
+step (the same weights K times: decay^K per update).
+
+Replication (tf.distribute, e.g. MirroredStrategy under the Estimator): the model_fn runs once per
+replica in a replica context, each replica on its own batch. bert's AdamWeightDecayOptimizer
+replaces `apply_gradients` wholesale, so TensorFlow's all-reduce inside
+`tf.train.Optimizer.apply_gradients` never runs: without care each replica would step with its own
+gradients. Here the gradients are all-reduced (mean over replicas) once per step, right after
+differentiation, with the replica context's `all_reduce`; everything after it (clipping, loss-scale
+checks, accumulation, the fused update on each replica's copy of the variables and slots) then
+computes identical values on every replica. Only the "fused" implementation supports replication
+(bert's optimizer assigns mirrored variables in the replica context, which tf.distribute refuses).
 """
 
 import re
@@ -114,7 +135,8 @@ def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor, weight_decay
       dependencies = [gradient]
       if weight_decay and _uses_weight_decay(name):
         with tf.control_dependencies([gradient]):
-          dependencies.append(variable.assign(variable * (1.0 - learning_rate * weight_decay)))
+          dependencies.append(_assign_local(
+              variable, variable.read_value() * (1.0 - learning_rate * weight_decay)))
       with tf.control_dependencies(dependencies):
         updates.append(tf.raw_ops.ResourceApplyAdam(
             var=variable.handle, m=m.handle, v=v.handle, beta1_power=zero, beta2_power=zero,
@@ -127,31 +149,132 @@ def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor, weight_decay
   return tf.cond(apply_if, apply_all, tf.no_op)
 
 
+def _replica_context_with_replicas():
+  """The replica context when running replicated (more than one replica in sync), else None."""
+  if not tf.distribute.has_strategy():
+    return None
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync <= 1:
+    return None
+  return context
+
+
+def all_reduce_gradients(gradients):
+  """Mean of each gradient over the replicas in sync (identity when not replicated).
+
+  Args:
+    gradients: list of gradient tensors, IndexedSlices or None (None stays None).
+
+  Returns:
+    List of dense tensors (or None), equal on every replica.
+  """
+  context = _replica_context_with_replicas()
+  dense = [None if g is None else tf.convert_to_tensor(g) for g in gradients]
+  if context is None:
+    return dense
+  present = [g for g in dense if g is not None]
+  reduced = iter(context.all_reduce(tf.distribute.ReduceOp.MEAN, present))
+  return [None if g is None else next(reduced) for g in dense]
+
+
+def _assign_local(variable: tf.Variable, value: tf.Tensor) -> tf.Operation:
+  """Assigns `value` to this replica's copy of `variable` (the variable itself if not replicated).
+
+  tf.distribute refuses `assign` on a mirrored variable in a replica context; the values assigned
+  here are equal on every replica (they derive from all-reduced gradients), so each replica writes
+  its own copy.
+  """
+  return tf.raw_ops.AssignVariableOp(resource=variable.handle, value=value)
+
+
+def _replica_local_variable(name: str, shape, dtype=tf.float32) -> tf.Variable:
+  """A non-trainable zero-initialised variable each replica keeps and updates on its own.
+
+  Checkpointed as the mean over replicas (they hold equal values here).
+  """
+  return tf.get_variable(name, shape=shape, dtype=dtype, trainable=False,
+                         initializer=tf.zeros_initializer(),
+                         synchronization=tf.VariableSynchronization.ON_READ,
+                         aggregation=tf.VariableAggregation.MEAN)
+
+
+def accumulate_gradients(pairs, accumulation_steps: int, global_step: tf.Tensor):
+  """Adds gradient / K to per-variable accumulators and says whether this step applies them.
+
+  Args:
+    pairs: [(dense gradient or None, variable)].
+    accumulation_steps: K > 1.
+    global_step: int64 scalar, batches done before this one.
+
+  Returns:
+    (pairs of (accumulated mean gradient, variable) read after this step's addition,
+     apply_now bool scalar: True on every K-th step,
+     reset(after) -> op that zeroes the accumulators on apply steps once `after` ran).
+  """
+  apply_now = tf.equal((global_step + 1) % accumulation_steps, 0)
+  accumulated, accumulators = [], []
+  for gradient, variable in pairs:
+    if gradient is None:
+      accumulated.append((None, variable))
+      continue
+    accumulator = _replica_local_variable(_variable_name(variable) + "/gradient_accumulator",
+                                          variable.shape.as_list())
+    add = _assign_local(accumulator,
+                        accumulator.read_value() + gradient / float(accumulation_steps))
+    with tf.control_dependencies([add]):
+      accumulated.append((tf.identity(accumulator.read_value()), variable))
+    accumulators.append(accumulator)
+
+  def reset(after: tf.Operation) -> tf.Operation:
+    with tf.control_dependencies([after]):
+      return tf.group(*[
+          _assign_local(a, tf.where(apply_now, tf.zeros_like(a), a.read_value()))
+          for a in accumulators])  # tf.where, not a product: accumulators may hold inf (fp16)
+
+  return accumulated, apply_now, reset
+
+
 def _loss_scale_variables(initial_loss_scale: float):
-  """(scale float32, finite steps in a row int64, skipped steps int64), all checkpointed."""
+  """(scale float32, finite steps in a row int64, skipped steps int64), all checkpointed.
+
+  Replicated, each replica keeps its own copy (they take equal values: the gradients they check
+  are all-reduced)."""
+  local = dict(synchronization=tf.VariableSynchronization.ON_READ,
+               aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
   with tf.variable_scope("loss_scale"):
     scale = tf.get_variable("scale", [], tf.float32, trainable=False,
-                            initializer=tf.constant_initializer(initial_loss_scale))
+                            initializer=tf.constant_initializer(initial_loss_scale), **local)
     good_steps = tf.get_variable("good_steps", [], tf.int64, trainable=False,
-                                 initializer=tf.zeros_initializer())
+                                 initializer=tf.zeros_initializer(), **local)
     skipped_steps = tf.get_variable("skipped_steps", [], tf.int64, trainable=False,
-                                    initializer=tf.zeros_initializer())
+                                    initializer=tf.zeros_initializer(), **local)
   return scale, good_steps, skipped_steps
 
 
 def _update_loss_scale(scale, good_steps, skipped_steps, all_finite: tf.Tensor,
-                       growth_steps: int) -> Tuple[tf.Operation, tf.Tensor]:
+                       growth_steps: int,
+                       is_update_step: Optional[tf.Tensor] = None) -> Tuple[tf.Operation, tf.Tensor]:
   """Halves the scale (min 1) and counts a skip on overflow; doubles it after growth_steps.
 
+  is_update_step: bool scalar; when False (an accumulation step) nothing changes.
   Returns (update op, skipped steps after this step int64 scalar)."""
-  grow = tf.logical_and(all_finite, good_steps + 1 >= growth_steps)
-  new_scale = tf.where(all_finite, tf.where(grow, scale * 2.0, scale),
-                       tf.maximum(scale * 0.5, 1.0))
+  scale_value, good_value, skipped_value = (
+      scale.read_value(), good_steps.read_value(), skipped_steps.read_value())
+  grow = tf.logical_and(all_finite, good_value + 1 >= growth_steps)
+  new_scale = tf.where(all_finite, tf.where(grow, scale_value * 2.0, scale_value),
+                       tf.maximum(scale_value * 0.5, 1.0))
   new_good_steps = tf.where(tf.logical_and(all_finite, tf.logical_not(grow)),
-                            good_steps + 1, tf.zeros_like(good_steps))
-  skipped_after = skipped_steps.assign_add(tf.cast(tf.logical_not(all_finite), tf.int64))
-  return tf.group(scale.assign(new_scale), good_steps.assign(new_good_steps),
-                  skipped_after), skipped_after
+                            good_value + 1, tf.zeros_like(good_value))
+  new_skipped = skipped_value + tf.cast(tf.logical_not(all_finite), tf.int64)
+  if is_update_step is not None:
+    new_scale = tf.where(is_update_step, new_scale, scale_value)
+    new_good_steps = tf.where(is_update_step, new_good_steps, good_value)
+    new_skipped = tf.where(is_update_step, new_skipped, skipped_value)
+  assignments = [_assign_local(scale, new_scale), _assign_local(good_steps, new_good_steps),
+                 _assign_local(skipped_steps, new_skipped)]
+  with tf.control_dependencies(assignments):
+    skipped_after = tf.identity(new_skipped)
+  return tf.group(*assignments), skipped_after
 
 
 def layer_learning_rate_factor(variable_name: str, num_layers: int, decay: float) -> float:
@@ -205,6 +328,30 @@ def averaged_weights_saver(decay: float) -> tf.train.Saver:
   return tf.train.Saver(weight_average(decay).variables_to_restore(), sharded=True)
 
 
+def _bert_optimizer_update(pairs, learning_rate: tf.Tensor, weight_decay: float,
+                           global_step: tf.Tensor,
+                           apply_if: Optional[tf.Tensor] = None) -> tf.Operation:
+  """bert's own AdamWeightDecayOptimizer.apply_gradients on `pairs`.
+
+  With `apply_if`, the update runs inside a conditional; bert's optimizer creates its slots with
+  tf.get_variable in apply_gradients, so they are created first, outside it, and reused inside.
+  """
+  optimizer = _adam_weight_decay(learning_rate, weight_decay)
+  if apply_if is None:
+    return optimizer.apply_gradients(pairs, global_step=global_step)
+  for gradient, variable in pairs:
+    if gradient is not None:
+      for slot in ("adam_m", "adam_v"):
+        tf.get_variable(_variable_name(variable) + "/" + slot, shape=variable.shape.as_list(),
+                        dtype=tf.float32, trainable=False, initializer=tf.zeros_initializer())
+
+  def apply_all():
+    with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+      return optimizer.apply_gradients(pairs, global_step=global_step)
+
+  return tf.cond(apply_if, apply_all, tf.no_op)
+
+
 def _adam_weight_decay(learning_rate: tf.Tensor, weight_decay: float):
   return bert_optimization.AdamWeightDecayOptimizer(
       learning_rate=learning_rate,
@@ -228,7 +375,8 @@ def build_train_op(loss: tf.Tensor,
                    initial_loss_scale: float = 2.0 ** 15,
                    loss_scale_growth_steps: int = 2000,
                    layer_learning_rate_decay: float = 1.0,
-                   weight_average_decay: float = 0.0) -> Tuple[tf.Operation, tf.Tensor]:
+                   weight_average_decay: float = 0.0,
+                   gradient_accumulation_steps: int = 1) -> Tuple[tf.Operation, tf.Tensor]:
   """Builds the update op.
 
   Args:
@@ -246,18 +394,31 @@ def build_train_op(loss: tf.Tensor,
       docstring); 1 = one rate for the whole encoder.
     weight_average_decay: keep a moving average of the weights with this decay (module docstring);
       0 = none.
+    gradient_accumulation_steps: K; update the weights every K steps with the mean gradient of
+      those K batches (module docstring). num_train_steps and num_warmup_steps count batches
+      (multiples of K); the schedule advances once per update.
+
+  Under a tf.distribute strategy with several replicas, the gradients are all-reduced (mean) once
+  per step before anything else reads them (module docstring); needs implementation="fused".
 
   Returns:
     (train_op that also increments the global step, learning_rate scalar).
   """
   global_step = tf.train.get_or_create_global_step()
-  learning_rate = learning_rate_schedule(global_step, peak_learning_rate, num_train_steps,
-                                         num_warmup_steps)
+  accumulation_steps = gradient_accumulation_steps
+  if accumulation_steps < 1:
+    raise ValueError(f"gradient_accumulation_steps={accumulation_steps} must be >= 1")
+  update_count = global_step if accumulation_steps == 1 else global_step // accumulation_steps
+  learning_rate = learning_rate_schedule(update_count, peak_learning_rate,
+                                         num_train_steps // accumulation_steps,
+                                         num_warmup_steps // accumulation_steps)
   if implementation not in OPTIMIZER_IMPLEMENTATIONS:
     raise ValueError(f"optimizer implementation {implementation!r} not in "
                      f"{OPTIMIZER_IMPLEMENTATIONS}")
   if dynamic_loss_scale and implementation != "fused":
     raise ValueError("dynamic loss scaling (fp16) needs optimizer implementation 'fused'")
+  if _replica_context_with_replicas() is not None and implementation != "fused":
+    raise ValueError("training on several replicas needs optimizer implementation 'fused'")
   variables = list(variables if variables is not None else tf.trainable_variables())
   all_finite = None
   if dynamic_loss_scale:
@@ -272,26 +433,35 @@ def build_train_op(loss: tf.Tensor,
     gradients = tf.gradients(loss, variables)
   # float32 from here on, also under --bf16 (the rewrite would run the clipping in bfloat16).
   gradients = [None if g is None else mixed_precision.float32_boundary(g) for g in gradients]
+  gradients = all_reduce_gradients(gradients)
+  apply_now, reset_accumulators = None, None
+  if accumulation_steps > 1:
+    pairs, apply_now, reset_accumulators = accumulate_gradients(
+        list(zip(gradients, variables)), accumulation_steps, global_step)
+    gradients = [g for g, _ in pairs]
   gradients, gradient_norm = tf.clip_by_global_norm(gradients, clip_norm=clip_norm)
   tf.add_to_collection(GRADIENT_NORM_COLLECTION, gradient_norm)
   tf.summary.scalar("gradient_norm", gradient_norm)
+  apply_if = apply_now
   if dynamic_loss_scale:
     all_finite = tf.math.is_finite(gradient_norm)  # NaN/Inf in any gradient makes the norm so
+    apply_if = all_finite if apply_now is None else tf.logical_and(apply_now, all_finite)
   groups = _learning_rate_groups(list(zip(gradients, variables)), learning_rate,
                                  head_learning_rate_multiplier, layer_learning_rate_decay)
   if implementation == "fused":
-    update = tf.group(*[fused_adam_weight_decay_update(group, rate, weight_decay, all_finite)
+    update = tf.group(*[fused_adam_weight_decay_update(group, rate, weight_decay, apply_if)
                         for group, rate in groups if group])
   else:
-    update = tf.group(*[
-        _adam_weight_decay(rate, weight_decay).apply_gradients(group, global_step=global_step)
-        for group, rate in groups if group])
+    update = tf.group(*[_bert_optimizer_update(group, rate, weight_decay, global_step, apply_if)
+                        for group, rate in groups if group])
   if dynamic_loss_scale:
     with tf.control_dependencies([update]):
       update, skipped_after = _update_loss_scale(scale, good_steps, skipped_steps, all_finite,
-                                                 loss_scale_growth_steps)
+                                                 loss_scale_growth_steps, apply_now)
     tf.add_to_collection(LOSS_SCALE_COLLECTION, skipped_after)
     tf.summary.scalar("skipped_steps", skipped_after)
+  if reset_accumulators is not None:
+    update = reset_accumulators(update)
   if weight_average_decay:
     with tf.control_dependencies([update]):  # averages the weights this step produced
       update = weight_average(weight_average_decay).apply(

@@ -104,9 +104,16 @@ def make_task(config: RunConfig, label_maps: LabelMaps) -> NluTask:
 
 
 def training_steps(num_examples: int, batch_size: int, num_epochs: float,
-                   warmup_proportion: float):
-  num_train_steps = max(1, int(math.ceil(num_examples * num_epochs / batch_size)))
-  return num_train_steps, int(num_train_steps * warmup_proportion)
+                   warmup_proportion: float, gradient_accumulation_steps: int = 1):
+  """(num_train_steps, num_warmup_steps), both counted in batches of `batch_size`.
+
+  With gradient accumulation K the schedule is that of the effective batch K * batch_size: the
+  number of updates and of warmup updates are computed from it, then counted in batches (x K).
+  """
+  updates = max(1, int(math.ceil(num_examples * num_epochs /
+                                 (batch_size * gradient_accumulation_steps))))
+  warmup_updates = int(updates * warmup_proportion)
+  return updates * gradient_accumulation_steps, warmup_updates * gradient_accumulation_steps
 
 
 def serving_input_receiver_fn_builder(task: NluTask):
@@ -199,7 +206,7 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
   task = make_task(config, prepared.label_maps)
   num_train_steps, num_warmup_steps = training_steps(
       prepared.caches["train"].num_examples, train.train_batch_size, train.num_train_epochs,
-      train.warmup_proportion)
+      train.warmup_proportion, train.gradient_accumulation_steps)
   dev_gold = prepared.splits["dev"].examples
   estimator = build_estimator(config, task, bert_config, num_train_steps, num_warmup_steps,
                               dev_gold, bf16_active)
