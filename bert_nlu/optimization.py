@@ -51,7 +51,7 @@ replica in a replica context, each replica on its own batch. bert's AdamWeightDe
 replaces `apply_gradients` wholesale, so TensorFlow's all-reduce inside
 `tf.train.Optimizer.apply_gradients` never runs: without care each replica would step with its own
 gradients. Here the gradients are all-reduced (mean over replicas) once per step, right after
-differentiation, with the replica context's `all_reduce`; everything after it (clipping, loss-scale
+differentiation (one merge_call + batch_reduce_to); everything after it (clipping, loss-scale
 checks, accumulation, the fused update on each replica's copy of the variables and slots) then
 computes identical values on every replica. Only the "fused" implementation supports replication
 (bert's optimizer assigns mirrored variables in the replica context, which tf.distribute refuses).
@@ -159,11 +159,16 @@ def _replica_context_with_replicas():
   return context
 
 
-def all_reduce_gradients(gradients):
+def all_reduce_gradients(gradients, variables):
   """Mean of each gradient over the replicas in sync (identity when not replicated).
+
+  One batched cross-replica reduction per call, as `tf.train.Optimizer.apply_gradients` does
+  (merge_call + batch_reduce_to onto the variables' devices); the replica context's `all_reduce`
+  is not used: its gradient wrapper fails on mirrored variables in graph mode.
 
   Args:
     gradients: list of gradient tensors, IndexedSlices or None (None stays None).
+    variables: the variables of the gradients (their devices receive the means).
 
   Returns:
     List of dense tensors (or None), equal on every replica.
@@ -172,8 +177,12 @@ def all_reduce_gradients(gradients):
   dense = [None if g is None else tf.convert_to_tensor(g) for g in gradients]
   if context is None:
     return dense
-  present = [g for g in dense if g is not None]
-  reduced = iter(context.all_reduce(tf.distribute.ReduceOp.MEAN, present))
+  present = [(g, v) for g, v in zip(dense, variables) if g is not None]
+
+  def mean_over_replicas(strategy, pairs):
+    return strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.MEAN, pairs)
+
+  reduced = iter(context.merge_call(mean_over_replicas, args=(present,)))
   return [None if g is None else next(reduced) for g in dense]
 
 
@@ -433,7 +442,7 @@ def build_train_op(loss: tf.Tensor,
     gradients = tf.gradients(loss, variables)
   # float32 from here on, also under --bf16 (the rewrite would run the clipping in bfloat16).
   gradients = [None if g is None else mixed_precision.float32_boundary(g) for g in gradients]
-  gradients = all_reduce_gradients(gradients)
+  gradients = all_reduce_gradients(gradients, variables)
   apply_now, reset_accumulators = None, None
   if accumulation_steps > 1:
     pairs, apply_now, reset_accumulators = accumulate_gradients(

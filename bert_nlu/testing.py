@@ -138,3 +138,76 @@ def write_tiny_sweep_file(path: str, name: str, bert_dir: str, corpus_dir: str,
   with open(path, "w", encoding="utf-8") as f:
     f.write("\n".join(lines) + "\n")
   return path
+# A tiny sentence classifier on a tiny BERT, for optimizer tests: its loss is a mean over examples,
+# so the mean gradient of a batch is the mean of its halves' mean gradients.
+TINY_CLASSIFIER_SEQ_LENGTH = 6
+_TINY_CLASSIFIER_LABELS = 3
+_TINY_CLASSIFIER_VOCAB = 20
+
+
+def tiny_classifier_examples(num_examples: int, seed: int = 0):
+  """(input_ids, input_mask) int32 [n, TINY_CLASSIFIER_SEQ_LENGTH] and labels int32 [n]."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  rng = np.random.RandomState(seed)
+  length = TINY_CLASSIFIER_SEQ_LENGTH
+  input_ids = rng.randint(5, _TINY_CLASSIFIER_VOCAB, size=(num_examples, length)).astype(np.int32)
+  lengths = rng.randint(2, length + 1, size=num_examples)
+  input_mask = (np.arange(length)[None, :] < lengths[:, None]).astype(np.int32)
+  labels = rng.randint(0, _TINY_CLASSIFIER_LABELS, size=num_examples).astype(np.int32)
+  return input_ids * input_mask, input_mask, labels
+
+
+def tiny_classifier_loss(input_ids, input_mask, labels):
+  """Mean softmax cross-entropy over examples of a pooled-output classifier on a 2-layer H16
+  BERT without dropout. Returns a float32 scalar."""
+  from bert_nlu import encoder  # pylint: disable=g-import-not-at-top
+  from bert_nlu.compat import modeling, tf  # pylint: disable=g-import-not-at-top
+  config = modeling.BertConfig(
+      vocab_size=_TINY_CLASSIFIER_VOCAB, hidden_size=16, num_hidden_layers=2,
+      num_attention_heads=2, intermediate_size=32, hidden_act="gelu_exact",
+      hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, max_position_embeddings=16,
+      type_vocab_size=2)
+  bert = encoder.build_bert_model(config, is_training=True, input_ids=input_ids,
+                                  input_mask=input_mask, segment_ids=tf.zeros_like(input_ids))
+  logits = tf.layers.dense(bert.get_pooled_output(), _TINY_CLASSIFIER_LABELS,
+                           kernel_initializer=tf.truncated_normal_initializer(stddev=0.02),
+                           name="classifier")
+  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                                       logits=logits))
+
+
+def tiny_classifier_initial_weights(seed: int = 3):
+  """Initial values of every variable of `tiny_classifier_loss`'s model, by name (numpy)."""
+  from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
+  length = TINY_CLASSIFIER_SEQ_LENGTH
+  with tf.Graph().as_default():
+    tf.set_random_seed(seed)
+    tiny_classifier_loss(tf.zeros([1, length], tf.int32), tf.ones([1, length], tf.int32),
+                         tf.zeros([1], tf.int32))
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      return {v.op.name: session.run(v) for v in tf.trainable_variables()}
+
+
+# float32 sums in a different order (halves, replicas) differ in the last bits. Adam divides by
+# sqrt(v) + 1e-6, so an element whose gradient cancels to ~1e-7 turns those bits into a visible
+# difference: every element within 1e-4 (1% of one step at lr 1e-2), and per variable the mean
+# difference within 1% of the mean change from the initial weights (+1e-7: the attention key bias
+# has a zero gradient in exact arithmetic, so its "change" is rounding noise).
+_WEIGHT_TOLERANCE = 1e-4
+_MEAN_RELATIVE_TOLERANCE = 1e-2
+
+
+def assert_same_trained_weights(expected, actual, initial):
+  """Asserts two trainings of the tiny classifier reached the same weights (dicts name -> array)
+  within the tolerances above, and that they moved away from `initial`."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  assert sorted(expected) == sorted(actual)
+  moved = max(np.max(np.abs(expected[name] - initial[name])) for name in expected)
+  assert moved > 1e-3  # the comparison is between trained weights, not initial ones
+  for name in expected:
+    np.testing.assert_allclose(actual[name], expected[name], atol=_WEIGHT_TOLERANCE, rtol=0,
+                               err_msg=name)
+    change = np.mean(np.abs(expected[name] - initial[name]))
+    assert (np.mean(np.abs(actual[name] - expected[name]))
+            <= _MEAN_RELATIVE_TOLERANCE * change + 1e-7), name

@@ -9,59 +9,13 @@ and decay in the schedule, weight decay and clipping on.
 import numpy as np
 import pytest
 
-from bert_nlu import encoder, optimization
-from bert_nlu.compat import modeling, tf
-
-NUM_LABELS = 3
-SEQ_LENGTH = 6
-VOCAB_SIZE = 20
-# float32 sums in a different order (halves, replicas) differ in the last bits. Adam divides by
-# sqrt(v) + 1e-6, so an element whose gradient cancels to ~1e-7 turns those bits into a visible
-# difference: every element within 1e-4 (1% of one step at lr 1e-2), and per variable the mean
-# difference within 1% of the mean change from the initial weights (+1e-7: the attention key bias
-# has a zero gradient in exact arithmetic, so its "change" is rounding noise).
-TOLERANCE = 1e-4
-MEAN_RELATIVE_TOLERANCE = 1e-2
-
-
-def _tiny_bert_config():
-  return modeling.BertConfig(
-      vocab_size=VOCAB_SIZE, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-      intermediate_size=32, hidden_act="gelu_exact", hidden_dropout_prob=0.0,
-      attention_probs_dropout_prob=0.0, max_position_embeddings=16, type_vocab_size=2)
-
-
-def _examples(num_examples, seed=0):
-  """int32 input_ids / input_mask [n, SEQ_LENGTH] and labels [n] (varied lengths)."""
-  rng = np.random.RandomState(seed)
-  input_ids = rng.randint(5, VOCAB_SIZE, size=(num_examples, SEQ_LENGTH)).astype(np.int32)
-  lengths = rng.randint(2, SEQ_LENGTH + 1, size=num_examples)
-  input_mask = (np.arange(SEQ_LENGTH)[None, :] < lengths[:, None]).astype(np.int32)
-  labels = rng.randint(0, NUM_LABELS, size=num_examples).astype(np.int32)
-  return input_ids * input_mask, input_mask, labels
-
-
-def _classifier_loss(input_ids, input_mask, labels):
-  """Mean softmax cross-entropy over examples of a pooled-output classifier on a tiny BERT."""
-  bert = encoder.build_bert_model(_tiny_bert_config(), is_training=True, input_ids=input_ids,
-                                  input_mask=input_mask, segment_ids=tf.zeros_like(input_ids))
-  logits = tf.layers.dense(bert.get_pooled_output(), NUM_LABELS,
-                           kernel_initializer=tf.truncated_normal_initializer(stddev=0.02),
-                           name="classifier")
-  return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
-                                                                       logits=logits))
-
-
-def _initial_weights():
-  """Fixed initial values for every variable of the tiny model, by name."""
-  with tf.Graph().as_default():
-    tf.set_random_seed(3)
-    ids, mask, labels = (tf.zeros([1, SEQ_LENGTH], tf.int32), tf.ones([1, SEQ_LENGTH], tf.int32),
-                         tf.zeros([1], tf.int32))
-    _classifier_loss(ids, mask, labels)
-    with tf.Session() as session:
-      session.run(tf.global_variables_initializer())
-      return {v.op.name: session.run(v) for v in tf.trainable_variables()}
+from bert_nlu import optimization
+from bert_nlu.compat import tf
+from bert_nlu.testing import TINY_CLASSIFIER_SEQ_LENGTH as SEQ_LENGTH
+from bert_nlu.testing import tiny_classifier_examples as _examples
+from bert_nlu.testing import assert_same_trained_weights as _assert_same_weights
+from bert_nlu.testing import tiny_classifier_initial_weights as _initial_weights
+from bert_nlu.testing import tiny_classifier_loss as _classifier_loss
 
 
 def _set_weights(session, weights):
@@ -95,17 +49,6 @@ def _split(examples, batch_size):
   ids, mask, labels = examples
   return [(ids[i:i + batch_size], mask[i:i + batch_size], labels[i:i + batch_size])
           for i in range(0, len(labels), batch_size)]
-
-
-def _assert_same_weights(expected, actual, initial):
-  assert sorted(expected) == sorted(actual)
-  moved = max(np.max(np.abs(expected[name] - initial[name])) for name in expected)
-  assert moved > 1e-3  # the comparison is between trained weights, not initial ones
-  for name in expected:
-    np.testing.assert_allclose(actual[name], expected[name], atol=TOLERANCE, rtol=0,
-                               err_msg=name)
-    change = np.mean(np.abs(expected[name] - initial[name]))
-    assert np.mean(np.abs(actual[name] - expected[name])) <= MEAN_RELATIVE_TOLERANCE * change + 1e-7, name
 
 
 @pytest.mark.parametrize("implementation,dynamic_loss_scale",

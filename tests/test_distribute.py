@@ -1,0 +1,105 @@
+"""bert_nlu.distribute + the update under replication: 2 CPU replicas of the Estimator, each on
+different examples, must train the tiny classifier to the weights of 1 replica on the same global
+batch (gradients all-reduced once per step, optimizer slots updated once)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from bert_nlu import distribute, model, optimization
+from bert_nlu.compat import tf
+from bert_nlu.testing import assert_same_trained_weights, tiny_classifier_examples
+from bert_nlu.testing import tiny_classifier_initial_weights, tiny_classifier_loss
+
+GLOBAL_BATCH = 8
+NUM_STEPS = 4
+
+
+def _save_checkpoint(weights, path):
+  with tf.Graph().as_default():
+    variables = [tf.Variable(value, name=name) for name, value in weights.items()]
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      tf.train.Saver(variables).save(session, path, write_meta_graph=False)
+  return path
+
+
+def _model_fn_builder(init_checkpoint, accumulation_steps=1, dynamic_loss_scale=False):
+  def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
+    loss = tiny_classifier_loss(features["input_ids"], features["input_mask"], features["label"])
+    tf.train.init_from_checkpoint(init_checkpoint, {v.op.name: v.op.name
+                                                    for v in tf.trainable_variables()})
+    train_op, _ = optimization.build_train_op(
+        loss, 1e-2, num_train_steps=NUM_STEPS, num_warmup_steps=1, weight_decay=0.01,
+        clip_norm=1.0, dynamic_loss_scale=dynamic_loss_scale,
+        gradient_accumulation_steps=accumulation_steps)
+    return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
+  return model_fn
+
+
+def _input_fn_builder(examples, batch_size):
+  """Batches of consecutive examples, in order (replica r of a step takes the r-th batch)."""
+  input_ids, input_mask, labels = examples
+
+  def input_fn(params=None, input_context=None):  # pylint: disable=unused-argument
+    dataset = tf.data.Dataset.from_tensor_slices(
+        {"input_ids": input_ids, "input_mask": input_mask, "label": labels})
+    return dataset.batch(batch_size, drop_remainder=True).repeat()
+  return input_fn
+
+
+def _train(model_dir, init_checkpoint, distribution, devices=(), **model_fn_args):
+  placement = distribute.make_placement(distribution, devices=devices)
+  batch_size = distribute.per_replica_batch_size(GLOBAL_BATCH, placement.num_replicas)
+  run_config = tf.estimator.RunConfig(
+      model_dir=model_dir, train_distribute=placement.strategy,
+      session_config=distribute.session_config_with_devices(None, placement.cpu_devices))
+  estimator = tf.estimator.Estimator(_model_fn_builder(init_checkpoint, **model_fn_args),
+                                     config=run_config)
+  examples = tiny_classifier_examples(GLOBAL_BATCH * NUM_STEPS)
+  estimator.train(_input_fn_builder(examples, batch_size), max_steps=NUM_STEPS)
+  names = estimator.get_variable_names()
+  assert estimator.get_variable_value("global_step") == NUM_STEPS
+  return placement, {name: estimator.get_variable_value(name) for name in names
+                     if not name.startswith(("global_step", "loss_scale"))}
+
+
+@pytest.fixture(scope="module")
+def initial(tmp_path_factory):
+  weights = tiny_classifier_initial_weights()
+  path = str(tmp_path_factory.mktemp("init") / "init.ckpt")
+  return weights, _save_checkpoint(weights, path)
+
+
+@pytest.fixture(scope="module")
+def one_replica(initial, tmp_path_factory):
+  return _train(str(tmp_path_factory.mktemp("one")), initial[1], "none")[1]
+
+
+def test_two_cpu_replicas_train_as_one_replica_on_the_global_batch(initial, one_replica,
+                                                                  tmp_path):
+  weights, init_checkpoint = initial
+  placement, two = _train(str(tmp_path / "two"), init_checkpoint, "mirrored",
+                          devices=("/cpu:0", "/cpu:1"))
+  assert placement.num_replicas == 2
+  # The slots (adam_m, adam_v) are compared too: updated once per step with the mean gradient.
+  assert any(name.endswith("/adam_v") for name in two)
+  initial_slots = {name: np.zeros_like(value) for name, value in two.items()
+                   if name not in weights}
+  assert_same_trained_weights(one_replica, two, {**weights, **initial_slots})
+
+
+def test_per_replica_batch_must_divide_the_global_batch():
+  assert distribute.per_replica_batch_size(32, 2) == 16
+  with pytest.raises(ValueError, match="multiple of the 3 replicas"):
+    distribute.per_replica_batch_size(32, 3)
+
+
+def test_cpu_devices_are_exposed_in_the_session_config():
+  fp16 = model.session_config(model.ModelConfig("c", "v", "i", fp16=True))
+  merged = distribute.session_config_with_devices(fp16, 2)
+  assert merged.device_count["CPU"] == 2
+  assert merged.graph_options.rewrite_options.auto_mixed_precision == \
+      fp16.graph_options.rewrite_options.auto_mixed_precision
+  assert distribute.session_config_with_devices(None, 0) is None
