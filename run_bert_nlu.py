@@ -103,6 +103,15 @@ flags.DEFINE_float("distill_temperature", 2.0, "--distill_teachers: temperature 
                    "targets (the soft term is scaled by T^2).")
 flags.DEFINE_float("distill_alpha", 0.5, "--distill_teachers: weight of the teacher term in each "
                    "loss; 1 - alpha goes to the gold labels.")
+# ---- devices and machines (bert_nlu/distribute.py, python -m bert_nlu.launch)
+flags.DEFINE_enum("distribution", "none", ["none", "mirrored", "multi_worker"], "tf.distribute "
+                  "strategy for training: 'mirrored' over local devices (--num_gpus or --devices), "
+                  "'multi_worker' over the TF_CONFIG cluster. --train_batch_size is then the "
+                  "GLOBAL batch, split evenly over the replicas.")
+flags.DEFINE_integer("num_gpus", 0, "--distribution=mirrored: mirror over GPUs 0..N-1 (0 and no "
+                     "--devices: every visible GPU).")
+flags.DEFINE_list("devices", [], "--distribution=mirrored: explicit devices, e.g. "
+                  "/cpu:0,/cpu:1 (two CPU replicas) or /gpu:0,/gpu:2.")
 # ---- profiling
 flags.DEFINE_string("profile_steps", "", "START:END global steps to trace (inclusive), e.g. "
                     "100:102; writes tfprof profile_N dumps and chrome-trace timelines. Off when "
@@ -243,6 +252,29 @@ def _validate_flags() -> None:
     raise app.UsageError("nothing to do: all of --run_train, --run_eval, --run_predict are off")
   if not FLAGS.output_dir:
     raise app.UsageError("--output_dir must not be empty")
+  _validate_distribution_flags()
+
+
+def _validate_distribution_flags() -> None:
+  if FLAGS.num_gpus < 0:
+    raise app.UsageError(f"--num_gpus must be >= 0, got {FLAGS.num_gpus}")
+  if FLAGS.distribution != "mirrored" and (FLAGS.num_gpus or FLAGS.devices):
+    raise app.UsageError("--num_gpus and --devices need --distribution=mirrored")
+  if FLAGS.num_gpus and FLAGS.devices:
+    raise app.UsageError("--num_gpus and --devices are alternatives: give one")
+  if FLAGS.distribution == "none":
+    return
+  if FLAGS.optimizer_implementation != "fused":
+    raise app.UsageError("--distribution needs --optimizer_implementation=fused (bert's optimizer "
+                         "assigns mirrored variables in the replica context, which tf.distribute "
+                         "refuses)")
+  replicas = len(FLAGS.devices) or FLAGS.num_gpus
+  if replicas and FLAGS.train_batch_size % replicas:
+    raise app.UsageError(f"--train_batch_size={FLAGS.train_batch_size} is the global batch and "
+                         f"must be a multiple of the {replicas} replicas")
+  if FLAGS.distribution == "multi_worker" and "TF_CONFIG" not in os.environ:
+    raise app.UsageError("--distribution=multi_worker reads the cluster from $TF_CONFIG, which is "
+                         "not set (python -m bert_nlu.launch sets it for a local cluster)")
 
 
 def _parse_profile_steps(value: str):
@@ -298,7 +330,9 @@ def build_run_config():
           eval_steps=FLAGS.eval_steps or None,
           early_stopping_evals=FLAGS.early_stopping_evals, seed=FLAGS.seed,
           distill_teachers=tuple(FLAGS.distill_teachers),
-          distill_temperature=FLAGS.distill_temperature, distill_alpha=FLAGS.distill_alpha),
+          distill_temperature=FLAGS.distill_temperature, distill_alpha=FLAGS.distill_alpha,
+          distribution=FLAGS.distribution, num_gpus=FLAGS.num_gpus,
+          devices=tuple(FLAGS.devices)),
       profile=config.ProfileConfig(
           steps=_parse_profile_steps(FLAGS.profile_steps), profile_dir=FLAGS.profile_dir,
           tensorboard_trace=FLAGS.profile_tensorboard),

@@ -98,6 +98,10 @@ class TrainConfig:
     initial_loss_scale, loss_scale_growth_steps: dynamic loss scaling under fp16 (start value;
       the scale doubles after this many finite steps in a row and halves on an overflow).
     clip_norm: global gradient-norm clipping.
+    distribution: "none", "mirrored" (local devices) or "multi_worker" (TF_CONFIG cluster); see
+      bert_nlu/distribute.py. train_batch_size is then the GLOBAL batch of a step.
+    num_gpus, devices: mirrored: mirror over this many GPUs, or over these device names
+      (e.g. ("/cpu:0", "/cpu:1")); neither = every visible GPU.
     save_checkpoints_steps: a checkpoint every N steps; every new checkpoint is evaluated on dev.
     save_summary_steps: TensorBoard training scalars every N steps.
     keep_checkpoint_max: recent checkpoints kept (the best one is kept separately).
@@ -124,6 +128,9 @@ class TrainConfig:
   initial_loss_scale: float = 2.0 ** 15
   loss_scale_growth_steps: int = 2000
   clip_norm: float = 1.0
+  distribution: str = "none"
+  num_gpus: int = 0
+  devices: Tuple[str, ...] = ()
   save_checkpoints_steps: int = 1000
   save_summary_steps: int = 100
   keep_checkpoint_max: int = 3

@@ -115,6 +115,8 @@ COMPATIBLE_KEYS = (
     "config.train.initial_loss_scale",  # read only when the checkpoint has no scale yet
     "config.train.loss_scale_growth_steps",
     "config.model.bf16",  # the arithmetic, not the variables: the checkpoints are the same
+    # Where it runs: the global batch and the checkpoint's variables do not depend on it.
+    "config.train.distribution", "config.train.num_gpus", "config.train.devices",
     # Which phases run, and observation only.
     "config.run_train",
     "config.run_eval",

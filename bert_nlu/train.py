@@ -20,8 +20,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from bert_nlu import checkpoints, cpu_features, distill, encoder, hooks, hparams, io_utils
-from bert_nlu import metrics, run_dir
+from bert_nlu import checkpoints, cpu_features, distill, distribute, encoder, hooks
+from bert_nlu import hparams, io_utils, metrics, run_dir
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import RunConfig
 from bert_nlu.data import augment, input_pipeline, readers, tfrecords
@@ -123,12 +123,31 @@ def serving_input_receiver_fn_builder(task: NluTask):
   return serving_input_receiver_fn
 
 
-def build_estimator(config: RunConfig, task: NluTask, bert_config, num_train_steps: int,
-                    num_warmup_steps: int, eval_gold_examples,
-                    bf16_active: bool = False) -> tf.estimator.Estimator:
-  """The Estimator of a run; `bf16_active` turns on the bfloat16 rewrite in its sessions
-  (`cpu_features.detect_bf16_support(config.model.bf16).active`)."""
+def make_placement(config: RunConfig) -> distribute.Placement:
+  """The tf.distribute strategy of the run (bert_nlu/distribute.py), logged with the batch split."""
   train = config.train
+  placement = distribute.make_placement(train.distribution, train.num_gpus, train.devices)
+  if placement.strategy is not None:
+    tf.logging.info(
+        "Distribution %s: %d replicas; --train_batch_size=%d is the GLOBAL batch of a step, "
+        "%d examples per replica; steps, warmup and learning rate follow the global batch",
+        train.distribution, placement.num_replicas, train.train_batch_size,
+        distribute.per_replica_batch_size(train.train_batch_size, placement.num_replicas))
+  return placement
+
+
+def build_estimator(config: RunConfig, task: NluTask, bert_config, num_train_steps: int,
+                    num_warmup_steps: int, eval_gold_examples, bf16_active: bool = False,
+                    placement: Optional[distribute.Placement] = None) -> tf.estimator.Estimator:
+  """The Estimator of the run; `bf16_active` turns on the bfloat16 rewrite in its sessions
+  (`cpu_features.detect_bf16_support(config.model.bf16).active`); `placement` (training only)
+  distributes training.
+
+  Evaluation and prediction always run on one device: the whole-set metrics collect every
+  prediction of the set in one process.
+  """
+  train = config.train
+  placement = placement or distribute.Placement(strategy=None, num_replicas=1)
   run_config = tf.estimator.RunConfig(
       model_dir=config.output_dir,
       tf_random_seed=train.seed,
@@ -136,8 +155,11 @@ def build_estimator(config: RunConfig, task: NluTask, bert_config, num_train_ste
       save_summary_steps=train.save_summary_steps,
       keep_checkpoint_max=train.keep_checkpoint_max,
       log_step_count_steps=train.save_summary_steps,
-      session_config=model_session_config(config.model, config.intra_op_threads,
-                                          config.inter_op_threads, bf16_active))
+      train_distribute=placement.strategy,
+      session_config=distribute.session_config_with_devices(
+          model_session_config(config.model, config.intra_op_threads, config.inter_op_threads,
+                               bf16_active),
+          placement.cpu_devices))
   model_fn = model_fn_builder(task, bert_config, config.model, train, num_train_steps,
                               num_warmup_steps, eval_gold_examples=eval_gold_examples,
                               profile_config=config.profile, profile_dir=config.profile_dir)
@@ -208,16 +230,18 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
       prepared.caches["train"].num_examples, train.train_batch_size, train.num_train_epochs,
       train.warmup_proportion, train.gradient_accumulation_steps)
   dev_gold = prepared.splits["dev"].examples
+  placement = make_placement(config)
   estimator = build_estimator(config, task, bert_config, num_train_steps, num_warmup_steps,
-                              dev_gold, bf16_active)
+                              dev_gold, bf16_active, placement)
   assets = _write_run_files(config, prepared.label_maps)
   max_seq_length = config.data.max_seq_length
   train_input_fn = input_pipeline.make_input_fn(
       prepared.caches["train"].tfrecord_path, is_training=True,
-      batch_size=train.train_batch_size, max_seq_length=max_seq_length,
-      bucket_by_length=config.data.bucket_by_length,
+      batch_size=distribute.per_replica_batch_size(train.train_batch_size,
+                                                   placement.num_replicas),
+      max_seq_length=max_seq_length, bucket_by_length=config.data.bucket_by_length,
       pad_to_max_length=not config.data.bucket_by_length, seed=train.seed,
-      resume_model_dir=config.output_dir)
+      resume_model_dir=config.output_dir, batches_per_step=placement.num_replicas)
   if train.distill_teachers:
     teacher_targets = distill.load_or_compute_teacher_targets(
         train.distill_teachers, prepared.splits["train"].examples, prepared.label_maps,

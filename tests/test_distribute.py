@@ -31,7 +31,8 @@ def _model_fn_builder(init_checkpoint, accumulation_steps=1, dynamic_loss_scale=
     tf.train.init_from_checkpoint(init_checkpoint, {v.op.name: v.op.name
                                                     for v in tf.trainable_variables()})
     train_op, _ = optimization.build_train_op(
-        loss, 1e-2, num_train_steps=NUM_STEPS, num_warmup_steps=1, weight_decay=0.01,
+        loss, 1e-2, num_train_steps=NUM_STEPS * accumulation_steps,
+        num_warmup_steps=accumulation_steps, weight_decay=0.01,
         clip_norm=1.0, dynamic_loss_scale=dynamic_loss_scale,
         gradient_accumulation_steps=accumulation_steps)
     return tf.estimator.EstimatorSpec(mode, loss=loss, train_op=train_op)
@@ -49,18 +50,25 @@ def _input_fn_builder(examples, batch_size):
   return input_fn
 
 
-def _train(model_dir, init_checkpoint, distribution, devices=(), **model_fn_args):
+def _train(model_dir, init_checkpoint, distribution, devices=(), accumulation_steps=1,
+           fp16=False):
+  """NUM_STEPS updates of GLOBAL_BATCH examples each; returns (placement, variables by name)."""
   placement = distribute.make_placement(distribution, devices=devices)
-  batch_size = distribute.per_replica_batch_size(GLOBAL_BATCH, placement.num_replicas)
+  batch_size = distribute.per_replica_batch_size(GLOBAL_BATCH // accumulation_steps,
+                                                 placement.num_replicas)
+  fp16_session = model.session_config(model.ModelConfig("unused", "unused", "unused", fp16=True))
   run_config = tf.estimator.RunConfig(
       model_dir=model_dir, train_distribute=placement.strategy,
-      session_config=distribute.session_config_with_devices(None, placement.cpu_devices))
-  estimator = tf.estimator.Estimator(_model_fn_builder(init_checkpoint, **model_fn_args),
-                                     config=run_config)
+      session_config=distribute.session_config_with_devices(fp16_session if fp16 else None,
+                                                            placement.cpu_devices))
+  estimator = tf.estimator.Estimator(
+      _model_fn_builder(init_checkpoint, accumulation_steps, dynamic_loss_scale=fp16),
+      config=run_config)
   examples = tiny_classifier_examples(GLOBAL_BATCH * NUM_STEPS)
-  estimator.train(_input_fn_builder(examples, batch_size), max_steps=NUM_STEPS)
+  num_steps = NUM_STEPS * accumulation_steps
+  estimator.train(_input_fn_builder(examples, batch_size), max_steps=num_steps)
   names = estimator.get_variable_names()
-  assert estimator.get_variable_value("global_step") == NUM_STEPS
+  assert estimator.get_variable_value("global_step") == num_steps
   return placement, {name: estimator.get_variable_value(name) for name in names
                      if not name.startswith(("global_step", "loss_scale"))}
 
@@ -77,14 +85,21 @@ def one_replica(initial, tmp_path_factory):
   return _train(str(tmp_path_factory.mktemp("one")), initial[1], "none")[1]
 
 
+@pytest.mark.parametrize("accumulation_steps,fp16", [(1, False), (2, True)])
 def test_two_cpu_replicas_train_as_one_replica_on_the_global_batch(initial, one_replica,
-                                                                  tmp_path):
+                                                                  tmp_path, accumulation_steps,
+                                                                  fp16):
+  """(2, True): each replica accumulates 2 micro-batches under fp16 loss scaling and the
+  mixed-precision session config (the rewrite is built; without a GPU it leaves the graph alone):
+  still the update of the global batch."""
   weights, init_checkpoint = initial
   placement, two = _train(str(tmp_path / "two"), init_checkpoint, "mirrored",
-                          devices=("/cpu:0", "/cpu:1"))
+                          devices=("/cpu:0", "/cpu:1"), accumulation_steps=accumulation_steps,
+                          fp16=fp16)
   assert placement.num_replicas == 2
   # The slots (adam_m, adam_v) are compared too: updated once per step with the mean gradient.
   assert any(name.endswith("/adam_v") for name in two)
+  two = {name: value for name, value in two.items() if not name.endswith("gradient_accumulator")}
   initial_slots = {name: np.zeros_like(value) for name, value in two.items()
                    if name not in weights}
   assert_same_trained_weights(one_replica, two, {**weights, **initial_slots})

@@ -50,7 +50,8 @@ def make_input_fn(tfrecord_path: str,
                   pad_to_max_length: bool = False,
                   seed: Optional[int] = None,
                   bucket_boundaries: Optional[Sequence[int]] = None,
-                  resume_model_dir: Optional[str] = None) -> Callable:
+                  resume_model_dir: Optional[str] = None,
+                  batches_per_step: int = 1) -> Callable:
   """Builds an Estimator input_fn.
 
   Args:
@@ -65,6 +66,8 @@ def make_input_fn(tfrecord_path: str,
     resume_model_dir: for training: when input_fn is called, skip as many batches as the
       latest checkpoint there has steps, so a resumed run sees the same batch sequence as an
       uninterrupted one (the seeded pipeline is deterministic).
+    batches_per_step: batches one global step consumes (the replicas of a tf.distribute
+      strategy each take one: batch_size is then per replica); the resume skip is steps x this.
 
   Returns:
     input_fn(params) -> tf.data.Dataset of feature dicts (labels are inside the features).
@@ -89,7 +92,7 @@ def make_input_fn(tfrecord_path: str,
     if is_training and resume_model_dir:
       completed_steps = checkpoints.latest_step(resume_model_dir)
       if completed_steps:
-        dataset = dataset.skip(completed_steps)
+        dataset = dataset.skip(completed_steps * batches_per_step)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
   return input_fn
