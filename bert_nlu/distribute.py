@@ -76,7 +76,8 @@ def make_placement(distribution: str, num_gpus: int = 0,
       strategy = tf.distribute.MirroredStrategy(devices=list(device_list) or None)
     return Placement(strategy=strategy, num_replicas=strategy.num_replicas_in_sync,
                      cpu_devices=_cpu_device_count(device_list))
-  strategy = tf.distribute.MultiWorkerMirroredStrategy()
+  # The graph-mode (v1) collective strategy the Estimator drives; the cluster comes from TF_CONFIG.
+  strategy = tf.distribute.experimental.MultiWorkerMirroredStrategy()
   return Placement(strategy=strategy, num_replicas=strategy.num_replicas_in_sync)
 
 

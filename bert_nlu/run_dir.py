@@ -84,6 +84,7 @@ INCOMPATIBLE_KEYS = (
     # The optimisation: batch size maps steps to epochs and sets the schedule's length; the peak
     # rate, warmup, decay and clipping are the schedule; the seed fixes the data order.
     "config.train.train_batch_size",
+    "config.train.gradient_accumulation_steps",  # the effective batch and the schedule's length
     "config.train.learning_rate",
     "config.train.warmup_proportion",
     "config.train.weight_decay",
