@@ -19,6 +19,8 @@ of each replica's copy) is in `bert_nlu.optimization`.
 """
 
 import dataclasses
+import json
+import os
 from typing import Optional, Sequence, Tuple
 
 from bert_nlu.compat import tf
@@ -76,9 +78,23 @@ def make_placement(distribution: str, num_gpus: int = 0,
       strategy = tf.distribute.MirroredStrategy(devices=list(device_list) or None)
     return Placement(strategy=strategy, num_replicas=strategy.num_replicas_in_sync,
                      cpu_devices=_cpu_device_count(device_list))
+  if task_type() == "evaluator":  # evaluates checkpoints on its own, outside the collective
+    return Placement(strategy=None, num_replicas=1)
   # The graph-mode (v1) collective strategy the Estimator drives; the cluster comes from TF_CONFIG.
   strategy = tf.distribute.experimental.MultiWorkerMirroredStrategy()
   return Placement(strategy=strategy, num_replicas=strategy.num_replicas_in_sync)
+
+
+def task_type() -> Optional[str]:
+  """This process's task in the TF_CONFIG cluster ("chief", "worker", "evaluator"), else None."""
+  config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+  return (config.get("task") or {}).get("type")
+
+
+def is_secondary_task() -> bool:
+  """A worker or evaluator of a TF_CONFIG cluster: it shares the chief's output directory, which
+  the chief alone locks and records (run manifest)."""
+  return task_type() in ("worker", "evaluator")
 
 
 def per_replica_batch_size(global_batch_size: int, num_replicas: int) -> int:

@@ -221,16 +221,21 @@ def _stop_on_signals(stop_request: hooks.StopRequest):
 
 
 def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
-                       bf16_active: bool = False) -> Dict:
+                       bf16_active: bool = False,
+                       placement: Optional[distribute.Placement] = None) -> Dict:
   """Trains with periodic dev evaluation (in bfloat16 if `bf16_active`); returns a training
-  summary."""
+  summary.
+
+  placement: from `make_placement` (default: built here); a multi-worker strategy must be built
+  before the process runs its first TensorFlow op, so `run` builds it first.
+  """
   train = config.train
   task = make_task(config, prepared.label_maps)
   num_train_steps, num_warmup_steps = training_steps(
       prepared.caches["train"].num_examples, train.train_batch_size, train.num_train_epochs,
       train.warmup_proportion, train.gradient_accumulation_steps)
   dev_gold = prepared.splits["dev"].examples
-  placement = make_placement(config)
+  placement = placement or make_placement(config)
   estimator = build_estimator(config, task, bert_config, num_train_steps, num_warmup_steps,
                               dev_gold, bf16_active, placement)
   assets = _write_run_files(config, prepared.label_maps)
@@ -275,12 +280,16 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
   eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
                                     exporters=[exporter], start_delay_secs=0, throttle_secs=0)
   start = time.time()
-  _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
+  # In a cluster the evaluator evaluates (the chief too, after training, without an evaluator).
+  evaluates = distribute.task_type() != "worker"
+  if evaluates:
+    _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
   with _stop_on_signals(stop_request):
     tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
   wall_seconds = time.time() - start
   # A run killed between saving and evaluating a checkpoint, or resumed when already complete.
-  _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
+  if evaluates:
+    _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
   return {
       "num_train_steps": num_train_steps,
       "num_warmup_steps": num_warmup_steps,
@@ -350,15 +359,19 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
   differing keys), unless `overwrite_output_dir` clears it first.
   """
   eval_splits = ["dev"] + (["test"] if config.eval_on_test else [])
+  # First: a multi-worker strategy configures collectives, which must precede any TF op.
+  placement = make_placement(config) if config.run_train else None
   os.makedirs(config.output_dir, exist_ok=True)
-  with run_dir.RunDirectoryLock(config.output_dir):
+  secondary = distribute.is_secondary_task()  # a cluster's worker or evaluator: the chief locks
+  with contextlib.nullcontext() if secondary else run_dir.RunDirectoryLock(config.output_dir):
     splits, label_maps = read_corpus(config, eval_splits)
     bert_config = encoder.load_bert_config(config.model.bert_config_file)
     manifest = run_dir.build_manifest(
         config.to_json_dict(), run_dir.fingerprint_splits(splits), label_maps.to_json_dict(),
         run_dir.model_shape_from_bert_config(bert_config.to_dict(),
                                              config.model.num_hidden_layers))
-    status = run_dir.check_or_record_manifest(config.output_dir, manifest, overwrite_output_dir)
+    status = ("a task of the chief's run" if secondary else
+              run_dir.check_or_record_manifest(config.output_dir, manifest, overwrite_output_dir))
     tf.logging.info("Run directory %s: %s", config.output_dir, status)
     prepared = build_caches(config, splits, label_maps)
     # Decided once per run: a --bf16 that cannot run here warns once and runs float32.
@@ -366,8 +379,10 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
     results: Dict = {}
     if config.run_train:
       checkpoints.check_init_checkpoint(config.model.init_checkpoint)
-      checkpoints.set_aside_damaged_latest(config.output_dir)
-      results["training"] = train_and_evaluate(config, prepared, bert_config, precision.active)
+      if not secondary:
+        checkpoints.set_aside_damaged_latest(config.output_dir)
+      results["training"] = train_and_evaluate(config, prepared, bert_config, precision.active,
+                                               placement)
     if config.run_eval:
       results.update(evaluate_best(config, prepared, bert_config, eval_splits, precision.active))
       results["precision"] = precision.to_json_dict()

@@ -68,13 +68,15 @@ def make_input_fn(tfrecord_path: str,
       uninterrupted one (the seeded pipeline is deterministic).
     batches_per_step: batches one global step consumes (the replicas of a tf.distribute
       strategy each take one: batch_size is then per replica); the resume skip is steps x this.
+      Under a multi-worker strategy the Estimator passes `input_context`, and each worker reads
+      its own share of the batches.
 
   Returns:
     input_fn(params) -> tf.data.Dataset of feature dicts (labels are inside the features).
   """
   padded_shapes = _padded_shapes(pad_to_max_length, max_seq_length)
 
-  def input_fn(params=None):  # pylint: disable=unused-argument
+  def input_fn(params=None, input_context=None):  # pylint: disable=unused-argument
     dataset = tf.data.TFRecordDataset(tfrecord_path)
     if is_training:
       dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
@@ -93,6 +95,11 @@ def make_input_fn(tfrecord_path: str,
       completed_steps = checkpoints.latest_step(resume_model_dir)
       if completed_steps:
         dataset = dataset.skip(completed_steps * batches_per_step)
+    if is_training and input_context is not None and input_context.num_input_pipelines > 1:
+      # Several workers (tf.distribute multi-worker): worker w takes batches w, w + n, ... of the
+      # one seeded batch stream, so workers never train on the same batch.
+      dataset = dataset.shard(input_context.num_input_pipelines,
+                              input_context.input_pipeline_id)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
   return input_fn
