@@ -117,6 +117,13 @@ class BestModelExporter(tf.estimator.Exporter):
     if best is not None and value <= best:
       self._record_evaluated(step, value)
       return None
+    if not tf.io.gfile.exists(checkpoint_path + ".index"):
+      # A separate evaluator (multi-worker cluster) slower than training: the chief's checkpoint
+      # rotation removed this checkpoint while it was being evaluated.
+      tf.logging.warning("%s scored a new best %s=%.4f but was deleted by checkpoint rotation "
+                         "before it could be kept; raise --keep_checkpoint_max", checkpoint_path,
+                         self._metric_name, value)
+      return None
     tf.logging.info("New best %s=%.4f (was %s) at %s", self._metric_name, value, best,
                     checkpoint_path)
     export_dir = estimator.export_saved_model(

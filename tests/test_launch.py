@@ -35,3 +35,31 @@ def test_training_tasks_leave_the_final_evaluation_to_the_evaluator():
                                                             "--norun_eval"]
   assert launch.task_command("evaluator", flags, True)[-1] == "--distribution=multi_worker"
   assert launch.task_command("chief", flags, False)[-1] == "--distribution=multi_worker"
+
+
+def test_two_workers_and_an_evaluator_train_evaluate_and_exit_by_themselves(tiny_bert_dir,
+                                                                            tiny_corpus_dir,
+                                                                            tmp_path):
+  output_dir = tmp_path / "run"
+  logs = tmp_path / "logs"
+  command = [sys.executable, "-m", "bert_nlu.launch", "--workers=2", f"--task_log_dir={logs}",
+             "--timeout_secs=900", "--", f"--bert_dir={tiny_bert_dir}",
+             f"--data_dir={tiny_corpus_dir}", f"--output_dir={output_dir}", "--max_seq_length=16",
+             "--train_batch_size=16", "--num_train_epochs=1", "--save_checkpoints_steps=5",
+             "--save_summary_steps=5", "--learning_rate=1e-3", "--keep_checkpoint_max=20"]
+  env = dict(os.environ, PYTHONPATH=REPO)
+  finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=1000)
+  assert finished.returncode == 0, finished.stdout + finished.stderr
+  assert "all tasks finished" in finished.stdout
+  # 150 examples / global batch 16 -> 10 steps; the chief checkpointed every 5.
+  with open(output_dir / "checkpoint") as f:
+    assert 'model_checkpoint_path: "model.ckpt-10"' in f.read()
+  # The worker stepped with the chief: its own (temporary) checkpoints reach the same step.
+  assert list((output_dir / "tmp_worker_0").glob("model.ckpt-10.index"))
+  # The evaluator evaluated the chief's checkpoints and did the final evaluation.
+  evaluator_log = (logs / "evaluator.log").read_text()
+  assert re.search(r"Saving dict for global step 10", evaluator_log)
+  results = json.loads((output_dir / "eval_results.json").read_text())
+  assert results["checkpoint"].startswith(str(output_dir))
+  assert "eval_results.json" not in (logs / "chief.log").read_text()
