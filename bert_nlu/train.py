@@ -280,8 +280,10 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
   eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
                                     exporters=[exporter], start_delay_secs=0, throttle_secs=0)
   start = time.time()
-  # In a cluster the evaluator evaluates (the chief too, after training, without an evaluator).
-  evaluates = distribute.task_type() != "worker"
+  # In a cluster the evaluator evaluates; the chief only when it also does the final evaluation
+  # (no evaluator task: the launcher passes --norun_eval to training tasks when there is one).
+  task = distribute.task_type()
+  evaluates = task != "worker" and (task != "chief" or config.run_eval)
   if evaluates:
     _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
   with _stop_on_signals(stop_request):

@@ -4,8 +4,10 @@ evaluator run of a tiny model (bounded in time, every task exits by itself)."""
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -37,16 +39,20 @@ def test_training_tasks_leave_the_final_evaluation_to_the_evaluator():
   assert launch.task_command("chief", flags, False)[-1] == "--distribution=multi_worker"
 
 
+def _launch_command(tiny_bert_dir, tiny_corpus_dir, output_dir, logs, epochs):
+  return [sys.executable, "-m", "bert_nlu.launch", "--workers=2", f"--task_log_dir={logs}",
+          "--timeout_secs=900", "--", f"--bert_dir={tiny_bert_dir}",
+          f"--data_dir={tiny_corpus_dir}", f"--output_dir={output_dir}", "--max_seq_length=16",
+          "--train_batch_size=16", f"--num_train_epochs={epochs}", "--save_checkpoints_steps=5",
+          "--save_summary_steps=5", "--learning_rate=1e-3", "--keep_checkpoint_max=20"]
+
+
 def test_two_workers_and_an_evaluator_train_evaluate_and_exit_by_themselves(tiny_bert_dir,
                                                                             tiny_corpus_dir,
                                                                             tmp_path):
   output_dir = tmp_path / "run"
   logs = tmp_path / "logs"
-  command = [sys.executable, "-m", "bert_nlu.launch", "--workers=2", f"--task_log_dir={logs}",
-             "--timeout_secs=900", "--", f"--bert_dir={tiny_bert_dir}",
-             f"--data_dir={tiny_corpus_dir}", f"--output_dir={output_dir}", "--max_seq_length=16",
-             "--train_batch_size=16", "--num_train_epochs=1", "--save_checkpoints_steps=5",
-             "--save_summary_steps=5", "--learning_rate=1e-3", "--keep_checkpoint_max=20"]
+  command = _launch_command(tiny_bert_dir, tiny_corpus_dir, output_dir, logs, 1)
   env = dict(os.environ, PYTHONPATH=REPO)
   finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=1000)
@@ -63,3 +69,40 @@ def test_two_workers_and_an_evaluator_train_evaluate_and_exit_by_themselves(tiny
   results = json.loads((output_dir / "eval_results.json").read_text())
   assert results["checkpoint"].startswith(str(output_dir))
   assert "eval_results.json" not in (logs / "chief.log").read_text()
+
+
+def test_a_killed_worker_stops_the_cluster_and_a_restart_resumes_from_the_chief(
+    tiny_bert_dir, tiny_corpus_dir, tmp_path):
+  """Collective all-reduce needs every worker: when one dies the others cannot step, so the
+  launcher stops the whole cluster; launched again, it resumes from the chief's last checkpoint."""
+  output_dir = tmp_path / "run"
+  env = dict(os.environ, PYTHONPATH=REPO)
+  command = _launch_command(tiny_bert_dir, tiny_corpus_dir, output_dir, tmp_path / "logs1", 3)
+  launcher = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+  worker_pid = None
+  for line in launcher.stdout:
+    match = re.match(r"started worker_0 \(pid (\d+)\)", line)
+    if match:
+      worker_pid = int(match.group(1))
+      break
+  deadline = time.time() + 800
+  while not (output_dir / "model.ckpt-5.index").exists():
+    assert time.time() < deadline and launcher.poll() is None
+    time.sleep(1)
+  os.kill(worker_pid, signal.SIGKILL)
+  output, _ = launcher.communicate(timeout=120)  # the launcher stops the rest by itself
+  assert launcher.returncode != 0
+  assert "worker_0 exited with -9: stopping the cluster" in output
+  with open(output_dir / "checkpoint") as f:
+    last_step = int(re.search(r'model_checkpoint_path: "model.ckpt-(\d+)"', f.read()).group(1))
+  assert last_step >= 5
+
+  command = _launch_command(tiny_bert_dir, tiny_corpus_dir, output_dir, tmp_path / "logs2", 3)
+  finished = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=1000)
+  assert finished.returncode == 0, finished.stdout + finished.stderr
+  chief_log = (tmp_path / "logs2" / "chief.log").read_text()
+  assert f"Restoring parameters from {output_dir}/model.ckpt-{last_step}" in chief_log
+  with open(output_dir / "checkpoint") as f:  # 3 epochs: 150 x 3 / 16 -> 29 steps
+    assert 'model_checkpoint_path: "model.ckpt-29"' in f.read()
