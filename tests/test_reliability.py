@@ -1,5 +1,6 @@
 """Non-finite loss guard and graceful SIGTERM/Ctrl-C stop."""
 
+import glob
 import os
 import re
 import signal
@@ -43,6 +44,40 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tiny_bert_dir, 
     value = reader.get_tensor(name)
     if isinstance(value, np.ndarray) and value.dtype.kind == "f":
       assert np.all(np.isfinite(value)), name
+
+
+def _checkpoints_with_non_finite_weights(output_dir):
+  """Every checkpoint under `output_dir` (rotation and kept best copies) -> its non-finite
+  float variables; empty lists only when all are finite."""
+  found = {}
+  for index in glob.glob(os.path.join(output_dir, "**", "*.ckpt-*.index"), recursive=True):
+    checkpoint = index[:-len(".index")]
+    reader = tf.train.load_checkpoint(checkpoint)
+    found[checkpoint] = [
+        name for name in reader.get_variable_to_shape_map()
+        if np.asarray(reader.get_tensor(name)).dtype.kind == "f"
+        and not np.all(np.isfinite(reader.get_tensor(name)))]
+  return found
+
+
+def test_non_finite_gradients_at_a_save_step_are_never_checkpointed(
+    tiny_bert_dir, tiny_corpus_dir, tmp_path, poison_gradients):
+  # The update 49 -> 50 gets infinite gradients (finite loss): NaN weights at step 50, exactly
+  # when the Estimator's saver is due to write model.ckpt-50.
+  poison_gradients([49])
+  config = make_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path / "run"),
+                       save_checkpoints_steps=25, keep_checkpoint_max=10)
+  with pytest.raises(hooks.NonFiniteLossError) as error:
+    train.run(config)
+  assert error.value.step == 50
+  assert "gradient norm=nan" in str(error.value) or "gradient norm=inf" in str(error.value)
+  assert error.value.last_checkpoint.endswith("model.ckpt-25")
+  assert "Last good checkpoint: " + error.value.last_checkpoint in str(error.value)
+  assert tf.train.latest_checkpoint(config.output_dir) == error.value.last_checkpoint
+  saved = _checkpoints_with_non_finite_weights(config.output_dir)
+  assert any(path.endswith("model.ckpt-25") for path in saved), sorted(saved)
+  assert not any(path.endswith("model.ckpt-50") for path in saved), sorted(saved)
+  assert all(not names for names in saved.values()), saved
 
 
 def _tiny_run_command(bert_dir, corpus_dir, output_dir, epochs):
