@@ -190,8 +190,10 @@ class NonFiniteLossError(RuntimeError):
 class NonFiniteGuardHook(tf.estimator.SessionRunHook):
   """Stops training at the first step whose loss or global gradient norm is NaN/Inf.
 
-  Runs before the Estimator's checkpoint saver (TrainSpec hooks come first), so the state after a
-  non-finite update is never checkpointed and the last checkpoint stays the last good one.
+  Must run before the checkpoint saver: train.py lists its own CheckpointSaverHook after this
+  one among the TrainSpec hooks (the Estimator's default saver would be a chief hook, which runs
+  first), so the state after a non-finite update is never checkpointed and the last checkpoint
+  stays the last good one.
   Under dynamic loss scaling (fp16) non-finite GRADIENTS with a finite loss are an overflow the
   train op has already skipped: they are logged and counted (`skipped_steps`), not fatal.
   """

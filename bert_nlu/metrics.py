@@ -51,7 +51,8 @@ def nlu_metrics(gold_intents: Sequence[str], gold_tags: Sequence[Sequence[str]],
     "num_examples", "num_words", "intent_accuracy", "slot_precision", "slot_recall", "slot_f1",
     "token_f1_micro", "token_f1_macro", "token_f1_weighted", "whole_frame_accuracy",
     "per_intent" (gold intent -> {"count", "intent_accuracy", "slot_precision", "slot_recall",
-    "slot_f1", "whole_frame_accuracy"}, sorted by intent) and "per_slot" (slot type ->
+    "slot_f1", "token_f1_micro", "token_f1_macro", "token_f1_weighted", "whole_frame_accuracy"},
+    sorted by intent) and "per_slot" (slot type ->
     {"precision", "recall", "f1", "support"}, sorted by slot type).
 
   Raises:
@@ -217,7 +218,10 @@ def group_indices_by_gold_intent(gold_intents: Sequence[str]) -> Dict[str, List[
 def per_intent_metrics(gold_intents: Sequence[str], gold_tags: List[List[str]],
                        pred_intents: Sequence[str], pred_tags: List[List[str]]
                        ) -> Dict[str, dict]:
-  """Intent, slot and whole-frame metrics over the examples of each GOLD intent.
+  """Intent, slot, token and whole-frame metrics over the examples of each GOLD intent.
+
+  Each intent's token F1 scores the tags other than "O" that occur in that intent's gold or
+  predicted tags (`token_f1_scores` on its examples alone).
 
   Args:
     gold_intents: gold intent per example.
@@ -227,7 +231,8 @@ def per_intent_metrics(gold_intents: Sequence[str], gold_tags: List[List[str]],
 
   Returns:
     {gold intent: {"count", "intent_accuracy", "slot_precision", "slot_recall", "slot_f1",
-    "whole_frame_accuracy"}}, keys sorted.
+    "token_f1_micro", "token_f1_macro", "token_f1_weighted", "whole_frame_accuracy"}}, keys
+    sorted.
   """
   result = {}
   for intent, indices in group_indices_by_gold_intent(gold_intents).items():
@@ -236,12 +241,16 @@ def per_intent_metrics(gold_intents: Sequence[str], gold_tags: List[List[str]],
     group_gold_tags = [gold_tags[i] for i in indices]
     group_pred_tags = [pred_tags[i] for i in indices]
     precision, recall, f1 = slot_precision_recall_f1(group_gold_tags, group_pred_tags)
+    token_f1 = token_f1_scores(group_gold_tags, group_pred_tags)
     result[intent] = {
         "count": len(indices),
         "intent_accuracy": intent_accuracy(group_gold_intents, group_pred_intents),
         "slot_precision": precision,
         "slot_recall": recall,
         "slot_f1": f1,
+        "token_f1_micro": token_f1["micro"],
+        "token_f1_macro": token_f1["macro"],
+        "token_f1_weighted": token_f1["weighted"],
         "whole_frame_accuracy": whole_frame_accuracy(
             group_gold_intents, group_gold_tags, group_pred_intents, group_pred_tags),
     }
@@ -337,6 +346,7 @@ def per_intent_frame(metrics: dict) -> pd.DataFrame:
           "count": [str(row["count"]) for row in per_intent.values()],
           "intent acc": [format_percent(row["intent_accuracy"]) for row in per_intent.values()],
           "slot F1": [format_percent(row["slot_f1"]) for row in per_intent.values()],
+          "token F1 micro": [format_percent(row["token_f1_micro"]) for row in per_intent.values()],
           "whole-frame acc": [
               format_percent(row["whole_frame_accuracy"]) for row in per_intent.values()],
       },
@@ -352,7 +362,7 @@ def format_metrics_table(metrics: dict, title: str = "") -> str:
 
   Returns:
     The headline metrics (percentages with 2 decimals), a blank line, then one row per gold
-    intent with count, intent accuracy, slot F1 and whole-frame accuracy.
+    intent with count, intent accuracy, slot F1, token F1 micro and whole-frame accuracy.
   """
   parts = [title] if title else []
   parts.append(headline_frame(metrics).to_string())

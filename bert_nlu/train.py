@@ -229,6 +229,11 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
       guard_hook,
       hooks.GracefulStopHook(stop_request, config.output_dir),
       speed_hook,
+      # The periodic saver runs after the guard: a step with non-finite weights is never saved.
+      # (Left to itself the Estimator makes its own saver a chief hook, which runs before every
+      # TrainSpec hook and would save the bad state when a save falls due at that step.)
+      tf.estimator.CheckpointSaverHook(config.output_dir,
+                                       save_steps=train.save_checkpoints_steps),
   ]
   if train.early_stopping_evals > 0:
     os.makedirs(estimator.eval_dir(EVAL_NAME), exist_ok=True)

@@ -95,19 +95,31 @@ def test_per_intent_by_hand():
   # PlayMusic = ex0 + ex2. Both intents right -> 2/2.
   # Gold entities: artist(ex0), genre(ex2), artist(ex2 3-4) = 3; predicted: artist(ex0),
   # genre(ex2), artist(ex2 3-3) = 3; matches 2 -> P = R = F1 = 2/3. Whole frame: ex0 only -> 1/2.
+  # Token F1 over PlayMusic's words only (labels B-artist, B-genre, I-artist; no B-playlist or
+  # B-rating_value, which are not in these examples):
+  #             gold  pred  tp  F1
+  # B-artist      2     2    2  1
+  # B-genre       1     1    1  1
+  # I-artist      2     1    1  2/3
+  # micro: tp 4, pred 4, gold 5 -> P = 1, R = 4/5, F1 = 8/9; macro (1 + 1 + 2/3) / 3 = 8/9;
+  # weighted (2 + 1 + 2 * 2/3) / 5 = 13/15.
   assert per_intent["PlayMusic"] == pytest.approx({
       "count": 2, "intent_accuracy": 1.0, "slot_precision": 2 / 3, "slot_recall": 2 / 3,
-      "slot_f1": 2 / 3, "whole_frame_accuracy": 0.5})
+      "slot_f1": 2 / 3, "token_f1_micro": 8 / 9, "token_f1_macro": 8 / 9,
+      "token_f1_weighted": 13 / 15, "whole_frame_accuracy": 0.5})
   # AddToPlaylist = ex1. Intent wrong -> 0/1; playlist entity right -> P = R = F1 = 1;
-  # whole frame 0/1 because of the intent.
+  # whole frame 0/1 because of the intent; its one B-playlist word right -> token F1 1.
   assert per_intent["AddToPlaylist"] == pytest.approx({
       "count": 1, "intent_accuracy": 0.0, "slot_precision": 1.0, "slot_recall": 1.0,
-      "slot_f1": 1.0, "whole_frame_accuracy": 0.0})
+      "slot_f1": 1.0, "token_f1_micro": 1.0, "token_f1_macro": 1.0, "token_f1_weighted": 1.0,
+      "whole_frame_accuracy": 0.0})
   # RateBook = ex3. Intent right -> 1/1; 1 gold entity, 0 predicted -> P = 0 (0/0 with
-  # zero_division 0), R = 0/1 = 0, F1 = 0; whole frame 0/1.
+  # zero_division 0), R = 0/1 = 0, F1 = 0; whole frame 0/1. Its one B-rating_value word is
+  # predicted O: token F1 0 (micro, macro and weighted).
   assert per_intent["RateBook"] == pytest.approx({
       "count": 1, "intent_accuracy": 1.0, "slot_precision": 0.0, "slot_recall": 0.0,
-      "slot_f1": 0.0, "whole_frame_accuracy": 0.0})
+      "slot_f1": 0.0, "token_f1_micro": 0.0, "token_f1_macro": 0.0, "token_f1_weighted": 0.0,
+      "whole_frame_accuracy": 0.0})
 
 
 def test_per_slot_by_hand():
@@ -315,4 +327,5 @@ def test_format_metrics_table_shows_intents_and_percentages():
   assert "83.33%" in table   # token F1 micro = 5/6
   assert "25.00%" in table   # whole-frame accuracy
   assert "whole-frame acc" in table
+  assert "token F1 micro" in table and "88.89%" in table  # PlayMusic token F1 micro = 8/9
   assert "100.00%" in table  # PlayMusic intent accuracy

@@ -147,6 +147,40 @@ def test_losses_ignore_unknown_intents_and_non_first_pieces(tiny_bert_dir):
   assert values["slot_loss"] == pytest.approx(np.log(3.0), rel=1e-5)
 
 
+def test_softmax_slot_loss_is_the_mean_over_first_pieces_of_seen_tags():
+  # [CLS] w1 w2 ##w2 ##w2 w3 [SEP] ; [CLS] w1 ##w1 w2 [SEP] pad pad ; [CLS] w1 w2 w3 w4 [SEP] pad
+  first_piece_mask = np.array([[0, 1, 1, 0, 0, 1, 0],
+                               [0, 1, 0, 1, 0, 0, 0],
+                               [0, 1, 1, 1, 1, 0, 0]], np.int32)
+  # As features.convert_example writes them: 0 off first pieces, -1 for a tag unseen in training
+  # (row 0's w3 and row 2's w2).
+  slot_ids = np.array([[0, 1, 2, 0, 0, -1, 0],
+                       [0, 2, 0, 0, 0, 0, 0],
+                       [0, 0, -1, 1, 2, 0, 0]], np.int32)
+  rng = np.random.RandomState(3)
+  slot_logits = (3.0 * rng.randn(3, 7, len(LABELS.slot_tags))).astype(np.float32)
+  intent_logits = rng.randn(3, len(LABELS.intents)).astype(np.float32)
+  with tf.Graph().as_default(), tf.Session() as session:
+    _, parts = NluTask(LABELS).build_losses(
+        {"intent_logits": tf.constant(intent_logits), "slot_logits": tf.constant(slot_logits)},
+        {"intent_id": tf.constant([0, 1, 2]), "slot_ids": tf.constant(slot_ids),
+         "first_piece_mask": tf.constant(first_piece_mask)})
+    slot_loss = session.run(parts["slot_loss"])
+  log_probabilities = slot_logits - np.log(np.exp(slot_logits).sum(-1, keepdims=True))
+  scored = [(b, i) for b in range(3) for i in range(7)
+            if first_piece_mask[b, i] and slot_ids[b, i] >= 0]
+  assert len(scored) == 7  # of 9 words (2 unseen tags) and 17 positions
+  expected = -np.mean([log_probabilities[b, i, slot_ids[b, i]] for b, i in scored])
+  assert slot_loss == pytest.approx(expected, rel=1e-5)
+  # Both masks matter at these logits: scoring unseen tags as tag 0, or pieces after the first,
+  # gives another loss.
+  with_unseen = -np.mean([log_probabilities[b, i, max(slot_ids[b, i], 0)]
+                          for b in range(3) for i in range(7) if first_piece_mask[b, i]])
+  with_later_pieces = -np.mean([log_probabilities[b, i, slot_ids[b, i]]
+                                for b in range(3) for i in range(7) if slot_ids[b, i] >= 0])
+  assert min(abs(with_unseen - expected), abs(with_later_pieces - expected)) > 0.1
+
+
 def _train_steps(tiny_bert_dir, implementation, steps=3):
   with tf.Graph().as_default():
     tf.set_random_seed(0)
