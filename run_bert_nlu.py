@@ -137,7 +137,7 @@ def _corpus_dir(corpus: str) -> str:
 # Flags that only the NLU task reads, with their defaults: set with --task=glue they are refused.
 _NLU_ONLY_FLAGS = ("corpus_format", "multi_intent_policy", "intent_loss_weight",
                    "slot_intent_context", "slot_crf", "augment_slot_substitution",
-                   "augment_copies", "augment_same_intent")
+                   "augment_copies", "augment_same_intent", "distill_teachers")
 
 
 def _glue_task_name() -> str:

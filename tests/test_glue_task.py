@@ -13,7 +13,9 @@ from bert_nlu import hooks, metrics, testing, train
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.data import glue
 from bert_nlu.data.examples import SentencePairExample
-from bert_nlu.predict import GluePredictor, load_predictor, predict_lines
+from bert_nlu.errors import InputError
+from bert_nlu.predict import (GluePredictor, load_predictor, predict_lines,
+                              predictor_for_export)
 from bert_nlu.tasks import glue as glue_task
 
 
@@ -176,8 +178,12 @@ def test_dev_metrics_reach_tensorboard(mnli_run):
 
 def test_predict_raw_pairs_from_the_export(mnli_run):
   config, _ = mnli_run
-  predictor = load_predictor(hooks.latest_export(config.output_dir))
+  export_dir = hooks.latest_export(config.output_dir)
+  predictor = predictor_for_export(export_dir)
   assert isinstance(predictor, GluePredictor)
+  assert isinstance(load_predictor([export_dir]), GluePredictor)  # the CLI's entry point
+  with pytest.raises(InputError, match="only NLU exports can be predicted as an ensemble"):
+    load_predictor([export_dir, export_dir])
   # Raw text through the export reproduces the Estimator's predictions of the best checkpoint.
   rows = _prediction_rows(config, "dev")
   results = predictor.predict([f"{row['text_a']}\t{row['text_b']}" for row in rows])

@@ -59,6 +59,8 @@ def test_glue_task_in_any_case_and_default_data_dir(tiny_bert_dir, glue_root, mo
     (dict(task="glue", glue_task="MRPC", slot_crf=True), "--slot_crf applies to --task=nlu only"),
     (dict(task="glue", glue_task="MRPC", augment_slot_substitution=0.5),
      "--augment_slot_substitution applies to --task=nlu only"),
+    (dict(task="glue", glue_task="MRPC", distill_teachers=["/"]),
+     "--distill_teachers applies to --task=nlu only"),
     (dict(task="glue", glue_task="MRPC", corpus="atis"), "--corpus names an NLU corpus"),
     (dict(task="glue", glue_task="MRPC", eval_on_test=True),
      "--eval_on_test: GLUE keeps the MRPC test labels private"),
