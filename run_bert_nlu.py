@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Fine-tune BERT for joint intent classification + slot filling, evaluate, export, predict.
+"""Fine-tune BERT for joint intent classification + slot filling or a GLUE task, evaluate,
+export, predict.
 
   python run_bert_nlu.py --flagfile=configs/snips.cfg --output_dir=runs/snips
+  python run_bert_nlu.py --flagfile=configs/glue_mrpc.cfg --output_dir=runs/mrpc
 
 Flags live here only: they are validated, turned into a frozen `bert_nlu.config.RunConfig` and
 handed to `bert_nlu.train.run`. Defaults work with the bundled all-MiniLM-L6-v2 weights
@@ -17,6 +19,12 @@ from absl import app, flags
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 DATA_DIR_ENV = "BERT_NLU_DATA_DIR"
 
+# ---- task
+flags.DEFINE_enum("task", "nlu", ["nlu", "glue"], "nlu: joint intent classification + slot "
+                  "filling; glue: the GLUE task named by --glue_task.")
+flags.DEFINE_string("glue_task", "", "With --task=glue: CoLA, SST-2, MRPC, STS-B, QQP, MNLI, "
+                    "QNLI, RTE, WNLI or SNLI (any case). Its data is --data_dir, else "
+                    "<data root>/glue/<task>.")
 # ---- data
 flags.DEFINE_string("corpus", "snips", "Corpus folder name under the data root "
                     f"(${DATA_DIR_ENV}, else ../shared/data next to the repository).")
@@ -90,7 +98,8 @@ flags.DEFINE_integer("save_summary_steps", 100, "TensorBoard training-scalar int
 flags.DEFINE_integer("keep_checkpoint_max", 3, "Recent checkpoints kept (best kept apart).")
 flags.DEFINE_integer("eval_steps", 0, "Dev batches per periodic evaluation (0 = all of dev).")
 flags.DEFINE_integer("early_stopping_evals", 0, "Stop after this many evaluations without a "
-                     "better dev whole-frame accuracy (0 = off).")
+                     "better dev selection metric (NLU: whole-frame accuracy; GLUE: the task's "
+                     "GLUE metric) (0 = off).")
 flags.DEFINE_integer("seed", 42, "Random seed (graph seed; initializers are explicit).")
 flags.DEFINE_list("distill_teachers", [], "Distillation: run directories (comma-separated) whose "
                   "best exports, averaged as an ensemble, give soft intent and per-word slot "
@@ -119,7 +128,8 @@ flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow threads within one op (0
                      "`python -m bert_nlu.sweep --parallel=N` divides the cores between runs.")
 flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow threads running independent ops at "
                      "once (0 = TensorFlow's default).")
-flags.DEFINE_string("predict_input", "-", "Utterances for --run_predict, one per line; '-' stdin.")
+flags.DEFINE_string("predict_input", "-", "Input of --run_predict, one per line ('-' stdin): "
+                    "utterances (NLU), or a sentence or tab-separated pair (GLUE).")
 
 FLAGS = flags.FLAGS
 
@@ -127,6 +137,38 @@ FLAGS = flags.FLAGS
 def _corpus_dir(corpus: str) -> str:
   root = os.environ.get(DATA_DIR_ENV) or os.path.join(REPO_DIR, "..", "shared", "data")
   return os.path.normpath(os.path.join(root, corpus))
+
+
+# Flags that only the NLU task reads, with their defaults: set with --task=glue they are refused.
+_NLU_ONLY_FLAGS = ("corpus_format", "multi_intent_policy", "intent_loss_weight",
+                   "slot_intent_context", "slot_crf", "augment_slot_substitution",
+                   "augment_copies", "augment_same_intent", "distill_teachers")
+
+
+def _glue_task_name() -> str:
+  """The canonical --glue_task ("" for --task=nlu); UsageError if it does not fit --task."""
+  from bert_nlu.data import glue  # pylint: disable=g-import-not-at-top
+  if FLAGS.task != "glue":
+    if FLAGS.glue_task:
+      raise app.UsageError("--glue_task needs --task=glue")
+    return ""
+  if not FLAGS.glue_task:
+    raise app.UsageError(f"--task=glue needs --glue_task (one of "
+                         f"{', '.join(glue.GLUE_TASK_NAMES)})")
+  try:
+    name = glue.canonical_task_name(FLAGS.glue_task)
+  except ValueError as e:
+    raise app.UsageError(f"--glue_task: {e}") from None
+  for flag_name in _NLU_ONLY_FLAGS:
+    if FLAGS[flag_name].value != FLAGS[flag_name].default:
+      raise app.UsageError(f"--{flag_name} applies to --task=nlu only")
+  if FLAGS.corpus != FLAGS["corpus"].default:
+    raise app.UsageError("--corpus names an NLU corpus; give a GLUE task's directory with "
+                         "--data_dir")
+  if FLAGS.eval_on_test and "test" not in glue.GLUE_LAYOUTS[name].split_names:
+    raise app.UsageError(f"--eval_on_test: GLUE keeps the {name} test labels private (only "
+                         "SNLI's test split is labelled); dev is the evaluation split")
+  return name
 
 
 def _bert_files():
@@ -256,15 +298,18 @@ def build_run_config():
   """Flags -> frozen RunConfig."""
   from bert_nlu import config  # pylint: disable=g-import-not-at-top
   _validate_flags()
-  data_dir = FLAGS.data_dir or _corpus_dir(FLAGS.corpus)
+  glue_task = _glue_task_name()
+  default_corpus = os.path.join("glue", glue_task) if glue_task else FLAGS.corpus
+  data_dir = FLAGS.data_dir or _corpus_dir(default_corpus)
   if not os.path.isdir(data_dir):
-    flag_name = "data_dir" if FLAGS.data_dir else "corpus"
+    flag_name = "data_dir" if FLAGS.data_dir else ("glue_task" if glue_task else "corpus")
     raise app.UsageError(f"--{flag_name}: {data_dir} is not a directory")
   config_file, vocab_file, init_checkpoint, do_lower_case = _bert_files()
   return config.RunConfig(
       output_dir=FLAGS.output_dir,
       data=config.DataConfig(
-          data_dir=data_dir, corpus_format=FLAGS.corpus_format,
+          data_dir=data_dir, task=FLAGS.task, glue_task=glue_task,
+          corpus_format=FLAGS.corpus_format,
           multi_intent_policy=FLAGS.multi_intent_policy, max_seq_length=FLAGS.max_seq_length,
           cache_dir=FLAGS.cache_dir, bucket_by_length=FLAGS.bucket_by_length,
           augment_slot_substitution=FLAGS.augment_slot_substitution,
@@ -314,7 +359,7 @@ def main(argv):
     if run_config.run_predict:
       from bert_nlu import predict  # pylint: disable=g-import-not-at-top
       from bert_nlu.hooks import latest_export  # pylint: disable=g-import-not-at-top
-      predictor = predict.NluPredictor(latest_export(run_config.output_dir))
+      predictor = predict.predictor_for_export(latest_export(run_config.output_dir))
       predict.predict_lines(predictor, predict.read_utterances(run_config.predict_input))
   except InputError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -9,6 +9,11 @@ import json
 import os
 from typing import Optional, Tuple
 
+# Task families (DataConfig.task).
+NLU_TASK = "nlu"
+GLUE_TASK = "glue"
+TASKS = (NLU_TASK, GLUE_TASK)
+
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
@@ -16,8 +21,12 @@ class DataConfig:
 
   Attributes:
     data_dir: corpus directory (train/dev/test subfolders with seq.in, seq.out, label), or the
-      SNIPS 2017 raw folder when corpus_format == "snips_json".
-    corpus_format: "seq" or "snips_json".
+      SNIPS 2017 raw folder when corpus_format == "snips_json", or a GLUE task's directory of
+      TSV files (task == "glue").
+    task: "nlu" (joint intent + slots) or "glue" (sentence (pair) classification / regression).
+    glue_task: with task == "glue", the GLUE task's canonical name (CoLA, SST-2, MRPC, STS-B,
+      QQP, MNLI, QNLI, RTE, WNLI, SNLI).
+    corpus_format: "seq" or "snips_json" (NLU).
     multi_intent_policy: "atomic" (ATIS `a#b` is one class) or "first".
     max_seq_length: word pieces per example including [CLS] and [SEP].
     cache_dir: where TFRecords and their metadata go ("" = <output_dir>/data_cache).
@@ -30,6 +39,8 @@ class DataConfig:
     augment_same_intent: draw substitute values only from utterances of the same intent.
   """
   data_dir: str
+  task: str = NLU_TASK
+  glue_task: str = ""
   corpus_format: str = "seq"
   multi_intent_policy: str = "atomic"
   max_seq_length: int = 64

@@ -1,4 +1,4 @@
-"""Word-level evaluation metrics for joint intent classification and slot filling.
+"""Whole-set evaluation metrics: word level for joint intent + slot filling, and GLUE's.
 
 All metrics are computed ONCE over a whole evaluation set from its predictions; nothing here is
 computed per batch and averaged (averaging per-batch F1 gives a different, wrong number because
@@ -18,17 +18,26 @@ Conventions:
   * Token F1 (micro / macro / weighted) is scikit-learn's `f1_score` over all words flattened,
     restricted to the tags other than "O" that occur in gold or predictions, so that the huge
     majority class "O" does not inflate the scores. If no such tag exists the scores are 1.0.
+
+GLUE (`classification_metrics`, `regression_metrics`): accuracy; F1 of the positive class
+(scikit-learn, 0 when undefined); Matthews correlation (scikit-learn, 0 when undefined, e.g. a
+constant prediction); Pearson and Spearman correlation (scipy), defined as 0.0 when either side is
+constant (scipy would return NaN, which no checkpoint comparison can use).
 """
 
 import collections
 import re
 from typing import Dict, List, Sequence, Tuple
 
+import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 from seqeval.metrics import classification_report as seqeval_classification_report
 from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.metrics.sequence_labeling import precision_recall_fscore_support as seqeval_prfs
+from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 from sklearn.metrics import f1_score as sklearn_f1_score
+from sklearn.metrics import matthews_corrcoef as sklearn_matthews_corrcoef
 
 OUTSIDE_TAG = "O"
 _BIO_TAG_PATTERN = re.compile(r"O|[BI]-.+", re.DOTALL)
@@ -369,4 +378,126 @@ def format_metrics_table(metrics: dict, title: str = "") -> str:
   parts.append("")
   parts.append("per intent:")
   parts.append(per_intent_frame(metrics).to_string())
+  return "\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# GLUE: sentence (pair) classification and regression.
+
+
+def _check_same_length(gold: Sequence, pred: Sequence) -> None:
+  if len(gold) != len(pred):
+    raise ValueError(f"{len(gold)} gold values but {len(pred)} predictions")
+  if not gold:
+    raise ValueError("no examples to score")
+
+
+def accuracy(gold_labels: Sequence[str], pred_labels: Sequence[str]) -> float:
+  """Share of examples whose predicted label equals the gold label."""
+  _check_same_length(gold_labels, pred_labels)
+  return sum(g == p for g, p in zip(gold_labels, pred_labels)) / len(gold_labels)
+
+
+def positive_class_f1(gold_labels: Sequence[str], pred_labels: Sequence[str],
+                      positive_label: str) -> float:
+  """F1 of `positive_label` (GLUE's F1 for MRPC and QQP); 0.0 when undefined."""
+  _check_same_length(gold_labels, pred_labels)
+  return float(sklearn_f1_score(list(gold_labels), list(pred_labels), pos_label=positive_label,
+                                average="binary", zero_division=0))
+
+
+def matthews_correlation(gold_labels: Sequence[str], pred_labels: Sequence[str]) -> float:
+  """Matthews correlation coefficient (GLUE's CoLA metric); 0.0 when undefined."""
+  _check_same_length(gold_labels, pred_labels)
+  return float(sklearn_matthews_corrcoef(list(gold_labels), list(pred_labels)))
+
+
+def _correlation(function, gold: np.ndarray, pred: np.ndarray) -> float:
+  if np.ptp(gold) == 0 or np.ptp(pred) == 0:
+    return 0.0
+  return float(function(gold, pred)[0])
+
+
+def pearson_spearman(gold_scores: Sequence[float],
+                     pred_scores: Sequence[float]) -> Tuple[float, float]:
+  """(Pearson, Spearman) correlation of predicted and gold scores; 0.0 for a constant side."""
+  _check_same_length(gold_scores, pred_scores)
+  gold = np.asarray(gold_scores, np.float64)
+  pred = np.asarray(pred_scores, np.float64)
+  return (_correlation(scipy_stats.pearsonr, gold, pred),
+          _correlation(scipy_stats.spearmanr, gold, pred))
+
+
+def classification_metrics(gold_labels: Sequence[str], pred_labels: Sequence[str],
+                           labels: Sequence[str], positive_label: str = "",
+                           with_matthews: bool = False) -> dict:
+  """Whole-set metrics of a GLUE classification task.
+
+  Args:
+    gold_labels, pred_labels: one label string per example.
+    labels: the task's label vocabulary (rows and columns of the confusion matrix).
+    positive_label: if set, also F1 of this class and the mean of accuracy and F1.
+    with_matthews: also the Matthews correlation.
+
+  Returns:
+    {"num_examples", "accuracy", ["f1", "accuracy_f1_mean"], ["matthews_corrcoef"],
+     "confusion_matrix": {"labels": [...], "counts": [[gold row][predicted column]]}}.
+  """
+  _check_same_length(gold_labels, pred_labels)
+  result = {"num_examples": len(gold_labels),
+            "accuracy": accuracy(gold_labels, pred_labels)}
+  if positive_label:
+    result["f1"] = positive_class_f1(gold_labels, pred_labels, positive_label)
+    result["accuracy_f1_mean"] = (result["accuracy"] + result["f1"]) / 2
+  if with_matthews:
+    result["matthews_corrcoef"] = matthews_correlation(gold_labels, pred_labels)
+  counts = sklearn_confusion_matrix(list(gold_labels), list(pred_labels), labels=list(labels))
+  result["confusion_matrix"] = {"labels": list(labels), "counts": counts.tolist()}
+  return result
+
+
+def regression_metrics(gold_scores: Sequence[float], pred_scores: Sequence[float]) -> dict:
+  """Whole-set metrics of a GLUE regression task (STS-B).
+
+  Returns:
+    {"num_examples", "pearson", "spearman", "pearson_spearman_mean", "mse"}.
+  """
+  pearson, spearman = pearson_spearman(gold_scores, pred_scores)
+  gold = np.asarray(gold_scores, np.float64)
+  pred = np.asarray(pred_scores, np.float64)
+  return {"num_examples": len(gold), "pearson": pearson, "spearman": spearman,
+          "pearson_spearman_mean": (pearson + spearman) / 2,
+          "mse": float(np.mean((gold - pred) ** 2))}
+
+
+_GLUE_TABLE_ROWS = (
+    ("accuracy", "accuracy"), ("F1 (positive class)", "f1"),
+    ("mean of accuracy and F1", "accuracy_f1_mean"), ("Matthews corr.", "matthews_corrcoef"),
+    ("Pearson", "pearson"), ("Spearman", "spearman"),
+    ("mean of Pearson and Spearman", "pearson_spearman_mean"),
+)
+
+
+def format_glue_metrics_table(metrics: dict, title: str = "") -> str:
+  """Renders `classification_metrics` / `regression_metrics` output as fixed-width text.
+
+  Returns:
+    Examples, every metric present (x 100, 2 decimals; MSE as is), and for classification the
+    confusion matrix (rows gold, columns predicted).
+  """
+  rows = [("examples", str(metrics["num_examples"]))]
+  rows += [(name, f"{100.0 * metrics[key]:.2f}") for name, key in _GLUE_TABLE_ROWS
+           if key in metrics]
+  if "mse" in metrics:
+    rows.append(("mean squared error", f"{metrics['mse']:.4f}"))
+  if "num_truncated" in metrics:
+    rows.append(("truncated examples", str(metrics["num_truncated"])))
+  parts = [title] if title else []
+  parts.append(pd.DataFrame({"value": [value for _, value in rows]},
+                            index=[name for name, _ in rows]).to_string())
+  if "confusion_matrix" in metrics:
+    matrix = metrics["confusion_matrix"]
+    parts += ["", "confusion matrix (rows gold, columns predicted):",
+              pd.DataFrame(matrix["counts"], index=matrix["labels"],
+                           columns=matrix["labels"]).to_string()]
   return "\n".join(parts) + "\n"

@@ -65,6 +65,8 @@ INCOMPATIBLE_KEYS = (
     # What the model learns from and predicts: the corpus content and its reading.
     "data_fingerprint",
     "label_maps",
+    "config.data.task",
+    "config.data.glue_task",
     "config.data.corpus_format",
     "config.data.multi_intent_policy",
     "config.data.max_seq_length",

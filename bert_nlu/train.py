@@ -1,11 +1,17 @@
-"""The NLU trainer: data -> TFRecords -> Estimator train_and_evaluate -> best checkpoint -> results.
+"""The trainer: data -> TFRecords -> Estimator train_and_evaluate -> best checkpoint -> results.
 
-`run(config)` is the whole job of run_bert_nlu.py:
-  1. read the corpus, build label maps from train, build or reuse the TFRecord caches;
-  2. train with periodic dev evaluation of every new checkpoint (whole-set word-level metrics),
-     keeping the best checkpoint by dev whole-frame accuracy (SavedModel export + kept copy);
-  3. evaluate the BEST checkpoint on dev (and test) and write eval_results.json;
+`run(config)` is the whole job of run_bert_nlu.py, for every task (`config.data.task`: NLU joint
+intent + slots, or a GLUE task):
+  1. read the corpus, build the label maps (NLU: from train; GLUE: the task's fixed labels), build
+     or reuse the TFRecord caches;
+  2. train with periodic dev evaluation of every new checkpoint (whole-set metrics), keeping the
+     best checkpoint by the task's selection metric (NLU: dev whole-frame accuracy; GLUE: the
+     GLUE convention, `tasks.glue.SELECTION_METRICS`) as a SavedModel export + kept copy;
+  3. evaluate the BEST checkpoint on the evaluation splits (dev; MNLI also dev_mismatched; test
+     when asked) and write eval_results.json;
   4. optionally predict raw text with the exported SavedModel.
+What differs between tasks is the task object (`make_task`): reader, labels, feature encoding,
+head, losses, metrics collector, selection metric, prediction rows.
 """
 
 import contextlib
@@ -16,23 +22,21 @@ import os
 import signal
 import threading
 import time
-from typing import Dict, Optional, Sequence
-
-import numpy as np
+from typing import Dict, List, Optional, Sequence
 
 from bert_nlu import checkpoints, cpu_features, distill, encoder, hooks, hparams, io_utils
-from bert_nlu import metrics, run_dir
+from bert_nlu import run_dir
 from bert_nlu.compat import make_tokenizer, tf
-from bert_nlu.config import RunConfig
-from bert_nlu.data import augment, input_pipeline, readers, tfrecords
-from bert_nlu.data.examples import NluSplit
+from bert_nlu.config import GLUE_TASK, RunConfig
+from bert_nlu.data import augment, glue, input_pipeline, readers, tfrecords
+from bert_nlu.data.examples import Split
 from bert_nlu.data.labels import LabelMaps
 from bert_nlu.model import LOSS_COLLECTION, model_fn_builder
 from bert_nlu.model import session_config as model_session_config
 from bert_nlu.optimization import GRADIENT_NORM_COLLECTION, LOSS_SCALE_COLLECTION
-from bert_nlu.tasks.nlu import NluTask, WholeSetNluMetrics
+from bert_nlu.tasks.glue import GlueTask
+from bert_nlu.tasks.nlu import NluTask
 
-SELECTION_METRIC = "whole_frame_accuracy"
 EVAL_NAME = "dev"
 RESULTS_FILE = "eval_results.json"
 PREDICT_CONFIG_FILE = "predict_config.json"
@@ -40,21 +44,46 @@ PREDICT_CONFIG_FILE = "predict_config.json"
 
 @dataclasses.dataclass
 class PreparedData:
-  """Splits, label maps, tokenizer and TFRecord caches of a run."""
-  splits: Dict[str, NluSplit]
-  label_maps: LabelMaps
+  """Splits, label maps, tokenizer, TFRecord caches and the task of a run.
+
+  Attributes:
+    label_maps: `LabelMaps` (NLU) or `glue.GlueLabels`.
+    task: `NluTask` or `GlueTask` (see `make_task`).
+  """
+  splits: Dict[str, Split]
+  label_maps: object
   caches: Dict[str, tfrecords.CachedSplit]
   tokenizer: object
+  task: object
 
 
-def read_splits(config: RunConfig, names: Sequence[str]) -> Dict[str, NluSplit]:
+def read_splits(config: RunConfig, names: Sequence[str]) -> Dict[str, Split]:
   data = config.data
+  if data.task == GLUE_TASK:
+    return glue.read_glue_splits(data.data_dir, data.glue_task, names)
   if data.corpus_format == "seq":
     return readers.read_seq_corpus(data.data_dir, splits=tuple(names),
                                    multi_intent_policy=data.multi_intent_policy)
   if data.corpus_format == "snips_json":
     return {name: readers.read_snips_json_split(data.data_dir, name) for name in names}
   raise ValueError(f"unknown corpus_format {data.corpus_format!r} (expected seq or snips_json)")
+
+
+def build_label_maps(config: RunConfig, train_split: Split):
+  """NLU: intents and slot tags seen in train. GLUE: the task's labels as GLUE defines them."""
+  if config.data.task == GLUE_TASK:
+    return glue.GlueLabels.for_task(glue.canonical_task_name(config.data.glue_task))
+  return LabelMaps.from_labels(train_split.intents(), (e.slot_tags for e in train_split.examples))
+
+
+def evaluation_splits(config: RunConfig) -> List[str]:
+  """The splits the best checkpoint is evaluated on: "dev" first (it selects the checkpoint),
+  then MNLI's dev_mismatched, then "test" with eval_on_test."""
+  names = [EVAL_NAME]
+  if config.data.task == GLUE_TASK:
+    layout = glue.GLUE_LAYOUTS[glue.canonical_task_name(config.data.glue_task)]
+    names = list(layout.evaluation_splits)
+  return names + (["test"] if config.eval_on_test else [])
 
 
 def read_corpus(config: RunConfig, split_names: Sequence[str]):
@@ -72,23 +101,21 @@ def read_corpus(config: RunConfig, split_names: Sequence[str]):
         copies=data.augment_copies, same_intent=data.augment_same_intent)
     tf.logging.info("train: slot-substitution augmentation added %d copies to %d examples",
                     len(splits["train"]) - original_size, original_size)
-  train_split = splits["train"]
-  label_maps = LabelMaps.from_labels(
-      train_split.intents(), (e.slot_tags for e in train_split.examples))
-  return splits, label_maps
+  return splits, build_label_maps(config, splits["train"])
 
 
-def build_caches(config: RunConfig, splits: Dict[str, NluSplit],
-                 label_maps: LabelMaps) -> PreparedData:
-  """Builds or reuses the TFRecord cache of every split."""
+def build_caches(config: RunConfig, splits: Dict[str, Split], label_maps) -> PreparedData:
+  """Builds or reuses the TFRecord cache of every split (in the task's feature encoding)."""
+  task = make_task(config, label_maps)
   tokenizer = make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
   caches = {
       name: tfrecords.build_or_load(
           split, tokenizer, label_maps, config.model.vocab_file, config.model.do_lower_case,
-          config.data.max_seq_length, config.cache_dir)
+          config.data.max_seq_length, config.cache_dir, encoding=task.feature_encoding)
       for name, split in splits.items()
   }
-  return PreparedData(splits=splits, label_maps=label_maps, caches=caches, tokenizer=tokenizer)
+  return PreparedData(splits=splits, label_maps=label_maps, caches=caches, tokenizer=tokenizer,
+                      task=task)
 
 
 def prepare_data(config: RunConfig, split_names: Sequence[str]) -> PreparedData:
@@ -97,7 +124,10 @@ def prepare_data(config: RunConfig, split_names: Sequence[str]) -> PreparedData:
   return build_caches(config, splits, label_maps)
 
 
-def make_task(config: RunConfig, label_maps: LabelMaps) -> NluTask:
+def make_task(config: RunConfig, label_maps):
+  """The task of `config.data.task`: `GlueTask` over `glue.GlueLabels`, else `NluTask`."""
+  if config.data.task == GLUE_TASK:
+    return GlueTask(label_maps)
   return NluTask(label_maps, config.model.intent_loss_weight, config.model.slot_intent_context,
                  config.model.slot_crf, distill_temperature=config.train.distill_temperature,
                  distill_alpha=config.train.distill_alpha)
@@ -109,14 +139,14 @@ def training_steps(num_examples: int, batch_size: int, num_epochs: float,
   return num_train_steps, int(num_train_steps * warmup_proportion)
 
 
-def serving_input_receiver_fn_builder(task: NluTask):
+def serving_input_receiver_fn_builder(task):
   def serving_input_receiver_fn():
     features = task.serving_features()
     return tf.estimator.export.ServingInputReceiver(features, features)
   return serving_input_receiver_fn
 
 
-def build_estimator(config: RunConfig, task: NluTask, bert_config, num_train_steps: int,
+def build_estimator(config: RunConfig, task, bert_config, num_train_steps: int,
                     num_warmup_steps: int, eval_gold_examples,
                     bf16_active: bool = False) -> tf.estimator.Estimator:
   """The Estimator of a run; `bf16_active` turns on the bfloat16 rewrite in its sessions
@@ -137,8 +167,11 @@ def build_estimator(config: RunConfig, task: NluTask, bert_config, num_train_ste
   return tf.estimator.Estimator(model_fn=model_fn, config=run_config)
 
 
-def _write_run_files(config: RunConfig, label_maps: LabelMaps) -> Dict[str, str]:
-  """Saves run_config.json, label_maps.json and predict_config.json; returns export assets."""
+def _write_run_files(config: RunConfig, label_maps) -> Dict[str, str]:
+  """Saves run_config.json, label_maps.json and predict_config.json; returns export assets.
+
+  predict_config.json names the task, so `bert_nlu.predict` knows how to read an export.
+  """
   os.makedirs(config.output_dir, exist_ok=True)
   io_utils.atomic_write_json(os.path.join(config.output_dir, "run_config.json"),
                              config.to_json_dict())
@@ -146,6 +179,7 @@ def _write_run_files(config: RunConfig, label_maps: LabelMaps) -> Dict[str, str]
   label_maps.save(label_maps_path)
   predict_config_path = os.path.join(config.output_dir, PREDICT_CONFIG_FILE)
   io_utils.atomic_write_json(predict_config_path, {
+      "task": config.data.task,
       "max_seq_length": config.data.max_seq_length,
       "do_lower_case": config.model.do_lower_case,
       "bf16": config.model.bf16})  # the predictor decides again on the machine it runs on
@@ -196,7 +230,7 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
   """Trains with periodic dev evaluation (in bfloat16 if `bf16_active`); returns a training
   summary."""
   train = config.train
-  task = make_task(config, prepared.label_maps)
+  task = prepared.task
   num_train_steps, num_warmup_steps = training_steps(
       prepared.caches["train"].num_examples, train.train_batch_size, train.num_train_epochs,
       train.warmup_proportion)
@@ -210,7 +244,7 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
       batch_size=train.train_batch_size, max_seq_length=max_seq_length,
       bucket_by_length=config.data.bucket_by_length,
       pad_to_max_length=not config.data.bucket_by_length, seed=train.seed,
-      resume_model_dir=config.output_dir)
+      resume_model_dir=config.output_dir, feature_spec=task.feature_encoding.spec)
   if train.distill_teachers:
     teacher_targets = distill.load_or_compute_teacher_targets(
         train.distill_teachers, prepared.splits["train"].examples, prepared.label_maps,
@@ -218,7 +252,8 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
     train_input_fn = distill.with_teacher_targets(train_input_fn, teacher_targets)
   dev_input_fn = input_pipeline.make_input_fn(
       prepared.caches["dev"].tfrecord_path, is_training=False,
-      batch_size=train.eval_batch_size, max_seq_length=max_seq_length)
+      batch_size=train.eval_batch_size, max_seq_length=max_seq_length,
+      feature_spec=task.feature_encoding.spec)
   speed_hook = hooks.ExamplesPerSecondHook(train.train_batch_size, train.save_summary_steps,
                                            config.output_dir)
   stop_request = hooks.StopRequest()
@@ -238,12 +273,12 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
   if train.early_stopping_evals > 0:
     os.makedirs(estimator.eval_dir(EVAL_NAME), exist_ok=True)
     train_hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
-        estimator, SELECTION_METRIC,
+        estimator, task.selection_metric,
         max_steps_without_increase=train.early_stopping_evals * train.save_checkpoints_steps,
         eval_dir=estimator.eval_dir(EVAL_NAME),
         run_every_secs=None, run_every_steps=train.save_checkpoints_steps))
   exporter = hooks.BestModelExporter(
-      config.output_dir, SELECTION_METRIC, serving_input_receiver_fn_builder(task), assets)
+      config.output_dir, task.selection_metric, serving_input_receiver_fn_builder(task), assets)
   train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
                                       hooks=train_hooks)
   eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
@@ -270,40 +305,28 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
 def predict_split(estimator: tf.estimator.Estimator, prepared: PreparedData, split_name: str,
                   checkpoint_path: str, batch_size: int, max_seq_length: int):
   """Predicts a split with one checkpoint; returns (metrics dict, per-example prediction rows)."""
-  split = prepared.splits[split_name]
+  task = prepared.task
   input_fn = input_pipeline.make_input_fn(
       prepared.caches[split_name].tfrecord_path, is_training=False, batch_size=batch_size,
-      max_seq_length=max_seq_length)
-  collector = WholeSetNluMetrics(split.examples, prepared.label_maps)
-  intent_confidence = {}
+      max_seq_length=max_seq_length, feature_spec=task.feature_encoding.spec)
+  collector = task.metrics_collector(prepared.splits[split_name].examples)
   for batch in estimator.predict(input_fn, checkpoint_path=checkpoint_path,
                                  yield_single_examples=False):
-    collector.update(batch["example_index"], batch["intent_id"], batch["slot_ids"],
-                     batch["first_piece_mask"])
-    for row, index in enumerate(batch["example_index"]):
-      intent_confidence[int(index)] = float(np.max(batch["intent_probabilities"][row]))
-  result = collector.result()
-  rows = []
-  for index, example in enumerate(split.examples):
-    rows.append({
-        "guid": example.guid, "text": " ".join(example.words),
-        "gold_intent": example.intent, "pred_intent": collector.predicted_intent(index),
-        "intent_confidence": intent_confidence.get(index),
-        "gold_tags": list(example.slot_tags), "pred_tags": collector.predicted_tags(index)})
-  return result, rows
+    collector.update_batch(batch)
+  return collector.result(), collector.prediction_rows()
 
 
 def evaluate_best(config: RunConfig, prepared: PreparedData, bert_config,
                   split_names: Sequence[str], bf16_active: bool = False) -> Dict:
   """Evaluates the best checkpoint (else the latest) on each split (in bfloat16 if
   `bf16_active`); returns the results."""
-  task = make_task(config, prepared.label_maps)
+  task = prepared.task
   estimator = build_estimator(config, task, bert_config, 1, 0, None, bf16_active)
   best = hooks.read_best(config.output_dir)
   checkpoint = best["checkpoint"] if best else estimator.latest_checkpoint()
   if checkpoint is None:
     raise FileNotFoundError(f"{config.output_dir}: no checkpoint to evaluate; train first")
-  results = {"checkpoint": checkpoint, "selected_by": f"dev {SELECTION_METRIC}",
+  results = {"checkpoint": checkpoint, "selected_by": f"{EVAL_NAME} {task.selection_metric}",
              "best_step": best["step"] if best else None, "splits": {}}
   for name in split_names:
     split_metrics, rows = predict_split(estimator, prepared, name, checkpoint,
@@ -323,7 +346,7 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
   run_manifest.json must be compatible with `config` (else IncompatibleRunError lists the
   differing keys), unless `overwrite_output_dir` clears it first.
   """
-  eval_splits = ["dev"] + (["test"] if config.eval_on_test else [])
+  eval_splits = evaluation_splits(config)
   os.makedirs(config.output_dir, exist_ok=True)
   with run_dir.RunDirectoryLock(config.output_dir):
     splits, label_maps = read_corpus(config, eval_splits)
@@ -349,7 +372,7 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
       io_utils.atomic_write_json(os.path.join(config.output_dir, RESULTS_FILE), results)
       hparams.write_hparams_summary(config.output_dir, results["config"], results)
       for name in eval_splits:
-        print(metrics.format_metrics_table(results["splits"][name],
-                                           title=f"{name} (best checkpoint, step "
-                                           f"{results['best_step']})"))
+        print(prepared.task.format_metrics_table(
+            results["splits"][name],
+            title=f"{name} (best checkpoint, step {results['best_step']})"))
   return results

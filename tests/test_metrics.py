@@ -3,6 +3,7 @@
 import json
 import warnings
 
+import numpy as np
 import pytest
 
 from bert_nlu import metrics
@@ -329,3 +330,59 @@ def test_format_metrics_table_shows_intents_and_percentages():
   assert "whole-frame acc" in table
   assert "token F1 micro" in table and "88.89%" in table  # PlayMusic token F1 micro = 8/9
   assert "100.00%" in table  # PlayMusic intent accuracy
+
+
+# ---------------------------------------------------------------------------------------------
+# GLUE. Five examples, positive class "1":
+#   gold 1 0 1 1 0
+#   pred 1 1 1 0 0      TP = 2 (ex0, ex2), FP = 1 (ex1), FN = 1 (ex3), TN = 1 (ex4)
+GLUE_GOLD = ["1", "0", "1", "1", "0"]
+GLUE_PRED = ["1", "1", "1", "0", "0"]
+
+
+def test_glue_classification_metrics_by_hand():
+  result = metrics.classification_metrics(GLUE_GOLD, GLUE_PRED, ["0", "1"], positive_label="1",
+                                          with_matthews=True)
+  assert result["num_examples"] == 5
+  assert result["accuracy"] == pytest.approx(3 / 5)
+  # precision 2/3, recall 2/3
+  assert result["f1"] == pytest.approx(2 / 3)
+  assert result["accuracy_f1_mean"] == pytest.approx((3 / 5 + 2 / 3) / 2)
+  # (TP*TN - FP*FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)) = (2 - 1) / sqrt(3*3*2*2)
+  assert result["matthews_corrcoef"] == pytest.approx(1 / 6)
+  assert result["confusion_matrix"] == {"labels": ["0", "1"], "counts": [[1, 1], [1, 2]]}
+  plain = metrics.classification_metrics(GLUE_GOLD, GLUE_PRED, ["0", "1"])
+  assert set(plain) == {"num_examples", "accuracy", "confusion_matrix"}
+
+
+def test_glue_degenerate_classification_is_zero_not_nan():
+  # Every prediction "0": F1 of "1" and the Matthews correlation are undefined -> 0.
+  assert metrics.positive_class_f1(["1", "0"], ["0", "0"], "1") == 0.0
+  assert metrics.matthews_correlation(["1", "0"], ["0", "0"]) == 0.0
+  with pytest.raises(ValueError, match="2 gold values but 1 predictions"):
+    metrics.accuracy(["1", "0"], ["1"])
+
+
+def test_glue_regression_metrics_against_numpy_and_ranks():
+  gold = [1.0, 2.0, 3.0, 4.0]
+  pred = [1.0, 3.0, 2.0, 8.0]
+  result = metrics.regression_metrics(gold, pred)
+  assert result["pearson"] == pytest.approx(np.corrcoef(gold, pred)[0, 1])
+  # Ranks 1 2 3 4 vs 1 3 2 4: d^2 sums to 2; 1 - 6 * 2 / (4 * (16 - 1)) = 0.8
+  assert result["spearman"] == pytest.approx(0.8)
+  assert result["pearson_spearman_mean"] == pytest.approx((result["pearson"] + 0.8) / 2)
+  assert result["mse"] == pytest.approx((0 + 1 + 1 + 16) / 4)
+  # A constant prediction has no correlation: 0, not NaN.
+  assert metrics.pearson_spearman(gold, [2.5] * 4) == (0.0, 0.0)
+
+
+def test_glue_table_lists_present_metrics_and_confusion_matrix():
+  result = metrics.classification_metrics(GLUE_GOLD, GLUE_PRED, ["0", "1"], positive_label="1")
+  result["num_truncated"] = 2
+  table = metrics.format_glue_metrics_table(result, title="dev")
+  lines = table.splitlines()
+  assert lines[0] == "dev"
+  assert lines[2].split() == ["examples", "5"]
+  assert lines[3].split() == ["accuracy", "60.00"]
+  assert "66.67" in lines[4] and "Matthews" not in table
+  assert "truncated examples" in table and "rows gold, columns predicted" in table

@@ -19,12 +19,13 @@ example_index) and `bert_nlu.metrics.nlu_metrics` runs once on all of them, agai
 of the examples, when the Estimator asks for the metric values.
 """
 
-from typing import Dict, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from bert_nlu import distill, metrics, mixed_precision
 from bert_nlu.compat import crf, tf
+from bert_nlu.data import tfrecords
 from bert_nlu.data.examples import NluExample
 from bert_nlu.data.features import word_level_tags
 from bert_nlu.data.labels import LabelMaps
@@ -79,6 +80,7 @@ class WholeSetNluMetrics:
 
   Lives in Python; `update` and `value` are called through tf.py_func from the eval graph. The
   Estimator builds a new eval graph (and so a new instance) for every evaluation.
+  `update_batch` and `prediction_rows` serve `train.predict_split`.
   """
 
   def __init__(self, gold_examples: Sequence[NluExample], label_maps: LabelMaps):
@@ -86,6 +88,7 @@ class WholeSetNluMetrics:
     self._label_maps = label_maps
     self._pred_intents: Dict[int, str] = {}
     self._pred_tags: Dict[int, list] = {}
+    self._intent_confidence: Dict[int, float] = {}
     self._result = None
 
   def update(self, example_index, intent_ids, slot_ids, first_piece_mask) -> np.int64:
@@ -97,6 +100,22 @@ class WholeSetNluMetrics:
           first_piece_mask[row], slot_ids[row], self._label_maps.slot_tags, len(example.words))
     self._result = None
     return np.int64(len(self._pred_intents))
+
+  def update_batch(self, batch: Dict[str, np.ndarray]) -> None:
+    """Records a batch of `NluTask.build_predictions` outputs (numpy)."""
+    self.update(batch["example_index"], batch["intent_id"], batch["slot_ids"],
+                batch["first_piece_mask"])
+    for row, index in enumerate(batch["example_index"]):
+      self._intent_confidence[int(index)] = float(np.max(batch["intent_probabilities"][row]))
+
+  def prediction_rows(self) -> List[dict]:
+    """Per example: guid, text, gold vs predicted intent (its probability) and word tags."""
+    return [{
+        "guid": example.guid, "text": " ".join(example.words),
+        "gold_intent": example.intent, "pred_intent": self._pred_intents.get(index),
+        "intent_confidence": self._intent_confidence.get(index),
+        "gold_tags": list(example.slot_tags), "pred_tags": self._pred_tags.get(index)}
+            for index, example in enumerate(self._gold)]
 
   def predicted_intent(self, example_index: int) -> str:
     return self._pred_intents[example_index]
@@ -125,6 +144,10 @@ class NluTask:
   """Joint intent + slot task over a fixed pair of label vocabularies."""
 
   name = "nlu"
+  feature_encoding = tfrecords.NLU_ENCODING
+  # The dev metric that picks the best checkpoint.
+  selection_metric = "whole_frame_accuracy"
+  eval_metric_names = EVAL_METRIC_NAMES
 
   def __init__(self, label_maps: LabelMaps, intent_loss_weight: float = 1.0,
                slot_intent_context: bool = False, slot_crf: bool = False,
@@ -280,17 +303,20 @@ class NluTask:
         predictions[name] = features[name]
     return predictions
 
+  def metrics_collector(self, gold_examples: Sequence[NluExample]) -> WholeSetNluMetrics:
+    return WholeSetNluMetrics(gold_examples, self.label_maps)
+
   def build_eval_metric_ops(self, predictions: Dict[str, tf.Tensor],
                             gold_examples: Sequence[NluExample]) -> Dict[str, tuple]:
     """Whole-set word-level metrics as Estimator metric ops (value_op, update_op)."""
-    collector = WholeSetNluMetrics(gold_examples, self.label_maps)
+    collector = self.metrics_collector(gold_examples)
     update_op = tf.py_func(
         collector.update,
         [predictions["example_index"], predictions["intent_id"], predictions["slot_ids"],
          predictions["first_piece_mask"]],
         tf.int64, stateful=True, name="collect_nlu_predictions")
     metric_ops = {}
-    for name in EVAL_METRIC_NAMES:
+    for name in self.eval_metric_names:
       value = tf.py_func(lambda name=name: collector.value(name), [], tf.float32,
                          stateful=True, name=f"whole_set_{name}")
       value.set_shape([])
@@ -311,3 +337,7 @@ class NluTask:
     if self.slot_crf:
       names += ["slot_logits", "slot_transitions"]
     return {name: predictions[name] for name in names}
+
+  @staticmethod
+  def format_metrics_table(result: dict, title: str = "") -> str:
+    return metrics.format_metrics_table(result, title)
