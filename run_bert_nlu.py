@@ -23,8 +23,10 @@ flags.DEFINE_string("corpus", "snips", "Corpus folder name under the data root "
 flags.DEFINE_string("data_dir", "", "Corpus directory with train/dev/test/{seq.in,seq.out,label} "
                     "(or the SNIPS raw JSON folder); overrides --corpus.")
 flags.DEFINE_enum("corpus_format", "seq", ["seq", "snips_json"], "Layout of --data_dir.")
-flags.DEFINE_enum("multi_intent_policy", "atomic", ["atomic", "first"],
-                  "ATIS 'a#b' labels: one class ('atomic', as published results do) or the first.")
+flags.DEFINE_enum("multi_intent_policy", "atomic", ["atomic", "first", "multilabel"],
+                  "'a#b' intent labels: one class ('atomic', as published results do), the first, "
+                  "or the set {a, b} ('multilabel': one sigmoid per atomic intent, decision "
+                  "threshold chosen on dev, at least one intent predicted).")
 flags.DEFINE_integer("max_seq_length", 64, "Word pieces per example incl. [CLS] and [SEP].")
 flags.DEFINE_string("cache_dir", "", "TFRecord cache (default <output_dir>/data_cache).")
 flags.DEFINE_bool("bucket_by_length", True, "Length-bucketed dynamic padding for training; "

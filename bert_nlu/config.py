@@ -18,7 +18,8 @@ class DataConfig:
     data_dir: corpus directory (train/dev/test subfolders with seq.in, seq.out, label), or the
       SNIPS 2017 raw folder when corpus_format == "snips_json".
     corpus_format: "seq" or "snips_json".
-    multi_intent_policy: "atomic" (ATIS `a#b` is one class) or "first".
+    multi_intent_policy: "atomic" (ATIS `a#b` is one class), "first", or "multilabel" (the set
+      {a, b}: a sigmoid per atomic intent, threshold chosen on dev).
     max_seq_length: word pieces per example including [CLS] and [SEP].
     cache_dir: where TFRecords and their metadata go ("" = <output_dir>/data_cache).
     bucket_by_length: batch training examples of similar length (dynamic padding); False pads

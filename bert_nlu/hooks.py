@@ -4,7 +4,7 @@ import glob
 import os
 import shutil
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -12,6 +12,8 @@ from bert_nlu import io_utils
 from bert_nlu.compat import tf
 
 BEST_DIR_NAME = "best_checkpoint"
+# Asset of an export holding eval_result values its predictor needs (e.g. intent_threshold).
+EXPORTED_METRICS_FILE = "exported_metrics.json"
 BEST_METRICS_FILE = "best_metrics.json"
 EVALUATED_STEPS_FILE = "evaluated_steps.json"
 
@@ -77,17 +79,20 @@ class BestModelExporter(tf.estimator.Exporter):
   The kept checkpoint lives in <output_dir>/best_checkpoint/step-N/ and is named by
   best_checkpoint/best_metrics.json, which is written (atomically) only after the copy is complete;
   older kept copies are removed afterwards. Estimator's own checkpoint rotation never touches it.
-  The best value survives restarts (read back from best_metrics.json).
+  The best value survives restarts (read back from best_metrics.json). `exported_metrics` (e.g.
+  the dev-chosen intent_threshold) are written from the evaluation into the export's
+  assets.extra/exported_metrics.json, so the export predicts as that evaluation did.
   """
 
   def __init__(self, output_dir: str, metric_name: str,
                serving_input_receiver_fn: Callable, assets_extra: Dict[str, str],
-               exports_to_keep: int = 2):
+               exports_to_keep: int = 2, exported_metrics: Sequence[str] = ()):
     self._output_dir = output_dir
     self._metric_name = metric_name
     self._serving_input_receiver_fn = serving_input_receiver_fn
     self._assets_extra = assets_extra
     self._exports_to_keep = exports_to_keep
+    self._exported_metrics = tuple(exported_metrics)
 
   @property
   def name(self) -> str:
@@ -120,13 +125,22 @@ class BestModelExporter(tf.estimator.Exporter):
     tf.logging.info("New best %s=%.4f (was %s) at %s", self._metric_name, value, best,
                     checkpoint_path)
     export_dir = estimator.export_saved_model(
-        export_path, self._serving_input_receiver_fn, assets_extra=self._assets_extra,
+        export_path, self._serving_input_receiver_fn, assets_extra=self._assets(eval_result),
         checkpoint_path=checkpoint_path)
     io_utils.fault_point("after_export")
     self._keep_checkpoint(checkpoint_path, eval_result, value, export_dir)
     self._record_evaluated(step, value)  # last: a kill before this re-evaluates the checkpoint
     self._remove_old_exports(export_path)
     return export_dir
+
+  def _assets(self, eval_result) -> Dict[str, str]:
+    """The export's assets: the fixed ones plus this evaluation's exported metrics (if any)."""
+    if not self._exported_metrics:
+      return self._assets_extra
+    path = os.path.join(self._output_dir, EXPORTED_METRICS_FILE)
+    io_utils.atomic_write_json(path, {name: _json_number(eval_result[name])
+                                      for name in self._exported_metrics})
+    return dict(self._assets_extra, **{EXPORTED_METRICS_FILE: path})
 
   def _keep_checkpoint(self, checkpoint_path, eval_result, value, export_dir) -> None:
     step = int(eval_result[tf.GraphKeys.GLOBAL_STEP])

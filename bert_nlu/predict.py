@@ -1,35 +1,42 @@
 """Raw text -> intent and slot spans, from an exported SavedModel loaded once.
 
 The export directory (written by the trainer's best-model exporter) carries everything needed in
-`assets.extra/`: label_maps.json, vocab.txt and predict_config.json (max_seq_length, casing).
+`assets.extra/`: label_maps.json, vocab.txt and predict_config.json (max_seq_length, casing), and
+for multilabel intents exported_metrics.json (the dev-chosen intent_threshold).
 `NluPredictor` loads the SavedModel's serving signature once; each call only tokenizes and runs it.
 
 Output per utterance (JSON-serialisable):
   {"text": ..., "intent": {"name": ..., "probability": ...},
+   "intents": [{"name": ..., "probability": ...}, ...],
    "slots": [{"slot": "artist", "text": "ruth lorenzo", "start": 10, "end": 22,
               "word_start": 2, "word_end": 4, "confidence": ...}],
    "truncated_words": 0}
 start/end are character offsets into `text` (end exclusive); word_start/word_end are word indices.
+"intents" lists the predicted intents, most probable first: the one argmax intent (softmax
+head), or with multilabel intents every intent whose sigmoid probability reaches the threshold
+(at least the most probable one); "intent" then names the set ("a#b", sorted) with the smallest
+member probability. "truncated_words" counts the words cut by max_seq_length (not predicted).
 """
 
 import json
 import os
 import re
 import sys
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf_v2
 
-from bert_nlu import io_utils
+from bert_nlu import intent_sets, io_utils
 from bert_nlu.compat import make_tokenizer
 from bert_nlu.data.features import words_to_predict_feature
-from bert_nlu.data.labels import LabelMaps
+from bert_nlu.data.labels import LabelMaps, join_intent_set
 from bert_nlu.data.readers import split_lines
 from bert_nlu.errors import InputError
 from bert_nlu.metrics import tags_to_spans
 
 ASSETS_DIR = "assets.extra"
+EXPORTED_METRICS_FILE = "exported_metrics.json"  # = hooks.EXPORTED_METRICS_FILE
 BYTE_ORDER_MARK = "\ufeff"
 
 
@@ -46,6 +53,10 @@ class NluPredictor:
     self.label_maps = LabelMaps.load(os.path.join(assets, "label_maps.json"))
     predict_config = io_utils.read_json(os.path.join(assets, "predict_config.json"))
     self.max_seq_length = int(predict_config["max_seq_length"])
+    self.intent_threshold = None
+    if self.label_maps.multilabel:
+      exported_metrics = io_utils.read_json(os.path.join(assets, EXPORTED_METRICS_FILE))
+      self.intent_threshold = float(exported_metrics["intent_threshold"])
     self.tokenizer = make_tokenizer(os.path.join(assets, "vocab.txt"),
                                     bool(predict_config["do_lower_case"]))
     self._loaded = tf_v2.saved_model.load(export_dir)
@@ -99,7 +110,8 @@ def predict_texts(predictor, texts: Sequence[str]) -> List[Dict]:
   nonempty = [i for i, o in enumerate(offsets) if o]
   for i, text in enumerate(texts):
     if not offsets[i]:
-      results[i] = {"text": text, "intent": None, "slots": [], "truncated_words": 0}
+      results[i] = {"text": text, "intent": None, "intents": [], "slots": [],
+                    "truncated_words": 0}
   if not nonempty:
     return results
   words_list = [[texts[i][s:e] for s, e in offsets[i]] for i in nonempty]
@@ -107,14 +119,29 @@ def predict_texts(predictor, texts: Sequence[str]) -> List[Dict]:
   for row, i in enumerate(nonempty):
     results[i] = decode_utterance(predictor.label_maps, texts[i], offsets[i], words_list[row],
                                   first_piece_mask[row], kept[row],
-                                  {name: value[row] for name, value in outputs.items()})
+                                  {name: value[row] for name, value in outputs.items()},
+                                  getattr(predictor, "intent_threshold", None))
   return results
 
 
+def predicted_intents(label_maps: LabelMaps, probabilities: np.ndarray,
+                      intent_threshold: Optional[float] = None) -> List[Dict]:
+  """[{"name", "probability"}] of the predicted intent(s), most probable first: the argmax, or
+  with multilabel maps every intent >= intent_threshold (default 0.5), at least the top one."""
+  if label_maps.multilabel:
+    threshold = intent_sets.DEFAULT_THRESHOLD if intent_threshold is None else intent_threshold
+    ids = np.flatnonzero(intent_sets.decide_intent_sets(probabilities[None, :], threshold)[0])
+  else:
+    ids = [int(np.argmax(probabilities))]
+  ids = sorted(ids, key=lambda i: -probabilities[i])
+  return [{"name": label_maps.intents[i], "probability": float(probabilities[i])} for i in ids]
+
+
 def decode_utterance(label_maps: LabelMaps, text: str, offsets, words, first_piece_mask,
-                     num_words_kept: int, output) -> Dict:
+                     num_words_kept: int, output, intent_threshold: Optional[float] = None
+                     ) -> Dict:
   """One utterance's model outputs (one row of `run_batch`) -> its result dict."""
-  intent_id = int(output["intent_id"])
+  intents = predicted_intents(label_maps, output["intent_probabilities"], intent_threshold)
   first_positions = [p for p, is_first in enumerate(first_piece_mask) if is_first]
   tags = [label_maps.slot_tags[int(output["slot_ids"][p])] for p in first_positions]
   confidence = [float(output["slot_confidence"][p]) for p in first_positions]
@@ -131,8 +158,9 @@ def decode_utterance(label_maps: LabelMaps, text: str, offsets, words, first_pie
     })
   return {
       "text": text,
-      "intent": {"name": label_maps.intents[intent_id],
-                 "probability": float(output["intent_probabilities"][intent_id])},
+      "intent": {"name": join_intent_set(intent["name"] for intent in intents),
+                 "probability": min(intent["probability"] for intent in intents)},
+      "intents": intents,
       "slots": slots,
       "truncated_words": len(words) - num_words_kept,
   }

@@ -29,7 +29,7 @@ from bert_nlu.data.labels import LabelMaps
 from bert_nlu.model import LOSS_COLLECTION, model_fn_builder
 from bert_nlu.model import session_config as model_session_config
 from bert_nlu.optimization import GRADIENT_NORM_COLLECTION, LOSS_SCALE_COLLECTION
-from bert_nlu.tasks.nlu import NluTask, WholeSetNluMetrics
+from bert_nlu.tasks.nlu import INTENT_THRESHOLD_METRIC, NluTask, WholeSetNluMetrics
 
 SELECTION_METRIC = "whole_frame_accuracy"
 EVAL_NAME = "dev"
@@ -73,7 +73,8 @@ def read_corpus(config: RunConfig, split_names: Sequence[str]):
                     len(splits["train"]) - original_size, original_size)
   train_split = splits["train"]
   label_maps = LabelMaps.from_labels(
-      train_split.intents(), (e.slot_tags for e in train_split.examples))
+      train_split.intents(), (e.slot_tags for e in train_split.examples),
+      multilabel=config.data.multi_intent_policy == "multilabel")
   return splits, label_maps
 
 
@@ -231,7 +232,8 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
         eval_dir=estimator.eval_dir(EVAL_NAME),
         run_every_secs=None, run_every_steps=train.save_checkpoints_steps))
   exporter = hooks.BestModelExporter(
-      config.output_dir, SELECTION_METRIC, serving_input_receiver_fn_builder(task), assets)
+      config.output_dir, SELECTION_METRIC, serving_input_receiver_fn_builder(task), assets,
+      exported_metrics=(INTENT_THRESHOLD_METRIC,) if prepared.label_maps.multilabel else ())
   train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
                                       hooks=train_hooks)
   eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
@@ -255,27 +257,31 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
 
 
 def predict_split(estimator: tf.estimator.Estimator, prepared: PreparedData, split_name: str,
-                  checkpoint_path: str, batch_size: int, max_seq_length: int):
-  """Predicts a split with one checkpoint; returns (metrics dict, per-example prediction rows)."""
+                  checkpoint_path: str, batch_size: int, max_seq_length: int,
+                  intent_threshold: Optional[float] = None):
+  """Predicts a split with one checkpoint; returns (metrics dict, per-example prediction rows).
+
+  Multilabel intents are decided with `intent_threshold`, or (None) with the threshold best on
+  this split (dev), reported as the metric "intent_threshold".
+  """
   split = prepared.splits[split_name]
   input_fn = input_pipeline.make_input_fn(
       prepared.caches[split_name].tfrecord_path, is_training=False, batch_size=batch_size,
       max_seq_length=max_seq_length)
-  collector = WholeSetNluMetrics(split.examples, prepared.label_maps)
-  intent_confidence = {}
+  collector = WholeSetNluMetrics(split.examples, prepared.label_maps, intent_threshold,
+                                 train_intents=prepared.splits["train"].intents())
   for batch in estimator.predict(input_fn, checkpoint_path=checkpoint_path,
                                  yield_single_examples=False):
-    collector.update(batch["example_index"], batch["intent_id"], batch["slot_ids"],
-                     batch["first_piece_mask"])
-    for row, index in enumerate(batch["example_index"]):
-      intent_confidence[int(index)] = float(np.max(batch["intent_probabilities"][row]))
+    collector.update(batch["example_index"], batch["intent_id"], batch["intent_probabilities"],
+                     batch["slot_ids"], batch["first_piece_mask"])
   result = collector.result()
   rows = []
   for index, example in enumerate(split.examples):
+    probabilities = collector.predicted_intent_probabilities(index)
     rows.append({
         "guid": example.guid, "text": " ".join(example.words),
         "gold_intent": example.intent, "pred_intent": collector.predicted_intent(index),
-        "intent_confidence": intent_confidence.get(index),
+        "intent_confidence": min(probabilities.values()),
         "gold_tags": list(example.slot_tags), "pred_tags": collector.predicted_tags(index)})
   return result, rows
 
@@ -291,9 +297,14 @@ def evaluate_best(config: RunConfig, prepared: PreparedData, bert_config,
     raise FileNotFoundError(f"{config.output_dir}: no checkpoint to evaluate; train first")
   results = {"checkpoint": checkpoint, "selected_by": f"dev {SELECTION_METRIC}",
              "best_step": best["step"] if best else None, "splits": {}}
+  intent_threshold = None  # multilabel: chosen on dev (the first split), then applied to test
   for name in split_names:
     split_metrics, rows = predict_split(estimator, prepared, name, checkpoint,
-                                        config.train.eval_batch_size, config.data.max_seq_length)
+                                        config.train.eval_batch_size, config.data.max_seq_length,
+                                        intent_threshold)
+    intent_threshold = split_metrics.get(INTENT_THRESHOLD_METRIC)
+    if intent_threshold is not None:
+      results[INTENT_THRESHOLD_METRIC] = intent_threshold
     split_metrics["num_truncated"] = prepared.caches[name].num_truncated
     results["splits"][name] = split_metrics
     io_utils.atomic_write_text(

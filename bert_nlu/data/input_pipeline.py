@@ -3,15 +3,17 @@
 Each element is a dict of int32 tensors:
   input_ids, input_mask, segment_ids, first_piece_mask, slot_ids: [batch_size, seq_length]
   intent_id, example_index: [batch_size]
+  intent_ids: [batch_size, max intents of an example in the batch], the atomic intent ids,
+    padded with -1
 where seq_length is the longest example in the batch (dynamic padding) or max_seq_length
-(`pad_to_max_length=True`). Padding uses id 0 everywhere and input_mask 0.
+(`pad_to_max_length=True`). Padding uses id 0 everywhere (-1 in intent_ids) and input_mask 0.
 """
 
 from typing import Callable, Optional, Sequence
 
 from bert_nlu import checkpoints
 from bert_nlu.compat import tf
-from bert_nlu.data.tfrecords import SCALAR_FEATURES, SEQUENCE_FEATURES
+from bert_nlu.data.tfrecords import INTENT_SET_FEATURE, SCALAR_FEATURES, SEQUENCE_FEATURES
 
 _SHUFFLE_BUFFER = 20000
 
@@ -20,9 +22,10 @@ def parse_record(serialized: tf.Tensor) -> dict:
   """One serialized tf.train.Example -> dict of int32 tensors (sequences are [length])."""
   spec = {name: tf.io.VarLenFeature(tf.int64) for name in SEQUENCE_FEATURES}
   spec.update({name: tf.io.FixedLenFeature([], tf.int64) for name in SCALAR_FEATURES})
+  spec[INTENT_SET_FEATURE] = tf.io.VarLenFeature(tf.int64)
   parsed = tf.io.parse_single_example(serialized, spec)
   features = {}
-  for name in SEQUENCE_FEATURES:
+  for name in SEQUENCE_FEATURES + (INTENT_SET_FEATURE,):
     features[name] = tf.cast(tf.sparse.to_dense(parsed[name]), tf.int32)
   for name in SCALAR_FEATURES:
     features[name] = tf.cast(parsed[name], tf.int32)
@@ -39,7 +42,15 @@ def _padded_shapes(pad_to_max_length: bool, max_seq_length: int) -> dict:
   length = max_seq_length if pad_to_max_length else None
   shapes = {name: [length] for name in SEQUENCE_FEATURES + ("input_mask",)}
   shapes.update({name: [] for name in SCALAR_FEATURES})
+  shapes[INTENT_SET_FEATURE] = [None]
   return shapes
+
+
+def _padding_values(padded_shapes: dict) -> dict:
+  """0 for every feature but intent_ids, padded with -1 (0 is an intent id)."""
+  values = {name: tf.constant(0, tf.int32) for name in padded_shapes}
+  values[INTENT_SET_FEATURE] = tf.constant(-1, tf.int32)
+  return values
 
 
 def make_input_fn(tfrecord_path: str,
@@ -83,9 +94,10 @@ def make_input_fn(tfrecord_path: str,
           element_length_func=lambda features: tf.shape(features["input_ids"])[0],
           bucket_boundaries=boundaries,
           bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-          padded_shapes=padded_shapes)
+          padded_shapes=padded_shapes, padding_values=_padding_values(padded_shapes))
     else:
-      dataset = dataset.padded_batch(batch_size, padded_shapes=padded_shapes)
+      dataset = dataset.padded_batch(batch_size, padded_shapes=padded_shapes,
+                                     padding_values=_padding_values(padded_shapes))
     if is_training and resume_model_dir:
       completed_steps = checkpoints.latest_step(resume_model_dir)
       if completed_steps:

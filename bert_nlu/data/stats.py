@@ -55,7 +55,8 @@ def run_main() -> None:
   from absl import app, flags  # pylint: disable=g-import-not-at-top
   flags.DEFINE_string("data_dir", None, "Corpus directory (train/dev/test or SNIPS raw JSON).")
   flags.DEFINE_enum("corpus_format", "seq", ["seq", "snips_json"], "Layout of --data_dir.")
-  flags.DEFINE_enum("multi_intent_policy", "atomic", ["atomic", "first"], "ATIS a#b labels.")
+  flags.DEFINE_enum("multi_intent_policy", "atomic", ["atomic", "first", "multilabel"],
+                    "ATIS a#b labels.")
   flags.DEFINE_string("vocab_file", None, "BERT vocab.txt.")
   flags.DEFINE_bool("do_lower_case", True, "Tokenizer casing.")
   flags.DEFINE_integer("max_seq_length", 64, "Truncation length (incl. [CLS] and [SEP]).")

@@ -24,11 +24,13 @@ from bert_nlu.data.examples import NluSplit
 from bert_nlu.data.features import NluFeature, convert_examples
 from bert_nlu.data.labels import LabelMaps
 
-FEATURE_FORMAT_VERSION = 1
+FEATURE_FORMAT_VERSION = 2
 
 # Names and kinds of the stored features.
 SEQUENCE_FEATURES = ("input_ids", "segment_ids", "first_piece_mask", "slot_ids")
 SCALAR_FEATURES = ("intent_id", "example_index")
+# [num_intents of the example] atomic intent ids, padded with -1 in a batch.
+INTENT_SET_FEATURE = "intent_ids"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +75,7 @@ def _int_feature(values) -> tf.train.Feature:
 def feature_to_tf_example(feature: NluFeature) -> tf.train.Example:
   fields = {name: _int_feature(getattr(feature, name)) for name in SEQUENCE_FEATURES}
   fields["intent_id"] = _int_feature([feature.intent_id])
+  fields[INTENT_SET_FEATURE] = _int_feature(feature.intent_ids)
   fields["example_index"] = _int_feature([feature.example_index])
   return tf.train.Example(features=tf.train.Features(feature=fields))
 
