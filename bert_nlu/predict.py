@@ -175,14 +175,22 @@ def load_predictor(export_dirs: Sequence[str]):
 
 
 def predict_lines(predictor: NluPredictor, lines: Sequence[str], batch_size: int = 32,
-                  out=sys.stdout) -> int:
-  """Predicts `lines` in batches, writing one JSON object per line to `out`; returns count."""
-  count = 0
+                  out=None, err=None) -> int:
+  """Predicts `lines` in batches, writing one JSON object per line to `out` (stdout); returns
+  the count. If any utterance lost words to max_seq_length, one warning goes to `err` (stderr)."""
+  out = out or sys.stdout
+  count, truncated_utterances, truncated_words = 0, 0, 0
   for start in range(0, len(lines), batch_size):
     for result in predictor.predict(lines[start:start + batch_size]):
       out.write(json.dumps(result, ensure_ascii=False) + "\n")
       count += 1
+      truncated_utterances += result["truncated_words"] > 0
+      truncated_words += result["truncated_words"]
   out.flush()
+  if truncated_utterances:
+    print(f"warning: {truncated_utterances} of {count} utterances were cut at max_seq_length="
+          f"{predictor.max_seq_length} word pieces: {truncated_words} words were not predicted "
+          "(see truncated_words)", file=err or sys.stderr)
   return count
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from bert_nlu import checkpoints, distill, encoder, hooks, hparams, io_utils, metrics, run_dir
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import RunConfig
-from bert_nlu.data import augment, input_pipeline, readers, tfrecords
+from bert_nlu.data import augment, input_pipeline, readers, stats, tfrecords
 from bert_nlu.data.examples import NluSplit
 from bert_nlu.data.labels import LabelMaps
 from bert_nlu.model import LOSS_COLLECTION, model_fn_builder
@@ -76,6 +76,45 @@ def read_corpus(config: RunConfig, split_names: Sequence[str]):
       train_split.intents(), (e.slot_tags for e in train_split.examples),
       multilabel=config.data.multi_intent_policy == "multilabel")
   return splits, label_maps
+
+
+def resolve_max_seq_length(config: RunConfig, splits: Dict[str, NluSplit],
+                           position_limit: int):
+  """Reports truncation per split and resolves --max_seq_length=auto.
+
+  With config.data.auto_max_seq_length the length becomes the smallest that truncates no
+  train/dev/test example (test is read for this if it is not evaluated), capped at
+  `position_limit` and config.data.max_seq_length. A split that still loses words gets a warning
+  naming the lengths that cover 100% and 99.9% of the examples.
+
+  Returns:
+    (config with the resolved max_seq_length, {split: LengthReport at that length}).
+  """
+  data = config.data
+  tokenizer = make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
+  length_splits = dict(splits)
+  if data.auto_max_seq_length and "test" not in length_splits and data.corpus_format == "seq":
+    length_splits.update(read_splits(config, ["test"]))
+  reports = {name: stats.length_report(split, tokenizer, data.max_seq_length)
+             for name, split in length_splits.items()}
+  if data.auto_max_seq_length:
+    length = stats.covering_max_seq_length(reports.values(),
+                                           min(position_limit, data.max_seq_length))
+    config = dataclasses.replace(config, data=dataclasses.replace(data, max_seq_length=length))
+    reports = {name: report.at(length) for name, report in reports.items()}
+    tf.logging.warning("max_seq_length=auto: %d word pieces (the longest of %s)", length,
+                       "/".join(reports))
+  warning = stats.truncation_warning(list(reports.values()))
+  if warning:
+    tf.logging.warning("%s", warning)
+  return config, reports
+
+
+def length_summary(reports) -> Dict[str, Dict]:
+  """{split: {examples, truncated, words_lost, longest, covers_99_9}} for eval_results.json."""
+  return {name: {"examples": len(r.lengths), "truncated": r.num_truncated,
+                 "words_lost": r.words_lost, "longest": r.covering_length(1.0),
+                 "covers_99_9": r.covering_length(0.999)} for name, r in reports.items()}
 
 
 def build_caches(config: RunConfig, splits: Dict[str, NluSplit],
@@ -325,6 +364,8 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
   with run_dir.RunDirectoryLock(config.output_dir):
     splits, label_maps = read_corpus(config, eval_splits)
     bert_config = encoder.load_bert_config(config.model.bert_config_file)
+    config, length_reports = resolve_max_seq_length(config, splits,
+                                                    bert_config.max_position_embeddings)
     manifest = run_dir.build_manifest(
         config.to_json_dict(), run_dir.fingerprint_splits(splits), label_maps.to_json_dict(),
         run_dir.model_shape_from_bert_config(bert_config.to_dict(),
@@ -332,7 +373,8 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
     status = run_dir.check_or_record_manifest(config.output_dir, manifest, overwrite_output_dir)
     tf.logging.info("Run directory %s: %s", config.output_dir, status)
     prepared = build_caches(config, splits, label_maps)
-    results: Dict = {}
+    results: Dict = {"max_seq_length": config.data.max_seq_length,
+                     "truncation": length_summary(length_reports)}
     if config.run_train:
       checkpoints.check_init_checkpoint(config.model.init_checkpoint)
       checkpoints.set_aside_damaged_latest(config.output_dir)
