@@ -318,10 +318,16 @@ def build_run_config():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  # The terminal shows one progress line per interval, warnings and the result tables; absl's
+  # --verbosity=1 (or more) also shows TensorFlow's full log, C++ start-up lines included (which
+  # must be decided before TensorFlow is imported: bert_nlu.compat hides them by default).
+  verbose = FLAGS.verbosity >= 1
+  if verbose:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
   from bert_nlu import hooks, train  # pylint: disable=g-import-not-at-top
   from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
   from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
-  tf.logging.set_verbosity(tf.logging.INFO)  # Estimator progress: loss, steps/sec, evaluations
+  tf.logging.set_verbosity(tf.logging.INFO if verbose else tf.logging.WARN)
   run_config = build_run_config()
   try:
     train.run(run_config, overwrite_output_dir=FLAGS.overwrite_output_dir)

@@ -258,10 +258,17 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
   guard_hook = hooks.NonFiniteGuardHook(
       config.output_dir, LOSS_COLLECTION, GRADIENT_NORM_COLLECTION,
       loss_scale_collection=LOSS_SCALE_COLLECTION if config.model.fp16 else None)
+  exporter = hooks.BestModelExporter(
+      config.output_dir, SELECTION_METRIC, serving_input_receiver_fn_builder(task), assets,
+      exported_metrics=(INTENT_THRESHOLD_METRIC,) if prepared.label_maps.multilabel else ())
+  progress_hook = hooks.ProgressHook(
+      num_train_steps, prepared.caches["train"].num_examples / train.train_batch_size,
+      train.train_batch_size, train.save_summary_steps, LOSS_COLLECTION, exporter.evaluated_steps)
   train_hooks = [
       guard_hook,
       hooks.GracefulStopHook(stop_request, config.output_dir),
       speed_hook,
+      progress_hook,
   ]
   if train.early_stopping_evals > 0:
     os.makedirs(estimator.eval_dir(EVAL_NAME), exist_ok=True)
@@ -270,9 +277,6 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
         max_steps_without_increase=train.early_stopping_evals * train.save_checkpoints_steps,
         eval_dir=estimator.eval_dir(EVAL_NAME),
         run_every_secs=None, run_every_steps=train.save_checkpoints_steps))
-  exporter = hooks.BestModelExporter(
-      config.output_dir, SELECTION_METRIC, serving_input_receiver_fn_builder(task), assets,
-      exported_metrics=(INTENT_THRESHOLD_METRIC,) if prepared.label_maps.multilabel else ())
   train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
                                       hooks=train_hooks)
   eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
@@ -388,4 +392,18 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
         print(metrics.format_metrics_table(results["splits"][name],
                                            title=f"{name} (best checkpoint, step "
                                            f"{results['best_step']})"))
+    summary = final_summary_line(config.output_dir)
+    if summary:
+      print(summary)
   return results
+
+
+def final_summary_line(output_dir: str) -> Optional[str]:
+  """"best checkpoint ... | export ... | predict: <command>", or None before any best exists."""
+  best = hooks.read_best(output_dir)
+  if best is None:
+    return None
+  return (f"best checkpoint: {best['checkpoint']} (dev {best['metric']} "
+          f"{metrics.format_percent(best['value'])}, step {best['step']}) | export: "
+          f"{best['saved_model']} | predict: python -m bert_nlu.predict "
+          f"--model_dir={output_dir} \"your utterance\"")

@@ -49,7 +49,8 @@ def _tiny_run_command(bert_dir, corpus_dir, output_dir, epochs):
   return [sys.executable, os.path.join(REPO, "run_bert_nlu.py"), f"--bert_dir={bert_dir}",
           f"--data_dir={corpus_dir}", f"--output_dir={output_dir}", "--max_seq_length=16",
           "--train_batch_size=8", f"--num_train_epochs={epochs}", "--learning_rate=1e-3",
-          "--save_checkpoints_steps=100000", "--save_summary_steps=1"]
+          "--save_checkpoints_steps=100000", "--save_summary_steps=1",
+          "--verbosity=1"]  # the Estimator's "step = N" log lines
 
 
 @pytest.mark.parametrize("sig, exit_code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
