@@ -760,7 +760,7 @@ def random_model_predictor(ctx, seed, max_seq_length):
   predictor.tokenizer = ctx.tokenizers["uncased"]
   model = RandomModel(seed, len(predictor.label_maps.intents), len(predictor.label_maps.slot_tags))
   predictor._serve = model  # pylint: disable=protected-access
-  predictor._takes_first_piece_mask = bool(seed % 2)  # pylint: disable=protected-access
+  predictor.takes_first_piece_mask = bool(seed % 2)
   return predictor
 
 
