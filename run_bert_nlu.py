@@ -12,6 +12,7 @@ handed to `bert_nlu.train.run`. Defaults work with the bundled all-MiniLM-L6-v2 
 
 import math
 import os
+import re
 import sys
 
 from absl import app, flags
@@ -31,9 +32,13 @@ flags.DEFINE_string("corpus", "snips", "Corpus folder name under the data root "
 flags.DEFINE_string("data_dir", "", "Corpus directory with train/dev/test/{seq.in,seq.out,label} "
                     "(or the SNIPS raw JSON folder); overrides --corpus.")
 flags.DEFINE_enum("corpus_format", "seq", ["seq", "snips_json"], "Layout of --data_dir.")
-flags.DEFINE_enum("multi_intent_policy", "atomic", ["atomic", "first"],
-                  "ATIS 'a#b' labels: one class ('atomic', as published results do) or the first.")
-flags.DEFINE_integer("max_seq_length", 64, "Word pieces per example incl. [CLS] and [SEP].")
+flags.DEFINE_enum("multi_intent_policy", "atomic", ["atomic", "first", "multilabel"],
+                  "'a#b' intent labels: one class ('atomic', as published results do), the first, "
+                  "or the set {a, b} ('multilabel': one sigmoid per atomic intent, decision "
+                  "threshold chosen on dev, at least one intent predicted).")
+flags.DEFINE_string("max_seq_length", "64", "Word pieces per example incl. [CLS] and [SEP], or "
+                   "'auto': the smallest length that truncates no train/dev/test example (at "
+                   "most the model's max_position_embeddings), recorded in run_config.json.")
 flags.DEFINE_string("cache_dir", "", "TFRecord cache (default <output_dir>/data_cache).")
 flags.DEFINE_bool("bucket_by_length", True, "Length-bucketed dynamic padding for training; "
                   "--nobucket_by_length pads every batch to max_seq_length.")
@@ -189,14 +194,29 @@ def _bert_files():
   if do_lower_case is None:
     do_lower_case = bool(bert_config.get("do_lower_case", True))
   max_positions = bert_config["max_position_embeddings"]
-  if FLAGS.max_seq_length > max_positions:
-    raise app.UsageError(f"--max_seq_length {FLAGS.max_seq_length} exceeds the model's "
+  max_seq_length = _max_seq_length_flag()
+  if max_seq_length is not None and max_seq_length > max_positions:
+    raise app.UsageError(f"--max_seq_length {max_seq_length} exceeds the model's "
                          f"max_position_embeddings {max_positions} ({config_file})")
   num_layers = bert_config["num_hidden_layers"]
   if FLAGS.num_hidden_layers is not None and FLAGS.num_hidden_layers > num_layers:
     raise app.UsageError(f"--num_hidden_layers {FLAGS.num_hidden_layers} exceeds the model's "
                          f"{num_layers} layers ({config_file})")
-  return config_file, vocab_file, init_checkpoint, do_lower_case
+  return config_file, vocab_file, init_checkpoint, do_lower_case, max_positions
+
+
+def _max_seq_length_flag():
+  """--max_seq_length as an int in [3, 2**31 - 1], or None for 'auto'."""
+  value = FLAGS.max_seq_length.strip()
+  if value == "auto":
+    return None
+  if not re.fullmatch(r"[+-]?[0-9]+", value):
+    raise app.UsageError(f"--max_seq_length must be an integer or 'auto', got {value!r}")
+  length = int(value)
+  if not 3 <= length <= _MAX_INT_FLAG:
+    raise app.UsageError(f"--max_seq_length must be 'auto' or in [3, {_MAX_INT_FLAG}] "
+                         f"([CLS] word [SEP]), got {length}")
+  return length
 
 
 def _read_bert_config(config_file: str) -> dict:
@@ -218,7 +238,8 @@ _MAX_INT_FLAG = 2**31 - 1  # TF batch sizes, steps and lengths beyond this only 
 
 
 def _validate_flags() -> None:
-  positive = ("max_seq_length", "train_batch_size", "eval_batch_size", "save_checkpoints_steps",
+  _max_seq_length_flag()
+  positive = ("train_batch_size", "eval_batch_size", "save_checkpoints_steps",
               "save_summary_steps", "keep_checkpoint_max", "loss_scale_growth_steps")
   for name in positive:
     if getattr(FLAGS, name) <= 0:
@@ -226,8 +247,6 @@ def _validate_flags() -> None:
   for name in positive + ("eval_steps", "early_stopping_evals", "num_hidden_layers"):
     if getattr(FLAGS, name) is not None and getattr(FLAGS, name) > _MAX_INT_FLAG:
       raise app.UsageError(f"--{name} must be <= {_MAX_INT_FLAG}, got {getattr(FLAGS, name)}")
-  if FLAGS.max_seq_length < 3:
-    raise app.UsageError("--max_seq_length must be >= 3 ([CLS] word [SEP])")
   if FLAGS.num_hidden_layers is not None and FLAGS.num_hidden_layers < 1:
     raise app.UsageError(f"--num_hidden_layers must be >= 1, got {FLAGS.num_hidden_layers}")
   if not 1 <= FLAGS.initial_loss_scale <= 2.0 ** 64:
@@ -304,13 +323,16 @@ def build_run_config():
   if not os.path.isdir(data_dir):
     flag_name = "data_dir" if FLAGS.data_dir else ("glue_task" if glue_task else "corpus")
     raise app.UsageError(f"--{flag_name}: {data_dir} is not a directory")
-  config_file, vocab_file, init_checkpoint, do_lower_case = _bert_files()
+  config_file, vocab_file, init_checkpoint, do_lower_case, max_positions = _bert_files()
+  max_seq_length = _max_seq_length_flag()
   return config.RunConfig(
       output_dir=FLAGS.output_dir,
       data=config.DataConfig(
           data_dir=data_dir, task=FLAGS.task, glue_task=glue_task,
           corpus_format=FLAGS.corpus_format,
-          multi_intent_policy=FLAGS.multi_intent_policy, max_seq_length=FLAGS.max_seq_length,
+          multi_intent_policy=FLAGS.multi_intent_policy,
+          max_seq_length=max_positions if max_seq_length is None else max_seq_length,
+          auto_max_seq_length=max_seq_length is None,
           cache_dir=FLAGS.cache_dir, bucket_by_length=FLAGS.bucket_by_length,
           augment_slot_substitution=FLAGS.augment_slot_substitution,
           augment_copies=FLAGS.augment_copies, augment_same_intent=FLAGS.augment_same_intent),
@@ -349,10 +371,16 @@ def build_run_config():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  # The terminal shows one progress line per interval, warnings and the result tables; absl's
+  # --verbosity=1 (or more) also shows TensorFlow's full log, C++ start-up lines included (which
+  # must be decided before TensorFlow is imported: bert_nlu.compat hides them by default).
+  verbose = FLAGS.verbosity >= 1
+  if verbose:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
   from bert_nlu import hooks, train  # pylint: disable=g-import-not-at-top
   from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
   from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
-  tf.logging.set_verbosity(tf.logging.INFO)  # Estimator progress: loss, steps/sec, evaluations
+  tf.logging.set_verbosity(tf.logging.INFO if verbose else tf.logging.WARN)
   run_config = build_run_config()
   try:
     train.run(run_config, overwrite_output_dir=FLAGS.overwrite_output_dir)

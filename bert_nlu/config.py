@@ -27,8 +27,12 @@ class DataConfig:
     glue_task: with task == "glue", the GLUE task's canonical name (CoLA, SST-2, MRPC, STS-B,
       QQP, MNLI, QNLI, RTE, WNLI, SNLI).
     corpus_format: "seq" or "snips_json" (NLU).
-    multi_intent_policy: "atomic" (ATIS `a#b` is one class) or "first".
-    max_seq_length: word pieces per example including [CLS] and [SEP].
+    multi_intent_policy: "atomic" (ATIS `a#b` is one class), "first", or "multilabel" (the set
+      {a, b}: a sigmoid per atomic intent, threshold chosen on dev).
+    max_seq_length: word pieces per example including [CLS] and [SEP]. With auto_max_seq_length,
+      the upper bound (the model's position limit) until the run resolves it.
+    auto_max_seq_length: the run replaces max_seq_length by the smallest length that truncates
+      no train/dev/test example (at most the bound above) and records it in run_config.json.
     cache_dir: where TFRecords and their metadata go ("" = <output_dir>/data_cache).
     bucket_by_length: batch training examples of similar length (dynamic padding); False pads
       every batch to max_seq_length.
@@ -44,6 +48,7 @@ class DataConfig:
   corpus_format: str = "seq"
   multi_intent_policy: str = "atomic"
   max_seq_length: int = 64
+  auto_max_seq_length: bool = False
   cache_dir: str = ""
   bucket_by_length: bool = True
   augment_slot_substitution: float = 0.0

@@ -27,7 +27,7 @@ constant (scipy would return NaN, which no checkpoint comparison can use).
 
 import collections
 import re
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,7 @@ from sklearn.metrics import f1_score as sklearn_f1_score
 from sklearn.metrics import matthews_corrcoef as sklearn_matthews_corrcoef
 
 OUTSIDE_TAG = "O"
+INTENT_SEPARATOR = "#"
 _BIO_TAG_PATTERN = re.compile(r"O|[BI]-.+", re.DOTALL)
 _SEQEVAL_AVERAGE_ROWS = ("micro avg", "macro avg", "weighted avg")
 
@@ -320,6 +321,101 @@ def tags_to_spans(words: Sequence[str], tags: Sequence[str]) -> List[dict]:
       {"slot": slot, "text": " ".join(words[start:last + 1]), "start": start, "end": last + 1}
       for slot, start, last in get_entities(list(tags))
   ]
+
+
+def _canonical_set(label: str) -> Tuple[str, ...]:
+  """A "#"-joined intent label as its sorted tuple of distinct atomic intents."""
+  return tuple(sorted(set(label.split(INTENT_SEPARATOR))))
+
+
+def _subset_accuracy(indices: Sequence[int], set_correct: Sequence[bool],
+                     frame_correct: Sequence[bool]) -> dict:
+  """{"count", "intent_set_accuracy", "whole_frame_accuracy"} over `indices` (None if empty)."""
+  count = len(indices)
+  return {
+      "count": count,
+      "intent_set_accuracy": sum(set_correct[i] for i in indices) / count if count else None,
+      "whole_frame_accuracy": sum(frame_correct[i] for i in indices) / count if count else None,
+  }
+
+
+def multi_intent_metrics(gold_intents: Sequence[str], gold_tags: Sequence[Sequence[str]],
+                         pred_intents: Sequence[str], pred_tags: Sequence[Sequence[str]],
+                         train_intents: Iterable[str]) -> dict:
+  """Intents as SETS ("a#b" == "b#a" == {a, b}) over a whole evaluation set.
+
+  Args:
+    gold_intents, pred_intents: one (possibly "#"-joined) label per example.
+    gold_tags, pred_tags: one tag sequence per example (same lengths, see `nlu_metrics`).
+    train_intents: the labels of the training set (its combinations are "seen").
+
+  Returns:
+    {"intent_set_accuracy": predicted set == gold set,
+     "intent_precision_micro", "intent_recall_micro", "intent_f1_micro", "intent_f1_macro":
+       over atomic intents (micro: pooled counts; macro: mean F1 over the intents in gold or
+       predictions; a zero denominator gives 0),
+     "per_intent": {atomic intent: {"precision", "recall", "f1", "support"}},
+     "per_combination": {gold set label: {"count", "predicted" (times predicted), "correct",
+       "seen_in_train"}},
+     "seen_combinations", "unseen_combinations", "multi_intent_utterances" (gold set of >= 2):
+       {"count", "intent_set_accuracy", "whole_frame_accuracy"} (accuracies None when count 0)}.
+  """
+  gold_tag_lists, pred_tag_lists = validate_nlu_inputs(
+      gold_intents, gold_tags, pred_intents, pred_tags)
+  gold_sets = [_canonical_set(label) for label in gold_intents]
+  pred_sets = [_canonical_set(label) for label in pred_intents]
+  seen = {_canonical_set(label) for label in train_intents}
+  set_correct = [gold == pred for gold, pred in zip(gold_sets, pred_sets)]
+  frame_correct = [ok and gold == pred for ok, gold, pred in
+                   zip(set_correct, gold_tag_lists, pred_tag_lists)]
+
+  true_positives, false_positives, false_negatives = (
+      collections.Counter(), collections.Counter(), collections.Counter())
+  for gold, pred in zip(gold_sets, pred_sets):
+    true_positives.update(set(gold) & set(pred))
+    false_positives.update(set(pred) - set(gold))
+    false_negatives.update(set(gold) - set(pred))
+
+  def prf(tp, fp, fn):
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+  per_intent = {}
+  for intent in sorted(set(true_positives) | set(false_positives) | set(false_negatives)):
+    precision, recall, f1 = prf(true_positives[intent], false_positives[intent],
+                                false_negatives[intent])
+    per_intent[intent] = {"precision": precision, "recall": recall, "f1": f1,
+                          "support": true_positives[intent] + false_negatives[intent]}
+  micro = prf(sum(true_positives.values()), sum(false_positives.values()),
+              sum(false_negatives.values()))
+
+  gold_counts = collections.Counter(gold_sets)
+  pred_counts = collections.Counter(pred_sets)
+  correct_counts = collections.Counter(g for g, ok in zip(gold_sets, set_correct) if ok)
+  per_combination = {
+      INTENT_SEPARATOR.join(combination): {
+          "count": gold_counts[combination], "predicted": pred_counts[combination],
+          "correct": correct_counts[combination], "seen_in_train": combination in seen}
+      for combination in sorted(set(gold_counts) | set(pred_counts))}
+  indices = range(len(gold_sets))
+  return {
+      "intent_set_accuracy": sum(set_correct) / len(set_correct),
+      "intent_precision_micro": micro[0],
+      "intent_recall_micro": micro[1],
+      "intent_f1_micro": micro[2],
+      "intent_f1_macro": (sum(row["f1"] for row in per_intent.values()) / len(per_intent)
+                          if per_intent else 0.0),
+      "per_intent": per_intent,
+      "per_combination": per_combination,
+      "seen_combinations": _subset_accuracy(
+          [i for i in indices if gold_sets[i] in seen], set_correct, frame_correct),
+      "unseen_combinations": _subset_accuracy(
+          [i for i in indices if gold_sets[i] not in seen], set_correct, frame_correct),
+      "multi_intent_utterances": _subset_accuracy(
+          [i for i in indices if len(gold_sets[i]) > 1], set_correct, frame_correct),
+  }
 
 
 def format_percent(fraction: float) -> str:

@@ -2,7 +2,8 @@
 
 The export directory (written by the trainer's best-model exporter) carries everything needed in
 `assets.extra/`: label_maps.json, vocab.txt and predict_config.json (task, max_seq_length,
-casing, bf16). `load_predictor` picks `NluPredictor` or `GluePredictor` by the task the export
+casing, bf16), and for multilabel intents exported_metrics.json (the dev-chosen
+intent_threshold). `load_predictor` picks `NluPredictor` or `GluePredictor` by the task the export
 names (exports without one are NLU); either loads the SavedModel's serving signature once, and each
 call only tokenizes and runs it. A model trained with --bf16 is served with the same oneDNN
 bfloat16 rewrite when this machine's CPU supports it (`cpu_features`), else in float32 after one
@@ -10,10 +11,15 @@ warning.
 
 NLU output per utterance (JSON-serialisable):
   {"text": ..., "intent": {"name": ..., "probability": ...},
+   "intents": [{"name": ..., "probability": ...}, ...],
    "slots": [{"slot": "artist", "text": "ruth lorenzo", "start": 10, "end": 22,
               "word_start": 2, "word_end": 4, "confidence": ...}],
    "truncated_words": 0}
 start/end are character offsets into `text` (end exclusive); word_start/word_end are word indices.
+"intents" lists the predicted intents, most probable first: the one argmax intent (softmax
+head), or with multilabel intents every intent whose sigmoid probability reaches the threshold
+(at least the most probable one); "intent" then names the set ("a#b", sorted) with the smallest
+member probability. "truncated_words" counts the words cut by max_seq_length (not predicted).
 
 GLUE input is one sentence per line, or for a pair task two sentences separated by a tab; output:
   {"text_a": ..., "text_b": ..., "label": "1", "probability": 0.93,
@@ -26,22 +32,23 @@ import json
 import os
 import re
 import sys
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf_v2
 
-from bert_nlu import cpu_features, io_utils
+from bert_nlu import cpu_features, intent_sets, io_utils
 from bert_nlu.compat import make_tokenizer
 from bert_nlu.config import GLUE_TASK, NLU_TASK
 from bert_nlu.data.features import pair_to_predict_feature, words_to_predict_feature
 from bert_nlu.data.glue import GLUE_LAYOUTS, GlueLabels
-from bert_nlu.data.labels import LabelMaps
+from bert_nlu.data.labels import LabelMaps, join_intent_set
 from bert_nlu.data.readers import split_lines
 from bert_nlu.errors import InputError
 from bert_nlu.metrics import tags_to_spans
 
 ASSETS_DIR = "assets.extra"
+EXPORTED_METRICS_FILE = "exported_metrics.json"  # = hooks.EXPORTED_METRICS_FILE
 BYTE_ORDER_MARK = "\ufeff"
 PAIR_SEPARATOR = "\t"
 
@@ -59,6 +66,10 @@ class NluPredictor:
     self.label_maps = LabelMaps.load(os.path.join(assets, "label_maps.json"))
     predict_config = io_utils.read_json(os.path.join(assets, "predict_config.json"))
     self.max_seq_length = int(predict_config["max_seq_length"])
+    self.intent_threshold = None
+    if self.label_maps.multilabel:
+      exported_metrics = io_utils.read_json(os.path.join(assets, EXPORTED_METRICS_FILE))
+      self.intent_threshold = float(exported_metrics["intent_threshold"])
     self.tokenizer = make_tokenizer(os.path.join(assets, "vocab.txt"),
                                     bool(predict_config["do_lower_case"]))
     self.bf16_support = serving_precision(predict_config)
@@ -113,7 +124,8 @@ def predict_texts(predictor, texts: Sequence[str]) -> List[Dict]:
   nonempty = [i for i, o in enumerate(offsets) if o]
   for i, text in enumerate(texts):
     if not offsets[i]:
-      results[i] = {"text": text, "intent": None, "slots": [], "truncated_words": 0}
+      results[i] = {"text": text, "intent": None, "intents": [], "slots": [],
+                    "truncated_words": 0}
   if not nonempty:
     return results
   words_list = [[texts[i][s:e] for s, e in offsets[i]] for i in nonempty]
@@ -121,14 +133,29 @@ def predict_texts(predictor, texts: Sequence[str]) -> List[Dict]:
   for row, i in enumerate(nonempty):
     results[i] = decode_utterance(predictor.label_maps, texts[i], offsets[i], words_list[row],
                                   first_piece_mask[row], kept[row],
-                                  {name: value[row] for name, value in outputs.items()})
+                                  {name: value[row] for name, value in outputs.items()},
+                                  getattr(predictor, "intent_threshold", None))
   return results
 
 
+def predicted_intents(label_maps: LabelMaps, probabilities: np.ndarray,
+                      intent_threshold: Optional[float] = None) -> List[Dict]:
+  """[{"name", "probability"}] of the predicted intent(s), most probable first: the argmax, or
+  with multilabel maps every intent >= intent_threshold (default 0.5), at least the top one."""
+  if label_maps.multilabel:
+    threshold = intent_sets.DEFAULT_THRESHOLD if intent_threshold is None else intent_threshold
+    ids = np.flatnonzero(intent_sets.decide_intent_sets(probabilities[None, :], threshold)[0])
+  else:
+    ids = [int(np.argmax(probabilities))]
+  ids = sorted(ids, key=lambda i: -probabilities[i])
+  return [{"name": label_maps.intents[i], "probability": float(probabilities[i])} for i in ids]
+
+
 def decode_utterance(label_maps: LabelMaps, text: str, offsets, words, first_piece_mask,
-                     num_words_kept: int, output) -> Dict:
+                     num_words_kept: int, output, intent_threshold: Optional[float] = None
+                     ) -> Dict:
   """One utterance's model outputs (one row of `run_batch`) -> its result dict."""
-  intent_id = int(output["intent_id"])
+  intents = predicted_intents(label_maps, output["intent_probabilities"], intent_threshold)
   first_positions = [p for p, is_first in enumerate(first_piece_mask) if is_first]
   tags = [label_maps.slot_tags[int(output["slot_ids"][p])] for p in first_positions]
   confidence = [float(output["slot_confidence"][p]) for p in first_positions]
@@ -145,8 +172,9 @@ def decode_utterance(label_maps: LabelMaps, text: str, offsets, words, first_pie
     })
   return {
       "text": text,
-      "intent": {"name": label_maps.intents[intent_id],
-                 "probability": float(output["intent_probabilities"][intent_id])},
+      "intent": {"name": join_intent_set(intent["name"] for intent in intents),
+                 "probability": min(intent["probability"] for intent in intents)},
+      "intents": intents,
       "slots": slots,
       "truncated_words": len(words) - num_words_kept,
   }
@@ -268,15 +296,23 @@ def load_predictor(export_dirs: Sequence[str]):
 
 
 def predict_lines(predictor, lines: Sequence[str], batch_size: int = 32,
-                  out=sys.stdout) -> int:
+                  out=None, err=None) -> int:
   """Predicts `lines` in batches (with an `NluPredictor` or `GluePredictor`), writing one JSON
-  object per line to `out`; returns the count."""
-  count = 0
+  object per line to `out` (stdout); returns the count. If any NLU utterance lost words to
+  max_seq_length, one warning goes to `err` (stderr)."""
+  out = out or sys.stdout
+  count, truncated_utterances, truncated_words = 0, 0, 0
   for start in range(0, len(lines), batch_size):
     for result in predictor.predict(lines[start:start + batch_size]):
       out.write(json.dumps(result, ensure_ascii=False) + "\n")
       count += 1
+      truncated_utterances += result.get("truncated_words", 0) > 0
+      truncated_words += result.get("truncated_words", 0)
   out.flush()
+  if truncated_utterances:
+    print(f"warning: {truncated_utterances} of {count} utterances were cut at max_seq_length="
+          f"{predictor.max_seq_length} word pieces: {truncated_words} words were not predicted "
+          "(see truncated_words)", file=err or sys.stderr)
   return count
 
 

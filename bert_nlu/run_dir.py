@@ -102,6 +102,7 @@ COMPATIBLE_KEYS = (
     "config.output_dir",
     "config.data.data_dir",
     "config.data.cache_dir",
+    "config.data.auto_max_seq_length",  # how max_seq_length was chosen; its value is compared
     "config.model.bert_config_file",
     "config.model.vocab_file",
     "config.model.init_checkpoint",

@@ -177,11 +177,12 @@ def make_tiny_bert(directory: str, vocab, hidden_size=32, num_layers=2, num_head
 
 
 def tiny_run_config(bert_dir: str, corpus_dir: str, output_dir: str, max_seq_length: int = 16,
-                    eval_on_test: bool = False, profile=None, model_fields=None,
+                    eval_on_test: bool = False, profile=None, model_fields=None, data_fields=None,
                     glue_task: str = "", **train_fields):
   """A RunConfig for the tiny BERT and corpus; `train_fields` override TrainConfig defaults
   (batch 16, eval batch 32, learning rate 1e-3, seed 7); `model_fields` (a dict) sets ModelConfig
-  variants (slot_crf, fp16, ...); `glue_task` makes it a GLUE run on a `make_glue_corpus`."""
+  variants (slot_crf, fp16, ...), `data_fields` DataConfig ones (multi_intent_policy, ...);
+  `glue_task` makes it a GLUE run on a `make_glue_corpus`."""
   from bert_nlu import config as config_lib  # pylint: disable=g-import-not-at-top
   fields = dict(train_batch_size=16, eval_batch_size=32, learning_rate=1e-3, seed=7)
   fields.update(train_fields)
@@ -189,7 +190,8 @@ def tiny_run_config(bert_dir: str, corpus_dir: str, output_dir: str, max_seq_len
       output_dir=output_dir,
       data=config_lib.DataConfig(
           data_dir=corpus_dir, max_seq_length=max_seq_length,
-          task=config_lib.GLUE_TASK if glue_task else config_lib.NLU_TASK, glue_task=glue_task),
+          task=config_lib.GLUE_TASK if glue_task else config_lib.NLU_TASK, glue_task=glue_task,
+          **(data_fields or {})),
       model=config_lib.ModelConfig(
           bert_config_file=os.path.join(bert_dir, "bert_config.json"),
           vocab_file=os.path.join(bert_dir, "vocab.txt"),
@@ -200,14 +202,14 @@ def tiny_run_config(bert_dir: str, corpus_dir: str, output_dir: str, max_seq_len
 
 
 def tiny_training_config(bert_dir: str, corpus_dir: str, output_dir: str, model_fields=None,
-                         **train_overrides):
+                         data_fields=None, **train_overrides):
   """`tiny_run_config` of the end-to-end training tests: 20 epochs, a checkpoint (and dev
   evaluation) every 50 steps, summaries every 10, 2 checkpoints kept, test split evaluated."""
   fields = dict(num_train_epochs=20, save_checkpoints_steps=50, save_summary_steps=10,
                 keep_checkpoint_max=2)
   fields.update(train_overrides)
   return tiny_run_config(bert_dir, corpus_dir, output_dir, eval_on_test=True,
-                         model_fields=model_fields, **fields)
+                         model_fields=model_fields, data_fields=data_fields, **fields)
 
 
 def write_tiny_sweep_file(path: str, name: str, bert_dir: str, corpus_dir: str,

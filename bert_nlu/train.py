@@ -25,17 +25,17 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 from bert_nlu import checkpoints, cpu_features, distill, encoder, hooks, hparams, io_utils
-from bert_nlu import run_dir
+from bert_nlu import metrics, run_dir
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import GLUE_TASK, RunConfig
-from bert_nlu.data import augment, glue, input_pipeline, readers, tfrecords
+from bert_nlu.data import augment, glue, input_pipeline, readers, stats, tfrecords
 from bert_nlu.data.examples import Split
 from bert_nlu.data.labels import LabelMaps
 from bert_nlu.model import LOSS_COLLECTION, model_fn_builder
 from bert_nlu.model import session_config as model_session_config
 from bert_nlu.optimization import GRADIENT_NORM_COLLECTION, LOSS_SCALE_COLLECTION
 from bert_nlu.tasks.glue import GlueTask
-from bert_nlu.tasks.nlu import NluTask
+from bert_nlu.tasks.nlu import INTENT_THRESHOLD_METRIC, NluTask
 
 EVAL_NAME = "dev"
 RESULTS_FILE = "eval_results.json"
@@ -73,7 +73,8 @@ def build_label_maps(config: RunConfig, train_split: Split):
   """NLU: intents and slot tags seen in train. GLUE: the task's labels as GLUE defines them."""
   if config.data.task == GLUE_TASK:
     return glue.GlueLabels.for_task(glue.canonical_task_name(config.data.glue_task))
-  return LabelMaps.from_labels(train_split.intents(), (e.slot_tags for e in train_split.examples))
+  return LabelMaps.from_labels(train_split.intents(), (e.slot_tags for e in train_split.examples),
+                               multilabel=config.data.multi_intent_policy == "multilabel")
 
 
 def evaluation_splits(config: RunConfig) -> List[str]:
@@ -102,6 +103,45 @@ def read_corpus(config: RunConfig, split_names: Sequence[str]):
     tf.logging.info("train: slot-substitution augmentation added %d copies to %d examples",
                     len(splits["train"]) - original_size, original_size)
   return splits, build_label_maps(config, splits["train"])
+
+
+def resolve_max_seq_length(config: RunConfig, splits: Dict[str, Split],
+                           position_limit: int):
+  """Reports truncation per split and resolves --max_seq_length=auto.
+
+  With config.data.auto_max_seq_length the length becomes the smallest that truncates no
+  train/dev/test example (test is read for this if it is not evaluated), capped at
+  `position_limit` and config.data.max_seq_length. A split that still loses words gets a warning
+  naming the lengths that cover 100% and 99.9% of the examples.
+
+  Returns:
+    (config with the resolved max_seq_length, {split: LengthReport at that length}).
+  """
+  data = config.data
+  tokenizer = make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
+  length_splits = dict(splits)
+  if data.auto_max_seq_length and "test" not in length_splits and data.corpus_format == "seq":
+    length_splits.update(read_splits(config, ["test"]))
+  reports = {name: stats.length_report(split, tokenizer, data.max_seq_length)
+             for name, split in length_splits.items()}
+  if data.auto_max_seq_length:
+    length = stats.covering_max_seq_length(reports.values(),
+                                           min(position_limit, data.max_seq_length))
+    config = dataclasses.replace(config, data=dataclasses.replace(data, max_seq_length=length))
+    reports = {name: report.at(length) for name, report in reports.items()}
+    tf.logging.warning("max_seq_length=auto: %d word pieces (the longest of %s)", length,
+                       "/".join(reports))
+  warning = stats.truncation_warning(list(reports.values()))
+  if warning:
+    tf.logging.warning("%s", warning)
+  return config, reports
+
+
+def length_summary(reports) -> Dict[str, Dict]:
+  """{split: {examples, truncated, words_lost, longest, covers_99_9}} for eval_results.json."""
+  return {name: {"examples": len(r.lengths), "truncated": r.num_truncated,
+                 "words_lost": r.words_lost, "longest": r.covering_length(1.0),
+                 "covers_99_9": r.covering_length(0.999)} for name, r in reports.items()}
 
 
 def build_caches(config: RunConfig, splits: Dict[str, Split], label_maps) -> PreparedData:
@@ -260,10 +300,17 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
   guard_hook = hooks.NonFiniteGuardHook(
       config.output_dir, LOSS_COLLECTION, GRADIENT_NORM_COLLECTION,
       loss_scale_collection=LOSS_SCALE_COLLECTION if config.model.fp16 else None)
+  exporter = hooks.BestModelExporter(
+      config.output_dir, task.selection_metric, serving_input_receiver_fn_builder(task), assets,
+      exported_metrics=task.exported_metrics)
+  progress_hook = hooks.ProgressHook(
+      num_train_steps, prepared.caches["train"].num_examples / train.train_batch_size,
+      train.train_batch_size, train.save_summary_steps, LOSS_COLLECTION, exporter.evaluated_steps)
   train_hooks = [
       guard_hook,
       hooks.GracefulStopHook(stop_request, config.output_dir),
       speed_hook,
+      progress_hook,
       # The periodic saver runs after the guard: a step with non-finite weights is never saved.
       # (Left to itself the Estimator makes its own saver a chief hook, which runs before every
       # TrainSpec hook and would save the bad state when a save falls due at that step.)
@@ -277,8 +324,6 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
         max_steps_without_increase=train.early_stopping_evals * train.save_checkpoints_steps,
         eval_dir=estimator.eval_dir(EVAL_NAME),
         run_every_secs=None, run_every_steps=train.save_checkpoints_steps))
-  exporter = hooks.BestModelExporter(
-      config.output_dir, task.selection_metric, serving_input_receiver_fn_builder(task), assets)
   train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
                                       hooks=train_hooks)
   eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
@@ -303,13 +348,19 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
 
 
 def predict_split(estimator: tf.estimator.Estimator, prepared: PreparedData, split_name: str,
-                  checkpoint_path: str, batch_size: int, max_seq_length: int):
-  """Predicts a split with one checkpoint; returns (metrics dict, per-example prediction rows)."""
+                  checkpoint_path: str, batch_size: int, max_seq_length: int,
+                  intent_threshold: Optional[float] = None):
+  """Predicts a split with one checkpoint; returns (metrics dict, per-example prediction rows).
+
+  Multilabel intents are decided with `intent_threshold`, or (None) with the threshold best on
+  this split (dev), reported as the metric "intent_threshold".
+  """
   task = prepared.task
   input_fn = input_pipeline.make_input_fn(
       prepared.caches[split_name].tfrecord_path, is_training=False, batch_size=batch_size,
       max_seq_length=max_seq_length, feature_spec=task.feature_encoding.spec)
-  collector = task.metrics_collector(prepared.splits[split_name].examples)
+  collector = task.metrics_collector(prepared.splits[split_name].examples, intent_threshold,
+                                     train_split=prepared.splits["train"])
   for batch in estimator.predict(input_fn, checkpoint_path=checkpoint_path,
                                  yield_single_examples=False):
     collector.update_batch(batch)
@@ -328,9 +379,14 @@ def evaluate_best(config: RunConfig, prepared: PreparedData, bert_config,
     raise FileNotFoundError(f"{config.output_dir}: no checkpoint to evaluate; train first")
   results = {"checkpoint": checkpoint, "selected_by": f"{EVAL_NAME} {task.selection_metric}",
              "best_step": best["step"] if best else None, "splits": {}}
+  intent_threshold = None  # multilabel: chosen on dev (the first split), then applied to test
   for name in split_names:
     split_metrics, rows = predict_split(estimator, prepared, name, checkpoint,
-                                        config.train.eval_batch_size, config.data.max_seq_length)
+                                        config.train.eval_batch_size, config.data.max_seq_length,
+                                        intent_threshold)
+    intent_threshold = split_metrics.get(INTENT_THRESHOLD_METRIC)
+    if intent_threshold is not None:
+      results[INTENT_THRESHOLD_METRIC] = intent_threshold
     split_metrics["num_truncated"] = prepared.caches[name].num_truncated
     results["splits"][name] = split_metrics
     io_utils.atomic_write_text(
@@ -351,6 +407,8 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
   with run_dir.RunDirectoryLock(config.output_dir):
     splits, label_maps = read_corpus(config, eval_splits)
     bert_config = encoder.load_bert_config(config.model.bert_config_file)
+    config, length_reports = resolve_max_seq_length(config, splits,
+                                                    bert_config.max_position_embeddings)
     manifest = run_dir.build_manifest(
         config.to_json_dict(), run_dir.fingerprint_splits(splits), label_maps.to_json_dict(),
         run_dir.model_shape_from_bert_config(bert_config.to_dict(),
@@ -360,7 +418,8 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
     prepared = build_caches(config, splits, label_maps)
     # Decided once per run: a --bf16 that cannot run here warns once and runs float32.
     precision = cpu_features.detect_bf16_support(config.model.bf16)
-    results: Dict = {}
+    results: Dict = {"max_seq_length": config.data.max_seq_length,
+                     "truncation": length_summary(length_reports)}
     if config.run_train:
       checkpoints.check_init_checkpoint(config.model.init_checkpoint)
       checkpoints.set_aside_damaged_latest(config.output_dir)
@@ -375,4 +434,18 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
         print(prepared.task.format_metrics_table(
             results["splits"][name],
             title=f"{name} (best checkpoint, step {results['best_step']})"))
+    summary = final_summary_line(config.output_dir)
+    if summary:
+      print(summary)
   return results
+
+
+def final_summary_line(output_dir: str) -> Optional[str]:
+  """"best checkpoint ... | export ... | predict: <command>", or None before any best exists."""
+  best = hooks.read_best(output_dir)
+  if best is None:
+    return None
+  return (f"best checkpoint: {best['checkpoint']} (dev {best['metric']} "
+          f"{metrics.format_percent(best['value'])}, step {best['step']}) | export: "
+          f"{best['saved_model']} | predict: python -m bert_nlu.predict "
+          f"--model_dir={output_dir} \"your utterance\"")

@@ -782,7 +782,7 @@ def random_model_predictor(ctx, seed, max_seq_length):
   predictor.tokenizer = ctx.tokenizers[ctx.tokenizer_names[0]]
   model = RandomModel(seed, len(predictor.label_maps.intents), len(predictor.label_maps.slot_tags))
   predictor._serve = model  # pylint: disable=protected-access
-  predictor._takes_first_piece_mask = bool(seed % 2)  # pylint: disable=protected-access
+  predictor.takes_first_piece_mask = bool(seed % 2)
   return predictor
 
 
@@ -790,7 +790,8 @@ def expect_well_formed_predictions(predictor, texts, results) -> None:
   expect(isinstance(results, list) and len(results) == len(texts), "one result per text")
   for text, result in zip(texts, results):
     expect(isinstance(result, dict)
-           and set(result) == {"text", "intent", "slots", "truncated_words"}, "result keys")
+           and set(result) == {"text", "intent", "intents", "slots", "truncated_words"},
+           "result keys")
     expect(result["text"] == text, "result text differs from the input")
     word_list = text.split()
     offsets = predict.word_offsets(text)
@@ -801,6 +802,7 @@ def expect_well_formed_predictions(predictor, texts, results) -> None:
              and result["truncated_words"] == 0, "empty text must give no prediction")
       continue
     intent = result["intent"]
+    expect(result["intents"] == [intent], lambda: f"intents {result['intents']!r}")
     expect(isinstance(intent, dict) and intent["name"] in predictor.label_maps.intents
            and isinstance(intent["probability"], float)
            and -1e-6 <= intent["probability"] <= 1 + 1e-6, lambda: f"intent {intent!r}")

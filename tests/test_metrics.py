@@ -317,6 +317,50 @@ def test_tags_to_spans_length_mismatch_raises():
     metrics.tags_to_spans(["a", "b"], ["O"])
 
 
+def test_multi_intent_metrics_by_hand():
+  # Train saw the sets {a}, {b}, {a, b}; {a, c} and {c} are unseen combinations.
+  gold = ["a#b", "b#a", "a#c", "c", "a"]
+  pred = ["b#a", "a", "c#a", "a", "a"]
+  gold_tags = [["O"], ["B-x"], ["O"], ["O"], ["B-x"]]
+  pred_tags = [["O"], ["B-x"], ["B-x"], ["O"], ["B-x"]]
+  result = metrics.multi_intent_metrics(gold, gold_tags, pred, pred_tags, ["a", "b", "a#b"])
+  # Sets right: 0 ("b#a" == {a, b}), 2, 4 -> 3 / 5 (row 1 misses b, row 3 says a for c).
+  assert result["intent_set_accuracy"] == pytest.approx(3 / 5)
+  # Atomic counts: a: tp 4 (rows 0, 2, 4, and row 1 is a false positive) -> tp 3? Row by row:
+  # 0 {a,b}/{a,b}: tp a, b. 1 {a,b}/{a}: tp a, fn b. 2 {a,c}/{a,c}: tp a, c. 3 {c}/{a}: fp a,
+  # fn c. 4 {a}/{a}: tp a. -> a: tp 4, fp 1, fn 0; b: tp 1, fn 1; c: tp 1, fn 1.
+  per_intent = result["per_intent"]
+  assert per_intent["a"] == pytest.approx({"precision": 0.8, "recall": 1.0, "f1": 8 / 9,
+                                           "support": 4})
+  assert per_intent["b"] == pytest.approx({"precision": 1.0, "recall": 0.5, "f1": 2 / 3,
+                                           "support": 2})
+  assert per_intent["c"]["f1"] == pytest.approx(2 / 3)
+  # Micro: tp 6, fp 1, fn 2 -> P 6/7, R 6/8, F1 = 12/15.
+  assert result["intent_precision_micro"] == pytest.approx(6 / 7)
+  assert result["intent_recall_micro"] == pytest.approx(6 / 8)
+  assert result["intent_f1_micro"] == pytest.approx(0.8)
+  assert result["intent_f1_macro"] == pytest.approx((8 / 9 + 2 / 3 + 2 / 3) / 3)
+  assert result["per_combination"] == {
+      "a": {"count": 1, "predicted": 3, "correct": 1, "seen_in_train": True},
+      "a#b": {"count": 2, "predicted": 1, "correct": 1, "seen_in_train": True},
+      "a#c": {"count": 1, "predicted": 1, "correct": 1, "seen_in_train": False},
+      "c": {"count": 1, "predicted": 0, "correct": 0, "seen_in_train": False}}
+  # Unseen: rows 2 (set right, tags wrong) and 3 (set wrong).
+  assert result["unseen_combinations"] == {"count": 2, "intent_set_accuracy": 0.5,
+                                           "whole_frame_accuracy": 0.0}
+  assert result["seen_combinations"] == pytest.approx(
+      {"count": 3, "intent_set_accuracy": 2 / 3, "whole_frame_accuracy": 2 / 3})
+  assert result["multi_intent_utterances"] == {"count": 3, "intent_set_accuracy": 2 / 3,
+                                               "whole_frame_accuracy": 1 / 3}
+  json.dumps(result)
+
+
+def test_multi_intent_metrics_without_unseen_combinations_report_none():
+  result = metrics.multi_intent_metrics(["a"], [["O"]], ["a"], [["O"]], ["a"])
+  assert result["unseen_combinations"] == {"count": 0, "intent_set_accuracy": None,
+                                           "whole_frame_accuracy": None}
+
+
 def test_format_metrics_table_shows_intents_and_percentages():
   table = metrics.format_metrics_table(small_set_metrics(), title="dev set")
   assert table.startswith("dev set\n")

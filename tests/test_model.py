@@ -7,7 +7,7 @@ import pytest
 from bert_nlu import encoder, optimization
 from bert_nlu.compat import tf
 from bert_nlu.data.labels import LabelMaps
-from bert_nlu.tasks.nlu import NluTask
+from bert_nlu.tasks.nlu import NluTask, multilabel_intent_loss
 
 LABELS = LabelMaps.from_labels(["a", "b", "c"], [["O", "B-x", "I-x"]])
 
@@ -179,6 +179,42 @@ def test_softmax_slot_loss_is_the_mean_over_first_pieces_of_seen_tags():
   with_later_pieces = -np.mean([log_probabilities[b, i, slot_ids[b, i]]
                                 for b in range(3) for i in range(7) if slot_ids[b, i] >= 0])
   assert min(abs(with_unseen - expected), abs(with_later_pieces - expected)) > 0.1
+def _numpy_binary_cross_entropy(logits, targets):
+  """Sum over intents of -[y log p + (1 - y) log(1 - p)], mean over examples (float64)."""
+  probabilities = 1 / (1 + np.exp(-np.asarray(logits, np.float64)))
+  return (-(targets * np.log(probabilities)
+            + (1 - targets) * np.log(1 - probabilities)).sum(axis=1)).mean()
+
+
+def test_multilabel_intent_loss_is_binary_cross_entropy_per_intent():
+  logits = np.random.RandomState(0).randn(3, 4).astype(np.float32)
+  intent_ids = np.array([[0, 2], [1, -1], [-1, -1]], np.int32)  # {0, 2}, {1}, {} (unknown)
+  targets = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0]])
+  with tf.Graph().as_default():
+    loss = multilabel_intent_loss(tf.constant(logits), tf.constant(intent_ids))
+    with tf.Session() as session:
+      assert session.run(loss) == pytest.approx(_numpy_binary_cross_entropy(logits, targets),
+                                                rel=1e-5)
+
+
+def test_multilabel_task_uses_the_sigmoid_loss_and_probabilities():
+  labels = LabelMaps.from_labels(["a", "b#c"], [["O", "B-x", "I-x"]], multilabel=True)
+  logits = np.array([[2.0, -1.0, 0.0], [0.5, 1.0, -2.0]], np.float32)
+  intent_ids = np.array([[0, -1], [1, 2]], np.int32)  # {a}, {b, c}
+  with tf.Graph().as_default():
+    features = {"intent_ids": tf.constant(intent_ids),
+                "slot_ids": tf.zeros([2, 3], tf.int32),
+                "first_piece_mask": tf.constant([[0, 1, 0], [0, 1, 0]])}
+    task_logits = {"intent_logits": tf.constant(logits), "slot_logits": tf.zeros([2, 3, 3])}
+    task = NluTask(labels)
+    _, parts = task.build_losses(task_logits, features)
+    predictions = task.build_predictions(task_logits, features)
+    with tf.Session() as session:
+      values, probabilities = session.run([parts, predictions["intent_probabilities"]])
+  assert probabilities == pytest.approx(1 / (1 + np.exp(-logits.astype(np.float64))), rel=1e-5)
+  targets = np.array([[1, 0, 0], [0, 1, 1]])
+  assert values["intent_loss"] == pytest.approx(_numpy_binary_cross_entropy(logits, targets),
+                                                rel=1e-5)
 
 
 def _train_steps(tiny_bert_dir, implementation, steps=3):

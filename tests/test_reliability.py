@@ -84,7 +84,8 @@ def _tiny_run_command(bert_dir, corpus_dir, output_dir, epochs):
   return [sys.executable, os.path.join(REPO, "run_bert_nlu.py"), f"--bert_dir={bert_dir}",
           f"--data_dir={corpus_dir}", f"--output_dir={output_dir}", "--max_seq_length=16",
           "--train_batch_size=8", f"--num_train_epochs={epochs}", "--learning_rate=1e-3",
-          "--save_checkpoints_steps=100000", "--save_summary_steps=1"]
+          "--save_checkpoints_steps=100000", "--save_summary_steps=1",
+          "--verbosity=1"]  # the Estimator's "step = N" log lines
 
 
 @pytest.mark.parametrize("sig, exit_code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
@@ -162,7 +163,7 @@ def test_a_second_signal_stops_at_once_and_the_unevaluated_checkpoint_is_evaluat
   assert tf.train.latest_checkpoint(output_dir).endswith("model.ckpt-5")  # nothing newer
   # model.ckpt-5 was saved, its evaluation never recorded: a rerun evaluates it (a schedule of
   # 4 steps, which the checkpoint already covers, so nothing else is trained or evaluated).
-  exporter = hooks.BestModelExporter(output_dir, train.SELECTION_METRIC, None, {})
+  exporter = hooks.BestModelExporter(output_dir, NluTask.selection_metric, None, {})
   assert 5 not in exporter.evaluated_steps()
   rerun = subprocess.run(
       _tiny_run_command(tiny_bert_dir, tiny_corpus_dir, output_dir, epochs=0.2),

@@ -8,7 +8,7 @@ import pytest
 
 from bert_nlu import hooks, metrics, testing, train
 from bert_nlu.predict import NluPredictor, predict_lines
-from bert_nlu.tasks.nlu import EVAL_METRIC_NAMES
+from bert_nlu.tasks.nlu import EVAL_METRIC_NAMES, NluTask
 
 
 make_config = testing.tiny_training_config
@@ -102,7 +102,7 @@ def test_metrics_are_computed_once_over_all_evaluation_batches(trained):
   best = hooks.read_best(config.output_dir)
   for name in EVAL_METRIC_NAMES:  # periodic evaluation (float32 on the way through the graph)
     assert best["eval_result"][name] == pytest.approx(expected[name], abs=1e-6), name
-  assert hooks.BestModelExporter(config.output_dir, train.SELECTION_METRIC, None, {}
+  assert hooks.BestModelExporter(config.output_dir, NluTask.selection_metric, None, {}
                                  ).evaluated_steps()[best["step"]] == pytest.approx(
                                      expected["whole_frame_accuracy"], abs=1e-6)
   dev = dict(results["splits"]["dev"])
@@ -176,6 +176,67 @@ def test_predict_lines_writes_json_lines(trained, tmp_path):
   assert predict_lines(predictor, ["weather in rome", 'say "hi" \\ </script>'], 1, out) == 2
   rows = [json.loads(line) for line in out.getvalue().splitlines()]
   assert rows[1]["text"] == 'say "hi" \\ </script>'
+
+
+def test_predict_warns_once_on_stderr_when_words_are_cut(trained):
+  import io
+  config, _ = trained
+  predictor = NluPredictor(hooks.latest_export(config.output_dir))
+  long_utterance = " ".join(["play"] + ["adele"] * 19)  # 21 pieces with [CLS]/[SEP]; 16 fit
+  out, err = io.StringIO(), io.StringIO()
+  predict_lines(predictor, ["weather in rome", long_utterance, long_utterance], 1, out, err)
+  rows = [json.loads(line) for line in out.getvalue().splitlines()]
+  assert [row["truncated_words"] for row in rows] == [0, 6, 6]
+  assert err.getvalue().count("\n") == 1
+  assert "2 of 3 utterances" in err.getvalue() and "12 words" in err.getvalue()
+  err = io.StringIO()
+  predict_lines(predictor, ["weather in rome"], 1, io.StringIO(), err)
+  assert err.getvalue() == ""
+
+
+def _corpus_with_one_long_line(directory):
+  corpus = testing.make_corpus(directory)
+  with open(os.path.join(corpus, "dev", "seq.in"), "a") as f:
+    f.write(" ".join(["play"] + ["hakkasan"] * 9) + "\n")  # 1 + 9 * 3 pieces + 2 = 30
+  with open(os.path.join(corpus, "dev", "seq.out"), "a") as f:
+    f.write(" ".join(["O"] + ["B-restaurant"] + ["I-restaurant"] * 8) + "\n")
+  with open(os.path.join(corpus, "dev", "label"), "a") as f:
+    f.write("BookRestaurant\n")
+  return corpus
+
+
+def test_truncation_is_reported_before_training(tiny_bert_dir, tmp_path, monkeypatch):
+  corpus = _corpus_with_one_long_line(str(tmp_path / "corpus"))
+  config = testing.tiny_run_config(tiny_bert_dir, corpus, str(tmp_path / "run"),
+                                   max_seq_length=16)
+  warnings = []
+  monkeypatch.setattr(train.tf.logging, "warning", lambda fmt, *a: warnings.append(fmt % a))
+  splits, _ = train.read_corpus(config, ["dev"])
+  resolved, reports = train.resolve_max_seq_length(config, splits, 64)
+  assert resolved == config
+  # 14 pieces fit: "play" + 4 words of 3 pieces; 5 of the 10 words are lost.
+  assert (reports["dev"].num_truncated, reports["dev"].words_lost) == (1, 5)
+  assert reports["train"].num_truncated == 0
+  assert warnings == [
+      "max_seq_length=16 truncates dev: 1 of 31 examples (5 words lost). A length of 30 covers "
+      "100% of these examples, 30 covers 99.9% (--max_seq_length=auto picks the first, up to "
+      "the model's position limit)."]
+  assert train.length_summary(reports)["dev"] == {
+      "examples": 31, "truncated": 1, "words_lost": 5, "longest": 30, "covers_99_9": 30}
+
+
+@pytest.mark.parametrize("position_limit, expected", [(64, 30), (24, 24)])
+def test_auto_max_seq_length_covers_every_split_up_to_the_position_limit(
+    tiny_bert_dir, tmp_path, position_limit, expected):
+  corpus = _corpus_with_one_long_line(str(tmp_path / "corpus"))
+  config = testing.tiny_run_config(tiny_bert_dir, corpus, str(tmp_path / "run"),
+                                   max_seq_length=64,
+                                   data_fields={"auto_max_seq_length": True})
+  splits, _ = train.read_corpus(config, ["dev"])  # test is read for the length too
+  resolved, reports = train.resolve_max_seq_length(config, splits, position_limit)
+  assert resolved.data.max_seq_length == expected
+  assert set(reports) == {"train", "dev", "test"}
+  assert reports["dev"].num_truncated == (0 if expected == 30 else 1)
 
 
 class _Interrupt(Exception):

@@ -9,6 +9,7 @@ import pytest
 from bert_nlu import encoder, hooks, testing, train
 from bert_nlu.compat import tf
 from bert_nlu.predict import NluPredictor
+from bert_nlu.tasks.nlu import NluTask
 
 _KERNEL = "slot_head/dense/kernel"
 
@@ -82,7 +83,7 @@ def test_the_periodic_evaluations_that_select_the_best_checkpoint_read_the_avera
   """Every periodic dev evaluation (the ones that pick the best checkpoint) reproduces an
   evaluation of the averaged weights of its checkpoint; the raw weights score otherwise."""
   config, _ = averaged_run
-  periodic = hooks.BestModelExporter(config.output_dir, train.SELECTION_METRIC, None,
+  periodic = hooks.BestModelExporter(config.output_dir, NluTask.selection_metric, None,
                                      {}).evaluated_steps()
   assert sorted(periodic) == [40, 80, 120, 160, 188]
   predict_averaged = _dev_predictor(config)
@@ -91,8 +92,8 @@ def test_the_periodic_evaluations_that_select_the_best_checkpoint_read_the_avera
   averaged, raw = {}, {}
   for step in periodic:
     checkpoint = os.path.join(config.output_dir, f"model.ckpt-{step}")
-    averaged[step] = predict_averaged(checkpoint)[0][train.SELECTION_METRIC]
-    raw[step] = predict_raw(checkpoint)[0][train.SELECTION_METRIC]
+    averaged[step] = predict_averaged(checkpoint)[0][NluTask.selection_metric]
+    raw[step] = predict_raw(checkpoint)[0][NluTask.selection_metric]
   assert periodic == pytest.approx(averaged, abs=1e-6)
   assert any(raw[step] != averaged[step] for step in periodic), (raw, averaged)
   best = hooks.read_best(config.output_dir)

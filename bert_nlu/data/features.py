@@ -39,7 +39,9 @@ class NluFeature:
     segment_ids: [L] all 0 (single sentence).
     first_piece_mask: [L] 1 on the first piece of each kept word, else 0.
     slot_ids: [L] tag id on first pieces (-1 for a tag unseen in training), 0 elsewhere.
-    intent_id: intent id, -1 if the intent is unseen in training.
+    intent_id: intent id, -1 if the intent is unseen in training (multilabel: the first member's).
+    intent_ids: the ids of the example's atomic intents (multilabel label maps; -1 for one
+      unseen in training); (intent_id,) otherwise.
     num_words: words in the example.
     num_words_kept: words that fit (== num_words unless truncated).
   """
@@ -49,6 +51,7 @@ class NluFeature:
   first_piece_mask: Tuple[int, ...]
   slot_ids: Tuple[int, ...]
   intent_id: int
+  intent_ids: Tuple[int, ...]
   num_words: int
   num_words_kept: int
 
@@ -123,13 +126,18 @@ def convert_example(example: NluExample, example_index: int, tokenizer, label_ma
     if is_first:
       slot_ids[position] = label_maps.slot_tag_id(example.slot_tags[word_index])
       word_index += 1
+  if label_maps.multilabel:
+    intent_ids = label_maps.intent_set_ids(example.intent)
+  else:
+    intent_ids = (label_maps.intent_id(example.intent),)
   return NluFeature(
       example_index=example_index,
       input_ids=tuple(tokenizer.convert_tokens_to_ids(tokens)),
       segment_ids=(0,) * len(tokens),
       first_piece_mask=tuple(first_piece_mask),
       slot_ids=tuple(slot_ids),
-      intent_id=label_maps.intent_id(example.intent),
+      intent_id=intent_ids[0],
+      intent_ids=intent_ids,
       num_words=len(example.words),
       num_words_kept=num_words_kept)
 

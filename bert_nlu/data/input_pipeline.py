@@ -6,8 +6,10 @@ NLU records (the default spec), int32 tensors:
   intent_id, example_index: [batch_size]
 and for GLUE records (`SENTENCE_PAIR_FEATURE_SPEC`) input_ids, input_mask, segment_ids
 [batch_size, seq_length], label_id, example_index [batch_size] int32, score [batch_size] float32,
+and NLU's intent_ids: [batch_size, max intents of an example in the batch], the atomic intent ids,
+padded with -1 (`FeatureSpec.int_lists`),
 where seq_length is the longest example in the batch (dynamic padding) or max_seq_length
-(`pad_to_max_length=True`). Padding uses id 0 everywhere and input_mask 0.
+(`pad_to_max_length=True`). Padding uses id 0 everywhere (-1 in intent_ids) and input_mask 0.
 """
 
 from typing import Callable, Optional, Sequence
@@ -20,15 +22,16 @@ _SHUFFLE_BUFFER = 20000
 
 
 def parse_record(serialized: tf.Tensor, feature_spec: FeatureSpec = NLU_FEATURE_SPEC) -> dict:
-  """One serialized tf.train.Example -> dict of int32 tensors (sequences are [length]) and
-  float32 scalars (`feature_spec.float_scalars`)."""
-  spec = {name: tf.io.VarLenFeature(tf.int64) for name in feature_spec.sequence}
+  """One serialized tf.train.Example -> dict of int32 tensors (sequences and int lists are
+  [length]) and float32 scalars (`feature_spec.float_scalars`)."""
+  spec = {name: tf.io.VarLenFeature(tf.int64)
+          for name in feature_spec.sequence + feature_spec.int_lists}
   spec.update({name: tf.io.FixedLenFeature([], tf.int64) for name in feature_spec.int_scalars})
   spec.update({name: tf.io.FixedLenFeature([], tf.float32)
                for name in feature_spec.float_scalars})
   parsed = tf.io.parse_single_example(serialized, spec)
   features = {}
-  for name in feature_spec.sequence:
+  for name in feature_spec.sequence + feature_spec.int_lists:
     features[name] = tf.cast(tf.sparse.to_dense(parsed[name]), tf.int32)
   for name in feature_spec.int_scalars:
     features[name] = tf.cast(parsed[name], tf.int32)
@@ -48,7 +51,16 @@ def _padded_shapes(pad_to_max_length: bool, max_seq_length: int,
   length = max_seq_length if pad_to_max_length else None
   shapes = {name: [length] for name in feature_spec.sequence + ("input_mask",)}
   shapes.update({name: [] for name in feature_spec.int_scalars + feature_spec.float_scalars})
+  shapes.update({name: [None] for name in feature_spec.int_lists})
   return shapes
+
+
+def _padding_values(padded_shapes: dict, feature_spec: FeatureSpec) -> dict:
+  """0 for int features, 0.0 for float ones, -1 for int lists (where 0 is a valid id)."""
+  values = {name: tf.constant(0, tf.int32) for name in padded_shapes}
+  values.update({name: tf.constant(0.0, tf.float32) for name in feature_spec.float_scalars})
+  values.update({name: tf.constant(-1, tf.int32) for name in feature_spec.int_lists})
+  return values
 
 
 def make_input_fn(tfrecord_path: str,
@@ -95,9 +107,10 @@ def make_input_fn(tfrecord_path: str,
           element_length_func=lambda features: tf.shape(features["input_ids"])[0],
           bucket_boundaries=boundaries,
           bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-          padded_shapes=padded_shapes)
+          padded_shapes=padded_shapes, padding_values=_padding_values(padded_shapes, feature_spec))
     else:
-      dataset = dataset.padded_batch(batch_size, padded_shapes=padded_shapes)
+      dataset = dataset.padded_batch(batch_size, padded_shapes=padded_shapes,
+                                     padding_values=_padding_values(padded_shapes, feature_spec))
     if is_training and resume_model_dir:
       completed_steps = checkpoints.latest_step(resume_model_dir)
       if completed_steps:

@@ -30,7 +30,8 @@ from bert_nlu.data import features as features_lib
 from bert_nlu.data.examples import Split
 from bert_nlu.data.labels import LabelMaps
 
-FEATURE_FORMAT_VERSION = 1
+FEATURE_FORMAT_VERSION = 2
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,15 +42,22 @@ class FeatureSpec:
     sequence: int lists of one value per word piece ([length]), padded with 0 in a batch.
     int_scalars: one int per example.
     float_scalars: one float per example.
+    int_lists: int lists of any length per example, padded with -1 in a batch (e.g. the atomic
+      intent ids of a multi-intent utterance).
   """
   sequence: Tuple[str, ...]
   int_scalars: Tuple[str, ...]
   float_scalars: Tuple[str, ...] = ()
+  int_lists: Tuple[str, ...] = ()
 
+
+# [num_intents of the example] atomic intent ids, padded with -1 in a batch.
+INTENT_SET_FEATURE = "intent_ids"
 
 NLU_FEATURE_SPEC = FeatureSpec(
     sequence=("input_ids", "segment_ids", "first_piece_mask", "slot_ids"),
-    int_scalars=("intent_id", "example_index"))
+    int_scalars=("intent_id", "example_index"),
+    int_lists=(INTENT_SET_FEATURE,))
 SENTENCE_PAIR_FEATURE_SPEC = FeatureSpec(
     sequence=("input_ids", "segment_ids"),
     int_scalars=("label_id", "example_index"),
@@ -135,6 +143,7 @@ def feature_to_tf_example(feature, spec: FeatureSpec = NLU_FEATURE_SPEC) -> tf.t
   fields = {name: _int_feature(getattr(feature, name)) for name in spec.sequence}
   fields.update({name: _int_feature([getattr(feature, name)]) for name in spec.int_scalars})
   fields.update({name: _float_feature([getattr(feature, name)]) for name in spec.float_scalars})
+  fields.update({name: _int_feature(getattr(feature, name)) for name in spec.int_lists})
   return tf.train.Example(features=tf.train.Features(feature=fields))
 
 

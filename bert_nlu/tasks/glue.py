@@ -183,7 +183,13 @@ class GlueTask:
       predictions["example_index"] = features["example_index"]
     return predictions
 
-  def metrics_collector(self, gold_examples: Sequence[SentencePairExample]) -> WholeSetGlueMetrics:
+  # Dev metrics the best export carries for prediction: none.
+  exported_metrics = ()
+
+  def metrics_collector(self, gold_examples: Sequence[SentencePairExample],
+                        intent_threshold=None, train_split=None) -> WholeSetGlueMetrics:
+    """The whole-set collector of an evaluation (the NLU-only options are ignored)."""
+    del intent_threshold, train_split
     return WholeSetGlueMetrics(gold_examples, self.labels)
 
   def build_eval_metric_ops(self, predictions: Dict[str, tf.Tensor],
