@@ -2,14 +2,17 @@
 
 `run(config)` is the whole job of run_bert_nlu.py:
   1. read the corpus, build label maps from train, build or reuse the TFRecord caches;
-  2. train with periodic dev evaluation of every new checkpoint (whole-set word-level metrics),
-     keeping the best checkpoint by dev whole-frame accuracy (SavedModel export + kept copy);
+  2. train with periodic dev evaluation (whole-set word-level metrics): in process, of the
+     training session's weights every eval_every_steps (bert_nlu/evaluation.py), or of every new
+     checkpoint (Estimator train_and_evaluate); keep the best model by dev whole-frame accuracy
+     (SavedModel export + kept checkpoint);
   3. evaluate the BEST checkpoint on dev (and test) and write eval_results.json;
   4. optionally predict raw text with the exported SavedModel.
 """
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -20,7 +23,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from bert_nlu import checkpoints, distill, encoder, hooks, hparams, io_utils, metrics, run_dir
+from bert_nlu import checkpoints, distill, encoder, evaluation, hooks, hparams, io_utils, metrics
+from bert_nlu import optimization, run_dir
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import RunConfig
 from bert_nlu.data import augment, input_pipeline, readers, tfrecords
@@ -223,23 +227,30 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
       hooks.GracefulStopHook(stop_request, config.output_dir),
       speed_hook,
   ]
-  if train.early_stopping_evals > 0:
-    os.makedirs(estimator.eval_dir(EVAL_NAME), exist_ok=True)
-    train_hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
-        estimator, SELECTION_METRIC,
-        max_steps_without_increase=train.early_stopping_evals * train.save_checkpoints_steps,
-        eval_dir=estimator.eval_dir(EVAL_NAME),
-        run_every_secs=None, run_every_steps=train.save_checkpoints_steps))
   exporter = hooks.BestModelExporter(
       config.output_dir, SELECTION_METRIC, serving_input_receiver_fn_builder(task), assets)
-  train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
-                                      hooks=train_hooks)
-  eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
-                                    exporters=[exporter], start_delay_secs=0, throttle_secs=0)
   start = time.time()
-  _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
-  with _stop_on_signals(stop_request):
-    tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+  evaluation_summary = {}
+  if train.evaluator == "in_process":
+    evaluator_hook = evaluation.InProcessEvaluatorHook(
+        estimator, dev_input_fn,
+        functools.partial(optimization.eval_restore_map, train.weight_average_decay),
+        every_n_steps=train.evaluation_interval, exporter=exporter,
+        early_stopping_evals=train.early_stopping_evals, steps=train.eval_steps, name=EVAL_NAME)
+    train_hooks.append(evaluator_hook)  # after speed_hook: evaluation is not training time
+    if checkpoints.latest_step(config.output_dir) >= num_train_steps:
+      # Complete already (no training hook will run): a kill before its final evaluation.
+      _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
+    with _stop_on_signals(stop_request):
+      estimator.train(train_input_fn, max_steps=num_train_steps, hooks=train_hooks)
+    evaluation_summary = {
+        "evaluations_this_session": len(evaluator_hook.evaluations),
+        "evaluation_seconds": sum(seconds for _, seconds in evaluator_hook.evaluations),
+        "best_model_io_seconds": evaluator_hook.export_seconds,
+    }
+  else:
+    _train_and_evaluate_checkpoints(estimator, config, num_train_steps, exporter, train_input_fn,
+                                    dev_input_fn, train_hooks, stop_request)
   wall_seconds = time.time() - start
   # A run killed between saving and evaluating a checkpoint, or resumed when already complete.
   _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
@@ -251,7 +262,30 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
       "train_step_seconds": speed_hook.train_seconds,
       "fp16_skipped_steps": guard_hook.skipped_steps,
       "wall_seconds": wall_seconds,
+      **evaluation_summary,
   }
+
+
+def _train_and_evaluate_checkpoints(estimator, config: RunConfig, num_train_steps: int,
+                                    exporter: hooks.BestModelExporter, train_input_fn,
+                                    dev_input_fn, train_hooks, stop_request) -> None:
+  """Estimator train_and_evaluate: every new checkpoint is evaluated in a new eval graph."""
+  train = config.train
+  train_hooks = list(train_hooks)
+  if train.early_stopping_evals > 0:
+    os.makedirs(estimator.eval_dir(EVAL_NAME), exist_ok=True)
+    train_hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
+        estimator, SELECTION_METRIC,
+        max_steps_without_increase=train.early_stopping_evals * train.save_checkpoints_steps,
+        eval_dir=estimator.eval_dir(EVAL_NAME),
+        run_every_secs=None, run_every_steps=train.save_checkpoints_steps))
+  train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
+                                      hooks=train_hooks)
+  eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
+                                    exporters=[exporter], start_delay_secs=0, throttle_secs=0)
+  _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
+  with _stop_on_signals(stop_request):
+    tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
 
 
 def predict_split(estimator: tf.estimator.Estimator, prepared: PreparedData, split_name: str,
