@@ -345,6 +345,15 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
   """
   eval_splits = ["dev"] + (["test"] if config.eval_on_test else [])
   os.makedirs(config.output_dir, exist_ok=True)
+  phase_seconds = {}
+  clock = time.perf_counter()
+
+  def phase_done(name):
+    nonlocal clock
+    now = time.perf_counter()
+    phase_seconds[name] = now - clock
+    clock = now
+
   with run_dir.RunDirectoryLock(config.output_dir):
     splits, label_maps = read_corpus(config, eval_splits)
     bert_config = encoder.load_bert_config(config.model.bert_config_file)
@@ -354,14 +363,20 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
                                              config.model.num_hidden_layers))
     status = run_dir.check_or_record_manifest(config.output_dir, manifest, overwrite_output_dir)
     tf.logging.info("Run directory %s: %s", config.output_dir, status)
+    phase_done("read_corpus")
     prepared = build_caches(config, splits, label_maps)
+    phase_done("data_cache")
     results: Dict = {}
     if config.run_train:
       checkpoints.check_init_checkpoint(config.model.init_checkpoint)
       checkpoints.set_aside_damaged_latest(config.output_dir)
       results["training"] = train_and_evaluate(config, prepared, bert_config)
+      phase_done("train_and_evaluate")
     if config.run_eval:
       results.update(evaluate_best(config, prepared, bert_config, eval_splits))
+      phase_done("evaluate_best")
+      # Wall time of each phase of this invocation (the process's imports come before).
+      results["phase_seconds"] = phase_seconds
       results["config"] = config.to_json_dict()
       io_utils.atomic_write_json(os.path.join(config.output_dir, RESULTS_FILE), results)
       hparams.write_hparams_summary(config.output_dir, results["config"], results)
