@@ -78,7 +78,9 @@ class WholeSetNluMetrics:
   """Collects word-level predictions over a whole evaluation and computes metrics once.
 
   Lives in Python; `update` and `value` are called through tf.py_func from the eval graph. The
-  Estimator builds a new eval graph (and so a new instance) for every evaluation.
+  Estimator's checkpoint evaluation builds a new eval graph (and so a new instance) for every
+  evaluation; the in-process evaluator (bert_nlu/evaluation.py) keeps one graph, and each of its
+  evaluations runs the same examples again, so every prediction recorded is overwritten.
   """
 
   def __init__(self, gold_examples: Sequence[NluExample], label_maps: LabelMaps):
