@@ -152,14 +152,17 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
                                        CANDIDATE_DIR_NAME)
     self.evaluator: Optional[InProcessEvaluator] = None
     self.evaluations = []  # (step, seconds) of every evaluation of this session
-    self.export_seconds = 0.0
+    self.build_seconds = 0.0  # building the eval graph and its session, once
+    self.export_seconds = 0.0  # saving, keeping and exporting new bests
 
   def begin(self):
     self._global_step = tf.train.get_global_step()
     names = {v.op.name: v for v in tf.global_variables()}
     if self.evaluator is None:
+      start = time.perf_counter()
       self.evaluator = InProcessEvaluator(self._estimator, self._input_fn, self._restore_map_fn,
                                           self._steps)
+      self.build_seconds = time.perf_counter() - start
     unknown = [name for name in self.evaluator.source_names if name not in names]
     if unknown:
       raise ValueError(f"training graph has no variables {unknown} to evaluate from")

@@ -245,6 +245,7 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
       estimator.train(train_input_fn, max_steps=num_train_steps, hooks=train_hooks)
     evaluation_summary = {
         "evaluations_this_session": len(evaluator_hook.evaluations),
+        "evaluator_build_seconds": evaluator_hook.build_seconds,
         "evaluation_seconds": sum(seconds for _, seconds in evaluator_hook.evaluations),
         "best_model_io_seconds": evaluator_hook.export_seconds,
     }
