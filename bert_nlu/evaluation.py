@@ -157,18 +157,26 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
 
   def begin(self):
     self._global_step = tf.train.get_global_step()
-    names = {v.op.name: v for v in tf.global_variables()}
+    self._train_variables = {v.op.name: v for v in tf.global_variables()}
+    self._sources = None
+    self._last_evaluated_step = None
+    shutil.rmtree(self._candidate_dir, ignore_errors=True)  # left by a killed run
+
+  def _source_variables(self):
+    """The training variables the eval graph loads, in its order; the eval graph is built at the
+    first evaluation (none for a run stopped before it: start-up does not wait for it)."""
     if self.evaluator is None:
       start = time.perf_counter()
       self.evaluator = InProcessEvaluator(self._estimator, self._input_fn, self._restore_map_fn,
                                           self._steps)
       self.build_seconds = time.perf_counter() - start
-    unknown = [name for name in self.evaluator.source_names if name not in names]
-    if unknown:
-      raise ValueError(f"training graph has no variables {unknown} to evaluate from")
-    self._sources = [names[name] for name in self.evaluator.source_names]
-    self._last_evaluated_step = None
-    shutil.rmtree(self._candidate_dir, ignore_errors=True)  # left by a killed run
+    if self._sources is None:
+      unknown = [name for name in self.evaluator.source_names
+                 if name not in self._train_variables]
+      if unknown:
+        raise ValueError(f"training graph has no variables {unknown} to evaluate from")
+      self._sources = [self._train_variables[name] for name in self.evaluator.source_names]
+    return self._sources
 
   def before_run(self, run_context):
     return tf.estimator.SessionRunArgs(self._global_step)
@@ -191,8 +199,9 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
       self._evaluate(session, step)
 
   def _evaluate(self, session, step: int) -> Dict:
+    sources = self._source_variables()
     start = time.perf_counter()
-    values = dict(zip(self.evaluator.source_names, session.run(self._sources)))
+    values = dict(zip(self.evaluator.source_names, session.run(sources)))
     result = self.evaluator.evaluate(values)
     self.evaluations.append((step, time.perf_counter() - start))
     tf.logging.info("In-process evaluation at step %d (%.2fs): %s", step,
