@@ -197,6 +197,9 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
     step = int(session.run(self._global_step))
     if step != self._last_evaluated_step and step > 0:
       self._evaluate(session, step)
+    if self.evaluator is not None:
+      self.evaluator.close()
+      self.evaluator = None
 
   def _evaluate(self, session, step: int) -> Dict:
     sources = self._source_variables()
