@@ -96,9 +96,15 @@ flags.DEFINE_float("layer_learning_rate_decay", 1.0, "Layer-wise learning-rate d
 flags.DEFINE_float("weight_average_decay", 0.0, "Keep an exponential moving average of the "
                    "weights (decay per step, e.g. 0.999) and evaluate, select the best checkpoint, "
                    "export and predict with it; 0 = off (the raw weights).")
-flags.DEFINE_integer("save_checkpoints_steps", 1000,
-                     "Checkpoint interval; every checkpoint is evaluated on dev.")
-flags.DEFINE_alias("eval_every_steps", "save_checkpoints_steps")
+flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval (what a killed run "
+                     "resumes from).")
+flags.DEFINE_integer("eval_every_steps", 0, "Dev evaluation interval in steps (0 = "
+                     "--save_checkpoints_steps). --evaluator=checkpoint evaluates every "
+                     "checkpoint, so there it must be 0 or equal to --save_checkpoints_steps.")
+flags.DEFINE_enum("evaluator", "in_process", ["in_process", "checkpoint"], "Dev evaluation: "
+                  "'in_process' builds the dev graph once and evaluates the training session's "
+                  "weights (a checkpoint is written only for a new best); 'checkpoint' restores "
+                  "every saved checkpoint into a new graph (Estimator train_and_evaluate).")
 flags.DEFINE_integer("save_summary_steps", 100, "TensorBoard training-scalar interval.")
 flags.DEFINE_integer("keep_checkpoint_max", 3, "Recent checkpoints kept (best kept apart).")
 flags.DEFINE_integer("eval_steps", 0, "Dev batches per periodic evaluation (0 = all of dev).")
@@ -295,6 +301,14 @@ def _validate_flags() -> None:
                            f"{getattr(FLAGS, name)}")
   if FLAGS.eval_steps < 0 or FLAGS.early_stopping_evals < 0:
     raise app.UsageError("--eval_steps and --early_stopping_evals must be >= 0")
+  if not 0 <= FLAGS.eval_every_steps <= _MAX_INT_FLAG:
+    raise app.UsageError(f"--eval_every_steps must be in [0, {_MAX_INT_FLAG}], got "
+                         f"{FLAGS.eval_every_steps}")
+  if (FLAGS.evaluator == "checkpoint" and FLAGS.eval_every_steps
+      and FLAGS.eval_every_steps != FLAGS.save_checkpoints_steps):
+    raise app.UsageError(f"--eval_every_steps={FLAGS.eval_every_steps} needs --evaluator="
+                         "in_process: the checkpoint evaluator evaluates every checkpoint "
+                         f"(--save_checkpoints_steps={FLAGS.save_checkpoints_steps})")
   if not (FLAGS.run_train or FLAGS.run_eval or FLAGS.run_predict):
     raise app.UsageError("nothing to do: all of --run_train, --run_eval, --run_predict are off")
   if not FLAGS.output_dir:
@@ -354,6 +368,7 @@ def build_run_config():
           initial_loss_scale=FLAGS.initial_loss_scale,
           loss_scale_growth_steps=FLAGS.loss_scale_growth_steps,
           save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+          eval_every_steps=FLAGS.eval_every_steps or None, evaluator=FLAGS.evaluator,
           save_summary_steps=FLAGS.save_summary_steps,
           keep_checkpoint_max=FLAGS.keep_checkpoint_max,
           eval_steps=FLAGS.eval_steps or None,

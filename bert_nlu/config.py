@@ -111,7 +111,13 @@ class TrainConfig:
     initial_loss_scale, loss_scale_growth_steps: dynamic loss scaling under fp16 (start value;
       the scale doubles after this many finite steps in a row and halves on an overflow).
     clip_norm: global gradient-norm clipping.
-    save_checkpoints_steps: a checkpoint every N steps; every new checkpoint is evaluated on dev.
+    save_checkpoints_steps: a checkpoint every N steps (what a killed run resumes from); with
+      evaluator="checkpoint" every new checkpoint is evaluated on dev.
+    eval_every_steps: dev evaluation every N steps (None = every save_checkpoints_steps); with
+      evaluator="checkpoint" it must equal save_checkpoints_steps.
+    evaluator: "in_process" (the dev graph is built once and reads the training session's
+      weights; a checkpoint is written for a new best only: bert_nlu/evaluation.py) or
+      "checkpoint" (Estimator train_and_evaluate: every checkpoint is restored into a new graph).
     save_summary_steps: TensorBoard training scalars every N steps.
     keep_checkpoint_max: recent checkpoints kept (the best one is kept separately).
     eval_steps: dev batches per periodic evaluation (None = the whole dev set).
@@ -137,6 +143,8 @@ class TrainConfig:
   loss_scale_growth_steps: int = 2000
   clip_norm: float = 1.0
   save_checkpoints_steps: int = 1000
+  eval_every_steps: Optional[int] = None
+  evaluator: str = "in_process"
   save_summary_steps: int = 100
   keep_checkpoint_max: int = 3
   eval_steps: Optional[int] = None
@@ -145,6 +153,11 @@ class TrainConfig:
   distill_teachers: Tuple[str, ...] = ()
   distill_temperature: float = 2.0
   distill_alpha: float = 0.5
+
+  @property
+  def evaluation_interval(self) -> int:
+    """Global steps between dev evaluations."""
+    return self.eval_every_steps or self.save_checkpoints_steps
 
 
 @dataclasses.dataclass(frozen=True)

@@ -178,6 +178,10 @@ class BestModelExporter(tf.estimator.Exporter):
   def name(self) -> str:
     return "best"
 
+  @property
+  def metric_name(self) -> str:
+    return self._metric_name
+
   def _best_value(self) -> Optional[float]:
     record = read_best(self._output_dir)
     return None if record is None else record["value"]
@@ -195,11 +199,21 @@ class BestModelExporter(tf.estimator.Exporter):
     io_utils.atomic_write_json(os.path.join(self._output_dir, BEST_DIR_NAME, EVALUATED_STEPS_FILE),
                                {str(k): v for k, v in sorted(evaluated.items())})
 
-  def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
+  def is_improvement(self, eval_result: Dict) -> bool:
+    """Whether `eval_result` beats the best so far (ties keep the earlier best)."""
+    best = self._best_value()
+    return best is None or float(eval_result[self._metric_name]) > best
+
+  def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export,
+             move_checkpoint: bool = False):
+    """Exports and keeps `checkpoint_path` if `eval_result` is an improvement; returns the export
+    directory or None. `move_checkpoint`: the checkpoint's files are this exporter's to move
+    (a private copy, see evaluation.py) instead of copying them out of the rotation."""
+    del is_the_final_export  # every evaluation is offered the same way
     value = float(eval_result[self._metric_name])
     step = int(eval_result[tf.GraphKeys.GLOBAL_STEP])
     best = self._best_value()
-    if best is not None and value <= best:
+    if not self.is_improvement(eval_result):
       self._record_evaluated(step, value)
       return None
     tf.logging.info("New best %s=%.4f (was %s) at %s", self._metric_name, value, best,
@@ -208,7 +222,7 @@ class BestModelExporter(tf.estimator.Exporter):
         export_path, self._serving_input_receiver_fn, assets_extra=self._assets(eval_result),
         checkpoint_path=checkpoint_path)
     io_utils.fault_point("after_export")
-    self._keep_checkpoint(checkpoint_path, eval_result, value, export_dir)
+    self._keep_checkpoint(checkpoint_path, eval_result, value, export_dir, move_checkpoint)
     self._record_evaluated(step, value)  # last: a kill before this re-evaluates the checkpoint
     self._remove_old_exports(export_path)
     return export_dir
@@ -222,7 +236,8 @@ class BestModelExporter(tf.estimator.Exporter):
                                       for name in self._exported_metrics})
     return dict(self._assets_extra, **{EXPORTED_METRICS_FILE: path})
 
-  def _keep_checkpoint(self, checkpoint_path, eval_result, value, export_dir) -> None:
+  def _keep_checkpoint(self, checkpoint_path, eval_result, value, export_dir,
+                       move_checkpoint: bool) -> None:
     step = int(eval_result[tf.GraphKeys.GLOBAL_STEP])
     best_root = os.path.join(self._output_dir, BEST_DIR_NAME)
     target = os.path.join(best_root, f"step-{step}")
@@ -230,7 +245,10 @@ class BestModelExporter(tf.estimator.Exporter):
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     for path in glob.glob(checkpoint_path + ".*"):
-      shutil.copy2(path, staging)
+      if move_checkpoint:
+        os.replace(path, os.path.join(staging, os.path.basename(path)))
+      else:
+        shutil.copy2(path, staging)
       io_utils.fault_point("best_checkpoint_copy")
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)

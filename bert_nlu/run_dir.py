@@ -110,6 +110,8 @@ COMPATIBLE_KEYS = (
     # decay is then stretched to the new end step, so the learning rate steps up at resume.)
     "config.train.num_train_epochs",
     "config.train.save_checkpoints_steps",
+    "config.train.eval_every_steps",
+    "config.train.evaluator",
     "config.train.save_summary_steps",
     "config.train.keep_checkpoint_max",
     "config.train.eval_steps",

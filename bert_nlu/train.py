@@ -4,9 +4,11 @@
 intent + slots, or a GLUE task):
   1. read the corpus, build the label maps (NLU: from train; GLUE: the task's fixed labels), build
      or reuse the TFRecord caches;
-  2. train with periodic dev evaluation of every new checkpoint (whole-set metrics), keeping the
-     best checkpoint by the task's selection metric (NLU: dev whole-frame accuracy; GLUE: the
-     GLUE convention, `tasks.glue.SELECTION_METRICS`) as a SavedModel export + kept copy;
+  2. train with periodic dev evaluation (whole-set metrics): in process, of the training
+     session's weights every eval_every_steps (bert_nlu/evaluation.py), or of every new
+     checkpoint (Estimator train_and_evaluate); keep the best model by the task's selection
+     metric (NLU: dev whole-frame accuracy; GLUE: the GLUE convention,
+     `tasks.glue.SELECTION_METRICS`) as a SavedModel export + kept checkpoint;
   3. evaluate the BEST checkpoint on the evaluation splits (dev; MNLI also dev_mismatched; test
      when asked) and write eval_results.json;
   4. optionally predict raw text with the exported SavedModel.
@@ -16,6 +18,7 @@ head, losses, metrics collector, selection metric, prediction rows.
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -24,8 +27,8 @@ import threading
 import time
 from typing import Dict, List, Optional, Sequence
 
-from bert_nlu import checkpoints, cpu_features, distill, encoder, hooks, hparams, io_utils
-from bert_nlu import metrics, run_dir
+from bert_nlu import checkpoints, cpu_features, distill, encoder, evaluation, hooks, hparams
+from bert_nlu import io_utils, metrics, optimization, run_dir
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import GLUE_TASK, RunConfig
 from bert_nlu.data import augment, glue, input_pipeline, readers, stats, tfrecords
@@ -118,6 +121,8 @@ def resolve_max_seq_length(config: RunConfig, splits: Dict[str, Split],
     (config with the resolved max_seq_length, {split: LengthReport at that length}).
   """
   data = config.data
+  if data.task == GLUE_TASK:  # pairs are counted as they are truncated (tfrecords.CachedSplit)
+    return config, {}
   tokenizer = make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
   length_splits = dict(splits)
   if data.auto_max_seq_length and "test" not in length_splits and data.corpus_format == "seq":
@@ -317,21 +322,30 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
       tf.estimator.CheckpointSaverHook(config.output_dir,
                                        save_steps=train.save_checkpoints_steps),
   ]
-  if train.early_stopping_evals > 0:
-    os.makedirs(estimator.eval_dir(EVAL_NAME), exist_ok=True)
-    train_hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
-        estimator, task.selection_metric,
-        max_steps_without_increase=train.early_stopping_evals * train.save_checkpoints_steps,
-        eval_dir=estimator.eval_dir(EVAL_NAME),
-        run_every_secs=None, run_every_steps=train.save_checkpoints_steps))
-  train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
-                                      hooks=train_hooks)
-  eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
-                                    exporters=[exporter], start_delay_secs=0, throttle_secs=0)
   start = time.time()
-  _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
-  with _stop_on_signals(stop_request):
-    tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+  evaluation_summary = {}
+  if train.evaluator == "in_process":
+    evaluator_hook = evaluation.InProcessEvaluatorHook(
+        estimator, dev_input_fn,
+        functools.partial(optimization.eval_restore_map, train.weight_average_decay),
+        every_n_steps=train.evaluation_interval, exporter=exporter,
+        early_stopping_evals=train.early_stopping_evals, steps=train.eval_steps, name=EVAL_NAME)
+    train_hooks.append(evaluator_hook)  # after speed_hook: evaluation is not training time
+    if checkpoints.latest_step(config.output_dir) >= num_train_steps:
+      # Complete already (no training hook will run): a kill before its final evaluation.
+      _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
+    with _stop_on_signals(stop_request):
+      estimator.train(train_input_fn, max_steps=num_train_steps, hooks=train_hooks)
+    evaluation_summary = {
+        "evaluations_this_session": len(evaluator_hook.evaluations),
+        "evaluator_build_seconds": evaluator_hook.build_seconds,
+        "evaluation_seconds": sum(seconds for _, seconds in evaluator_hook.evaluations),
+        "best_model_io_seconds": evaluator_hook.export_seconds,
+    }
+  else:
+    _train_and_evaluate_checkpoints(estimator, config, num_train_steps, exporter,
+                                    task.selection_metric, train_input_fn, dev_input_fn,
+                                    train_hooks, stop_request)
   wall_seconds = time.time() - start
   # A run killed between saving and evaluating a checkpoint, or resumed when already complete.
   _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
@@ -344,7 +358,31 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
       "train_step_seconds": speed_hook.train_seconds,
       "fp16_skipped_steps": guard_hook.skipped_steps,
       "wall_seconds": wall_seconds,
+      **evaluation_summary,
   }
+
+
+def _train_and_evaluate_checkpoints(estimator, config: RunConfig, num_train_steps: int,
+                                    exporter: hooks.BestModelExporter, selection_metric: str,
+                                    train_input_fn, dev_input_fn, train_hooks,
+                                    stop_request) -> None:
+  """Estimator train_and_evaluate: every new checkpoint is evaluated in a new eval graph."""
+  train = config.train
+  train_hooks = list(train_hooks)
+  if train.early_stopping_evals > 0:
+    os.makedirs(estimator.eval_dir(EVAL_NAME), exist_ok=True)
+    train_hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
+        estimator, selection_metric,
+        max_steps_without_increase=train.early_stopping_evals * train.save_checkpoints_steps,
+        eval_dir=estimator.eval_dir(EVAL_NAME),
+        run_every_secs=None, run_every_steps=train.save_checkpoints_steps))
+  train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
+                                      hooks=train_hooks)
+  eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
+                                    exporters=[exporter], start_delay_secs=0, throttle_secs=0)
+  _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
+  with _stop_on_signals(stop_request):
+    tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
 
 
 def predict_split(estimator: tf.estimator.Estimator, prepared: PreparedData, split_name: str,
@@ -404,6 +442,15 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
   """
   eval_splits = evaluation_splits(config)
   os.makedirs(config.output_dir, exist_ok=True)
+  phase_seconds = {}
+  clock = time.perf_counter()
+
+  def phase_done(name):
+    nonlocal clock
+    now = time.perf_counter()
+    phase_seconds[name] = now - clock
+    clock = now
+
   with run_dir.RunDirectoryLock(config.output_dir):
     splits, label_maps = read_corpus(config, eval_splits)
     bert_config = encoder.load_bert_config(config.model.bert_config_file)
@@ -415,7 +462,9 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
                                              config.model.num_hidden_layers))
     status = run_dir.check_or_record_manifest(config.output_dir, manifest, overwrite_output_dir)
     tf.logging.info("Run directory %s: %s", config.output_dir, status)
+    phase_done("read_corpus")
     prepared = build_caches(config, splits, label_maps)
+    phase_done("data_cache")
     # Decided once per run: a --bf16 that cannot run here warns once and runs float32.
     precision = cpu_features.detect_bf16_support(config.model.bf16)
     results: Dict = {"max_seq_length": config.data.max_seq_length,
@@ -424,8 +473,12 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
       checkpoints.check_init_checkpoint(config.model.init_checkpoint)
       checkpoints.set_aside_damaged_latest(config.output_dir)
       results["training"] = train_and_evaluate(config, prepared, bert_config, precision.active)
+      phase_done("train_and_evaluate")
     if config.run_eval:
       results.update(evaluate_best(config, prepared, bert_config, eval_splits, precision.active))
+      phase_done("evaluate_best")
+      # Wall time of each phase of this invocation (the process's imports come before).
+      results["phase_seconds"] = phase_seconds
       results["precision"] = precision.to_json_dict()
       results["config"] = config.to_json_dict()
       io_utils.atomic_write_json(os.path.join(config.output_dir, RESULTS_FILE), results)

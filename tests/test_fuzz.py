@@ -987,6 +987,11 @@ def expect_sane_run_config(run_config) -> None:
     expect(1 <= value <= 2**31 - 1, "an integer flag out of range")
   expect(train.eval_steps is None or 1 <= train.eval_steps <= 2**31 - 1, "eval_steps")
   expect(0 <= train.early_stopping_evals <= 2**31 - 1, "early_stopping_evals")
+  expect(train.eval_every_steps is None or 1 <= train.eval_every_steps <= 2**31 - 1,
+         "eval_every_steps")
+  expect(train.evaluator == "in_process"
+         or train.evaluation_interval == train.save_checkpoints_steps,
+         "the checkpoint evaluator with an evaluation interval other than the checkpoints'")
   expect(0 < train.learning_rate < math.inf and 0 < train.num_train_epochs < math.inf
          and 0 <= train.weight_decay < math.inf and 0 <= model.intent_loss_weight < math.inf,
          "a float flag not finite / out of range")

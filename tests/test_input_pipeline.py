@@ -113,3 +113,16 @@ def test_resumed_training_input_continues_the_same_batch_sequence(record_path, t
                                                   resume_model_dir=str(model_dir)), 5)
   for a, b in zip(fresh[7:12], resumed):
     assert list(a["example_index"]) == list(b["example_index"])
+
+
+def test_parsed_record_cache_keeps_the_shuffled_order_of_serialized_records(record_path):
+  # Reference: the order before the in-memory cache, shuffling serialized records then parsing.
+  path, _ = record_path
+  import tensorflow as tf2  # pylint: disable=g-import-not-at-top  (eager tf.data)
+  reference = (tf2.data.TFRecordDataset(path)
+               .shuffle(input_pipeline._SHUFFLE_BUFFER, seed=5, reshuffle_each_iteration=True)
+               .repeat().map(input_pipeline.parse_record))
+  expected = [int(f["example_index"]) for f in itertools.islice(reference, 600)]  # 3 epochs
+  input_fn = input_pipeline.make_input_fn(path, True, 1, 40, bucket_by_length=False, seed=5)
+  got = [int(b["example_index"][0]) for b in itertools.islice(input_fn(), 600)]
+  assert got == expected

@@ -1,4 +1,5 @@
-"""tf.data input_fn over the TFRecord cache: shuffle, repeat, length-bucketed dynamic padding.
+"""tf.data input_fn over the TFRecord cache: parse once (in-memory cache), shuffle, repeat,
+length-bucketed dynamic padding.
 
 Each element is a dict of the records' features (`tfrecords.FeatureSpec`) plus input_mask; for
 NLU records (the default spec), int32 tensors:
@@ -96,11 +97,15 @@ def make_input_fn(tfrecord_path: str,
 
   def input_fn(params=None):  # pylint: disable=unused-argument
     dataset = tf.data.TFRecordDataset(tfrecord_path)
-    if is_training:
-      dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
-      dataset = dataset.repeat()
     dataset = dataset.map(lambda record: parse_record(record, feature_spec),
                           num_parallel_calls=tf.data.AUTOTUNE)
+    if is_training:
+      # Parsed once, kept in memory: later epochs only shuffle and batch. Shuffling parsed
+      # records gives the order shuffling the serialized ones did (the permutation depends on
+      # the seed and the count only), so a run's batch sequence is unchanged.
+      dataset = dataset.cache()
+      dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+      dataset = dataset.repeat()
     if is_training and bucket_by_length and not pad_to_max_length:
       boundaries = list(bucket_boundaries or default_bucket_boundaries(max_seq_length))
       dataset = dataset.bucket_by_sequence_length(

@@ -103,7 +103,9 @@ class WholeSetNluMetrics:
   """Collects word-level predictions over a whole evaluation and computes metrics once.
 
   Lives in Python; `update` and `value` are called through tf.py_func from the eval graph. The
-  Estimator builds a new eval graph (and so a new instance) for every evaluation. With
+  Estimator's checkpoint evaluation builds a new eval graph (and so a new instance) for every
+  evaluation; the in-process evaluator (bert_nlu/evaluation.py) keeps one graph, and each of its
+  evaluations runs the same examples again, so every prediction recorded is overwritten. With
   multilabel label maps the intent probabilities are kept and turned into sets at `result()`,
   with `intent_threshold` if given, else with the threshold that is best on this very set (dev).
   `update_batch` and `prediction_rows` serve `train.predict_split`.
