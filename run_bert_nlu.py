@@ -339,6 +339,9 @@ def build_run_config():
     raise app.UsageError(f"--{flag_name}: {data_dir} is not a directory")
   config_file, vocab_file, init_checkpoint, do_lower_case, max_positions = _bert_files()
   max_seq_length = _max_seq_length_flag()
+  if glue_task and max_seq_length is None:
+    raise app.UsageError("--max_seq_length=auto is for NLU corpora; give GLUE tasks a length "
+                         "(e.g. 128)")
   return config.RunConfig(
       output_dir=FLAGS.output_dir,
       data=config.DataConfig(
