@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Fine-tune BERT for joint intent classification + slot filling, evaluate, export, predict.
+"""Fine-tune BERT for joint intent classification + slot filling or a GLUE task, evaluate,
+export, predict.
 
   python run_bert_nlu.py --flagfile=configs/snips.cfg --output_dir=runs/snips
+  python run_bert_nlu.py --flagfile=configs/glue_mrpc.cfg --output_dir=runs/mrpc
 
 Flags live here only: they are validated, turned into a frozen `bert_nlu.config.RunConfig` and
 handed to `bert_nlu.train.run`. Defaults work with the bundled all-MiniLM-L6-v2 weights
@@ -10,6 +12,7 @@ handed to `bert_nlu.train.run`. Defaults work with the bundled all-MiniLM-L6-v2 
 
 import math
 import os
+import re
 import sys
 
 from absl import app, flags
@@ -17,15 +20,25 @@ from absl import app, flags
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 DATA_DIR_ENV = "BERT_NLU_DATA_DIR"
 
+# ---- task
+flags.DEFINE_enum("task", "nlu", ["nlu", "glue"], "nlu: joint intent classification + slot "
+                  "filling; glue: the GLUE task named by --glue_task.")
+flags.DEFINE_string("glue_task", "", "With --task=glue: CoLA, SST-2, MRPC, STS-B, QQP, MNLI, "
+                    "QNLI, RTE, WNLI or SNLI (any case). Its data is --data_dir, else "
+                    "<data root>/glue/<task>.")
 # ---- data
 flags.DEFINE_string("corpus", "snips", "Corpus folder name under the data root "
                     f"(${DATA_DIR_ENV}, else ../shared/data next to the repository).")
 flags.DEFINE_string("data_dir", "", "Corpus directory with train/dev/test/{seq.in,seq.out,label} "
                     "(or the SNIPS raw JSON folder); overrides --corpus.")
 flags.DEFINE_enum("corpus_format", "seq", ["seq", "snips_json"], "Layout of --data_dir.")
-flags.DEFINE_enum("multi_intent_policy", "atomic", ["atomic", "first"],
-                  "ATIS 'a#b' labels: one class ('atomic', as published results do) or the first.")
-flags.DEFINE_integer("max_seq_length", 64, "Word pieces per example incl. [CLS] and [SEP].")
+flags.DEFINE_enum("multi_intent_policy", "atomic", ["atomic", "first", "multilabel"],
+                  "'a#b' intent labels: one class ('atomic', as published results do), the first, "
+                  "or the set {a, b} ('multilabel': one sigmoid per atomic intent, decision "
+                  "threshold chosen on dev, at least one intent predicted).")
+flags.DEFINE_string("max_seq_length", "64", "Word pieces per example incl. [CLS] and [SEP], or "
+                   "'auto': the smallest length that truncates no train/dev/test example (at "
+                   "most the model's max_position_embeddings), recorded in run_config.json.")
 flags.DEFINE_string("cache_dir", "", "TFRecord cache (default <output_dir>/data_cache).")
 flags.DEFINE_bool("bucket_by_length", True, "Length-bucketed dynamic padding for training; "
                   "--nobucket_by_length pads every batch to max_seq_length.")
@@ -87,14 +100,21 @@ flags.DEFINE_float("layer_learning_rate_decay", 1.0, "Layer-wise learning-rate d
 flags.DEFINE_float("weight_average_decay", 0.0, "Keep an exponential moving average of the "
                    "weights (decay per step, e.g. 0.999) and evaluate, select the best checkpoint, "
                    "export and predict with it; 0 = off (the raw weights).")
-flags.DEFINE_integer("save_checkpoints_steps", 1000,
-                     "Checkpoint interval; every checkpoint is evaluated on dev.")
-flags.DEFINE_alias("eval_every_steps", "save_checkpoints_steps")
+flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval (what a killed run "
+                     "resumes from).")
+flags.DEFINE_integer("eval_every_steps", 0, "Dev evaluation interval in steps (0 = "
+                     "--save_checkpoints_steps). --evaluator=checkpoint evaluates every "
+                     "checkpoint, so there it must be 0 or equal to --save_checkpoints_steps.")
+flags.DEFINE_enum("evaluator", "in_process", ["in_process", "checkpoint"], "Dev evaluation: "
+                  "'in_process' builds the dev graph once and evaluates the training session's "
+                  "weights (a checkpoint is written only for a new best); 'checkpoint' restores "
+                  "every saved checkpoint into a new graph (Estimator train_and_evaluate).")
 flags.DEFINE_integer("save_summary_steps", 100, "TensorBoard training-scalar interval.")
 flags.DEFINE_integer("keep_checkpoint_max", 3, "Recent checkpoints kept (best kept apart).")
 flags.DEFINE_integer("eval_steps", 0, "Dev batches per periodic evaluation (0 = all of dev).")
 flags.DEFINE_integer("early_stopping_evals", 0, "Stop after this many evaluations without a "
-                     "better dev whole-frame accuracy (0 = off).")
+                     "better dev selection metric (NLU: whole-frame accuracy; GLUE: the task's "
+                     "GLUE metric) (0 = off).")
 flags.DEFINE_integer("seed", 42, "Random seed (graph seed; initializers are explicit).")
 flags.DEFINE_list("distill_teachers", [], "Distillation: run directories (comma-separated) whose "
                   "best exports, averaged as an ensemble, give soft intent and per-word slot "
@@ -132,7 +152,8 @@ flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow threads within one op (0
                      "`python -m bert_nlu.sweep --parallel=N` divides the cores between runs.")
 flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow threads running independent ops at "
                      "once (0 = TensorFlow's default).")
-flags.DEFINE_string("predict_input", "-", "Utterances for --run_predict, one per line; '-' stdin.")
+flags.DEFINE_string("predict_input", "-", "Input of --run_predict, one per line ('-' stdin): "
+                    "utterances (NLU), or a sentence or tab-separated pair (GLUE).")
 
 FLAGS = flags.FLAGS
 
@@ -140,6 +161,38 @@ FLAGS = flags.FLAGS
 def _corpus_dir(corpus: str) -> str:
   root = os.environ.get(DATA_DIR_ENV) or os.path.join(REPO_DIR, "..", "shared", "data")
   return os.path.normpath(os.path.join(root, corpus))
+
+
+# Flags that only the NLU task reads, with their defaults: set with --task=glue they are refused.
+_NLU_ONLY_FLAGS = ("corpus_format", "multi_intent_policy", "intent_loss_weight",
+                   "slot_intent_context", "slot_crf", "augment_slot_substitution",
+                   "augment_copies", "augment_same_intent", "distill_teachers")
+
+
+def _glue_task_name() -> str:
+  """The canonical --glue_task ("" for --task=nlu); UsageError if it does not fit --task."""
+  from bert_nlu.data import glue  # pylint: disable=g-import-not-at-top
+  if FLAGS.task != "glue":
+    if FLAGS.glue_task:
+      raise app.UsageError("--glue_task needs --task=glue")
+    return ""
+  if not FLAGS.glue_task:
+    raise app.UsageError(f"--task=glue needs --glue_task (one of "
+                         f"{', '.join(glue.GLUE_TASK_NAMES)})")
+  try:
+    name = glue.canonical_task_name(FLAGS.glue_task)
+  except ValueError as e:
+    raise app.UsageError(f"--glue_task: {e}") from None
+  for flag_name in _NLU_ONLY_FLAGS:
+    if FLAGS[flag_name].value != FLAGS[flag_name].default:
+      raise app.UsageError(f"--{flag_name} applies to --task=nlu only")
+  if FLAGS.corpus != FLAGS["corpus"].default:
+    raise app.UsageError("--corpus names an NLU corpus; give a GLUE task's directory with "
+                         "--data_dir")
+  if FLAGS.eval_on_test and "test" not in glue.GLUE_LAYOUTS[name].split_names:
+    raise app.UsageError(f"--eval_on_test: GLUE keeps the {name} test labels private (only "
+                         "SNLI's test split is labelled); dev is the evaluation split")
+  return name
 
 
 def _bert_files():
@@ -160,14 +213,29 @@ def _bert_files():
   if do_lower_case is None:
     do_lower_case = bool(bert_config.get("do_lower_case", True))
   max_positions = bert_config["max_position_embeddings"]
-  if FLAGS.max_seq_length > max_positions:
-    raise app.UsageError(f"--max_seq_length {FLAGS.max_seq_length} exceeds the model's "
+  max_seq_length = _max_seq_length_flag()
+  if max_seq_length is not None and max_seq_length > max_positions:
+    raise app.UsageError(f"--max_seq_length {max_seq_length} exceeds the model's "
                          f"max_position_embeddings {max_positions} ({config_file})")
   num_layers = bert_config["num_hidden_layers"]
   if FLAGS.num_hidden_layers is not None and FLAGS.num_hidden_layers > num_layers:
     raise app.UsageError(f"--num_hidden_layers {FLAGS.num_hidden_layers} exceeds the model's "
                          f"{num_layers} layers ({config_file})")
-  return config_file, vocab_file, init_checkpoint, do_lower_case
+  return config_file, vocab_file, init_checkpoint, do_lower_case, max_positions
+
+
+def _max_seq_length_flag():
+  """--max_seq_length as an int in [3, 2**31 - 1], or None for 'auto'."""
+  value = FLAGS.max_seq_length.strip()
+  if value == "auto":
+    return None
+  if not re.fullmatch(r"[+-]?[0-9]+", value):
+    raise app.UsageError(f"--max_seq_length must be an integer or 'auto', got {value!r}")
+  length = int(value)
+  if not 3 <= length <= _MAX_INT_FLAG:
+    raise app.UsageError(f"--max_seq_length must be 'auto' or in [3, {_MAX_INT_FLAG}] "
+                         f"([CLS] word [SEP]), got {length}")
+  return length
 
 
 def _read_bert_config(config_file: str) -> dict:
@@ -189,7 +257,8 @@ _MAX_INT_FLAG = 2**31 - 1  # TF batch sizes, steps and lengths beyond this only 
 
 
 def _validate_flags() -> None:
-  positive = ("max_seq_length", "train_batch_size", "eval_batch_size", "save_checkpoints_steps",
+  _max_seq_length_flag()
+  positive = ("train_batch_size", "eval_batch_size", "save_checkpoints_steps",
               "save_summary_steps", "keep_checkpoint_max", "loss_scale_growth_steps",
               "gradient_accumulation_steps")
   for name in positive:
@@ -198,8 +267,6 @@ def _validate_flags() -> None:
   for name in positive + ("eval_steps", "early_stopping_evals", "num_hidden_layers"):
     if getattr(FLAGS, name) is not None and getattr(FLAGS, name) > _MAX_INT_FLAG:
       raise app.UsageError(f"--{name} must be <= {_MAX_INT_FLAG}, got {getattr(FLAGS, name)}")
-  if FLAGS.max_seq_length < 3:
-    raise app.UsageError("--max_seq_length must be >= 3 ([CLS] word [SEP])")
   if FLAGS.num_hidden_layers is not None and FLAGS.num_hidden_layers < 1:
     raise app.UsageError(f"--num_hidden_layers must be >= 1, got {FLAGS.num_hidden_layers}")
   if not 1 <= FLAGS.initial_loss_scale <= 2.0 ** 64:
@@ -248,11 +315,32 @@ def _validate_flags() -> None:
                            f"{getattr(FLAGS, name)}")
   if FLAGS.eval_steps < 0 or FLAGS.early_stopping_evals < 0:
     raise app.UsageError("--eval_steps and --early_stopping_evals must be >= 0")
+  if not 0 <= FLAGS.eval_every_steps <= _MAX_INT_FLAG:
+    raise app.UsageError(f"--eval_every_steps must be in [0, {_MAX_INT_FLAG}], got "
+                         f"{FLAGS.eval_every_steps}")
+  if (_evaluator_flag() == "checkpoint" and FLAGS.eval_every_steps
+      and FLAGS.eval_every_steps != FLAGS.save_checkpoints_steps):
+    raise app.UsageError(f"--eval_every_steps={FLAGS.eval_every_steps} needs --evaluator="
+                         "in_process: the checkpoint evaluator evaluates every checkpoint "
+                         f"(--save_checkpoints_steps={FLAGS.save_checkpoints_steps})")
   if not (FLAGS.run_train or FLAGS.run_eval or FLAGS.run_predict):
     raise app.UsageError("nothing to do: all of --run_train, --run_eval, --run_predict are off")
   if not FLAGS.output_dir:
     raise app.UsageError("--output_dir must not be empty")
   _validate_distribution_flags()
+
+
+def _evaluator_flag() -> str:
+  """--evaluator, except that replicated training (--distribution) is evaluated by the checkpoint
+  evaluator: the in-process one would build its dev graph inside the replicated training session,
+  and evaluation stays on one device. An explicit --evaluator=in_process there is a usage error."""
+  if FLAGS.distribution == "none":
+    return FLAGS.evaluator
+  if FLAGS.evaluator == "in_process" and not FLAGS["evaluator"].using_default_value:
+    raise app.UsageError(f"--evaluator=in_process cannot evaluate --distribution="
+                         f"{FLAGS.distribution} training: use --evaluator=checkpoint (the default "
+                         "there)")
+  return "checkpoint"
 
 
 def _validate_distribution_flags() -> None:
@@ -293,16 +381,25 @@ def build_run_config():
   """Flags -> frozen RunConfig."""
   from bert_nlu import config  # pylint: disable=g-import-not-at-top
   _validate_flags()
-  data_dir = FLAGS.data_dir or _corpus_dir(FLAGS.corpus)
+  glue_task = _glue_task_name()
+  default_corpus = os.path.join("glue", glue_task) if glue_task else FLAGS.corpus
+  data_dir = FLAGS.data_dir or _corpus_dir(default_corpus)
   if not os.path.isdir(data_dir):
-    flag_name = "data_dir" if FLAGS.data_dir else "corpus"
+    flag_name = "data_dir" if FLAGS.data_dir else ("glue_task" if glue_task else "corpus")
     raise app.UsageError(f"--{flag_name}: {data_dir} is not a directory")
-  config_file, vocab_file, init_checkpoint, do_lower_case = _bert_files()
+  config_file, vocab_file, init_checkpoint, do_lower_case, max_positions = _bert_files()
+  max_seq_length = _max_seq_length_flag()
+  if glue_task and max_seq_length is None:
+    raise app.UsageError("--max_seq_length=auto is for NLU corpora; give GLUE tasks a length "
+                         "(e.g. 128)")
   return config.RunConfig(
       output_dir=FLAGS.output_dir,
       data=config.DataConfig(
-          data_dir=data_dir, corpus_format=FLAGS.corpus_format,
-          multi_intent_policy=FLAGS.multi_intent_policy, max_seq_length=FLAGS.max_seq_length,
+          data_dir=data_dir, task=FLAGS.task, glue_task=glue_task,
+          corpus_format=FLAGS.corpus_format,
+          multi_intent_policy=FLAGS.multi_intent_policy,
+          max_seq_length=max_positions if max_seq_length is None else max_seq_length,
+          auto_max_seq_length=max_seq_length is None,
           cache_dir=FLAGS.cache_dir, bucket_by_length=FLAGS.bucket_by_length,
           augment_slot_substitution=FLAGS.augment_slot_substitution,
           augment_copies=FLAGS.augment_copies, augment_same_intent=FLAGS.augment_same_intent),
@@ -325,6 +422,7 @@ def build_run_config():
           initial_loss_scale=FLAGS.initial_loss_scale,
           loss_scale_growth_steps=FLAGS.loss_scale_growth_steps,
           save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+          eval_every_steps=FLAGS.eval_every_steps or None, evaluator=_evaluator_flag(),
           save_summary_steps=FLAGS.save_summary_steps,
           keep_checkpoint_max=FLAGS.keep_checkpoint_max,
           eval_steps=FLAGS.eval_steps or None,
@@ -344,17 +442,23 @@ def build_run_config():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  # The terminal shows one progress line per interval, warnings and the result tables; absl's
+  # --verbosity=1 (or more) also shows TensorFlow's full log, C++ start-up lines included (which
+  # must be decided before TensorFlow is imported: bert_nlu.compat hides them by default).
+  verbose = FLAGS.verbosity >= 1
+  if verbose:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
   from bert_nlu import hooks, train  # pylint: disable=g-import-not-at-top
   from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
   from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
-  tf.logging.set_verbosity(tf.logging.INFO)  # Estimator progress: loss, steps/sec, evaluations
+  tf.logging.set_verbosity(tf.logging.INFO if verbose else tf.logging.WARN)
   run_config = build_run_config()
   try:
     train.run(run_config, overwrite_output_dir=FLAGS.overwrite_output_dir)
     if run_config.run_predict:
       from bert_nlu import predict  # pylint: disable=g-import-not-at-top
       from bert_nlu.hooks import latest_export  # pylint: disable=g-import-not-at-top
-      predictor = predict.NluPredictor(latest_export(run_config.output_dir))
+      predictor = predict.predictor_for_export(latest_export(run_config.output_dir))
       predict.predict_lines(predictor, predict.read_utterances(run_config.predict_input))
   except InputError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -9,6 +9,11 @@ import json
 import os
 from typing import Optional, Tuple
 
+# Task families (DataConfig.task).
+NLU_TASK = "nlu"
+GLUE_TASK = "glue"
+TASKS = (NLU_TASK, GLUE_TASK)
+
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
@@ -16,10 +21,18 @@ class DataConfig:
 
   Attributes:
     data_dir: corpus directory (train/dev/test subfolders with seq.in, seq.out, label), or the
-      SNIPS 2017 raw folder when corpus_format == "snips_json".
-    corpus_format: "seq" or "snips_json".
-    multi_intent_policy: "atomic" (ATIS `a#b` is one class) or "first".
-    max_seq_length: word pieces per example including [CLS] and [SEP].
+      SNIPS 2017 raw folder when corpus_format == "snips_json", or a GLUE task's directory of
+      TSV files (task == "glue").
+    task: "nlu" (joint intent + slots) or "glue" (sentence (pair) classification / regression).
+    glue_task: with task == "glue", the GLUE task's canonical name (CoLA, SST-2, MRPC, STS-B,
+      QQP, MNLI, QNLI, RTE, WNLI, SNLI).
+    corpus_format: "seq" or "snips_json" (NLU).
+    multi_intent_policy: "atomic" (ATIS `a#b` is one class), "first", or "multilabel" (the set
+      {a, b}: a sigmoid per atomic intent, threshold chosen on dev).
+    max_seq_length: word pieces per example including [CLS] and [SEP]. With auto_max_seq_length,
+      the upper bound (the model's position limit) until the run resolves it.
+    auto_max_seq_length: the run replaces max_seq_length by the smallest length that truncates
+      no train/dev/test example (at most the bound above) and records it in run_config.json.
     cache_dir: where TFRecords and their metadata go ("" = <output_dir>/data_cache).
     bucket_by_length: batch training examples of similar length (dynamic padding); False pads
       every batch to max_seq_length.
@@ -30,9 +43,12 @@ class DataConfig:
     augment_same_intent: draw substitute values only from utterances of the same intent.
   """
   data_dir: str
+  task: str = NLU_TASK
+  glue_task: str = ""
   corpus_format: str = "seq"
   multi_intent_policy: str = "atomic"
   max_seq_length: int = 64
+  auto_max_seq_length: bool = False
   cache_dir: str = ""
   bucket_by_length: bool = True
   augment_slot_substitution: float = 0.0
@@ -99,10 +115,17 @@ class TrainConfig:
       the scale doubles after this many finite steps in a row and halves on an overflow).
     clip_norm: global gradient-norm clipping.
     distribution: "none", "mirrored" (local devices) or "multi_worker" (TF_CONFIG cluster); see
-      bert_nlu/distribute.py. train_batch_size is then the GLOBAL batch of a step.
+      bert_nlu/distribute.py. train_batch_size is then the GLOBAL batch of a step. Replicated
+      runs are evaluated by the checkpoint evaluator (evaluator must be "checkpoint").
     num_gpus, devices: mirrored: mirror over this many GPUs, or over these device names
       (e.g. ("/cpu:0", "/cpu:1")); neither = every visible GPU.
-    save_checkpoints_steps: a checkpoint every N steps; every new checkpoint is evaluated on dev.
+    save_checkpoints_steps: a checkpoint every N steps (what a killed run resumes from); with
+      evaluator="checkpoint" every new checkpoint is evaluated on dev.
+    eval_every_steps: dev evaluation every N steps (None = every save_checkpoints_steps); with
+      evaluator="checkpoint" it must equal save_checkpoints_steps.
+    evaluator: "in_process" (the dev graph is built once and reads the training session's
+      weights; a checkpoint is written for a new best only: bert_nlu/evaluation.py) or
+      "checkpoint" (Estimator train_and_evaluate: every checkpoint is restored into a new graph).
     save_summary_steps: TensorBoard training scalars every N steps.
     keep_checkpoint_max: recent checkpoints kept (the best one is kept separately).
     eval_steps: dev batches per periodic evaluation (None = the whole dev set).
@@ -132,6 +155,8 @@ class TrainConfig:
   num_gpus: int = 0
   devices: Tuple[str, ...] = ()
   save_checkpoints_steps: int = 1000
+  eval_every_steps: Optional[int] = None
+  evaluator: str = "in_process"
   save_summary_steps: int = 100
   keep_checkpoint_max: int = 3
   eval_steps: Optional[int] = None
@@ -140,6 +165,11 @@ class TrainConfig:
   distill_teachers: Tuple[str, ...] = ()
   distill_temperature: float = 2.0
   distill_alpha: float = 0.5
+
+  @property
+  def evaluation_interval(self) -> int:
+    """Global steps between dev evaluations."""
+    return self.eval_every_steps or self.save_checkpoints_steps
 
 
 @dataclasses.dataclass(frozen=True)

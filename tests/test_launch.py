@@ -44,7 +44,8 @@ def _launch_command(tiny_bert_dir, tiny_corpus_dir, output_dir, logs, epochs):
           "--timeout_secs=900", "--", f"--bert_dir={tiny_bert_dir}",
           f"--data_dir={tiny_corpus_dir}", f"--output_dir={output_dir}", "--max_seq_length=16",
           "--train_batch_size=16", f"--num_train_epochs={epochs}", "--save_checkpoints_steps=5",
-          "--save_summary_steps=5", "--learning_rate=1e-3", "--keep_checkpoint_max=20"]
+          "--save_summary_steps=5", "--learning_rate=1e-3", "--keep_checkpoint_max=20",
+          "--verbosity=1"]  # the tasks' TensorFlow log lines, which the assertions read
 
 
 def test_two_workers_and_an_evaluator_train_evaluate_and_exit_by_themselves(tiny_bert_dir,
