@@ -50,7 +50,9 @@ flags.DEFINE_float("intent_loss_weight", 1.0, "loss = w * intent_loss + slot_los
 flags.DEFINE_float("head_dropout", 0.1, "Dropout before the intent and slot heads.")
 flags.DEFINE_float("encoder_dropout", None, "Replaces bert_config.json's hidden and attention "
                    "dropout rates (unset = keep the checkpoint's).")
-flags.DEFINE_integer("num_hidden_layers", None, "Use only the first N encoder layers.")
+flags.DEFINE_integer("layers", None, "Use only the encoder's first N layers; the heads read "
+                     "layer N's output (unset = all layers).")
+flags.DEFINE_alias("num_hidden_layers", "layers")
 flags.DEFINE_bool("slot_intent_context", False, "The slot head also sees the pooled utterance "
                   "vector (concatenated to every token).")
 flags.DEFINE_bool("slot_crf", False, "A linear-chain CRF over the words' first pieces: CRF "
@@ -146,9 +148,9 @@ def _bert_files():
     raise app.UsageError(f"--max_seq_length {FLAGS.max_seq_length} exceeds the model's "
                          f"max_position_embeddings {max_positions} ({config_file})")
   num_layers = bert_config["num_hidden_layers"]
-  if FLAGS.num_hidden_layers is not None and FLAGS.num_hidden_layers > num_layers:
-    raise app.UsageError(f"--num_hidden_layers {FLAGS.num_hidden_layers} exceeds the model's "
-                         f"{num_layers} layers ({config_file})")
+  if FLAGS.layers is not None and FLAGS.layers > num_layers:
+    raise app.UsageError(f"--layers (alias --num_hidden_layers) {FLAGS.layers} exceeds the "
+                         f"model's {num_layers} layers ({config_file})")
   return config_file, vocab_file, init_checkpoint, do_lower_case
 
 
@@ -176,13 +178,13 @@ def _validate_flags() -> None:
   for name in positive:
     if getattr(FLAGS, name) <= 0:
       raise app.UsageError(f"--{name} must be > 0, got {getattr(FLAGS, name)}")
-  for name in positive + ("eval_steps", "early_stopping_evals", "num_hidden_layers"):
+  for name in positive + ("eval_steps", "early_stopping_evals", "layers"):
     if getattr(FLAGS, name) is not None and getattr(FLAGS, name) > _MAX_INT_FLAG:
       raise app.UsageError(f"--{name} must be <= {_MAX_INT_FLAG}, got {getattr(FLAGS, name)}")
   if FLAGS.max_seq_length < 3:
     raise app.UsageError("--max_seq_length must be >= 3 ([CLS] word [SEP])")
-  if FLAGS.num_hidden_layers is not None and FLAGS.num_hidden_layers < 1:
-    raise app.UsageError(f"--num_hidden_layers must be >= 1, got {FLAGS.num_hidden_layers}")
+  if FLAGS.layers is not None and FLAGS.layers < 1:
+    raise app.UsageError(f"--layers (alias --num_hidden_layers) must be >= 1, got {FLAGS.layers}")
   if not 1 <= FLAGS.initial_loss_scale <= 2.0 ** 64:
     raise app.UsageError(f"--initial_loss_scale must be in [1, 2**64], got "
                          f"{FLAGS.initial_loss_scale}")
@@ -265,7 +267,7 @@ def build_run_config():
           bert_config_file=config_file, vocab_file=vocab_file, init_checkpoint=init_checkpoint,
           do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,
           head_dropout=FLAGS.head_dropout, encoder_dropout=FLAGS.encoder_dropout,
-          num_hidden_layers=FLAGS.num_hidden_layers,
+          num_hidden_layers=FLAGS.layers,
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
           fp16=FLAGS.fp16),
       train=config.TrainConfig(

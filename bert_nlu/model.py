@@ -8,8 +8,9 @@ averaging) fields of `TrainConfig`. fp16 compute itself is a graph rewrite chose
 (`session_config`).
 """
 
-from typing import Optional, Sequence
+from typing import Dict, Optional, Sequence
 
+import numpy as np
 from tensorflow.core.protobuf import rewriter_config_pb2
 
 from bert_nlu import encoder
@@ -48,11 +49,55 @@ def session_config(model_config: ModelConfig, intra_op_threads: int = 0,
   return config
 
 
-def _warm_start(init_checkpoint: str) -> None:
-  """Initialises every variable that the checkpoint has (by name) from it."""
-  tvars = tf.trainable_variables()
-  assignment_map, _ = modeling.get_assignment_map_from_checkpoint(tvars, init_checkpoint)
+def _warm_start(init_checkpoint: str, variables: Sequence[tf.Variable]) -> None:
+  """Initialises each of `variables` that the checkpoint has (by name) from it."""
+  assignment_map, _ = modeling.get_assignment_map_from_checkpoint(variables, init_checkpoint)
   tf.train.init_from_checkpoint(init_checkpoint, assignment_map)
+
+
+def build_network(task, bert_config: modeling.BertConfig, model_config: ModelConfig,
+                  features: Dict[str, tf.Tensor], is_training: bool) -> Dict[str, tf.Tensor]:
+  """The encoder and the task's heads in the current graph; returns the task's logits.
+
+  Args:
+    task, bert_config, model_config: as for `model_fn_builder`.
+    features: input_ids, input_mask, segment_ids, int32 [batch, seq] each.
+    is_training: enables dropout.
+  """
+  bert = encoder.build_bert_model(
+      bert_config, is_training=is_training,
+      input_ids=features["input_ids"],  # [batch, seq]
+      input_mask=features["input_mask"],  # [batch, seq]
+      segment_ids=features["segment_ids"],  # [batch, seq]
+      num_hidden_layers=model_config.num_hidden_layers,
+      encoder_dropout=model_config.encoder_dropout)
+  logits = task.build_logits(
+      pooled_output=bert.get_pooled_output(),  # [batch, hidden]
+      sequence_output=bert.get_sequence_output(),  # [batch, seq, hidden]
+      is_training=is_training,
+      head_dropout=model_config.head_dropout,
+      initializer_range=bert_config.initializer_range)
+  return logits
+
+
+def parameter_counts(task, bert_config: modeling.BertConfig,
+                     model_config: ModelConfig) -> Dict[str, int]:
+  """Scalars in the model's weights, counted on a graph built apart (no session runs).
+
+  Returns:
+    {"parameters": all weights of the encoder layers used and the heads,
+     "trainable_parameters": those the optimizer updates}.
+  """
+  with tf.Graph().as_default():
+    features = {name: tf.placeholder(tf.int32, [None, None], name=name)
+                for name in ("input_ids", "input_mask", "segment_ids")}
+    build_network(task, bert_config, model_config, features, is_training=False)
+    return {"parameters": _size(tf.global_variables()),
+            "trainable_parameters": _size(tf.trainable_variables())}
+
+
+def _size(variables: Sequence[tf.Variable]) -> int:
+  return int(sum(np.prod(v.shape.as_list(), dtype=np.int64) for v in variables))
 
 
 def model_fn_builder(task,
@@ -80,19 +125,9 @@ def model_fn_builder(task,
 
   def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
     is_training = mode == tf.estimator.ModeKeys.TRAIN
-    bert = encoder.build_bert_model(
-        bert_config, is_training=is_training,
-        input_ids=features["input_ids"],  # [batch, seq]
-        input_mask=features["input_mask"],  # [batch, seq]
-        segment_ids=features["segment_ids"],  # [batch, seq]
-        num_hidden_layers=model_config.num_hidden_layers,
-        encoder_dropout=model_config.encoder_dropout)
-    logits = task.build_logits(
-        pooled_output=bert.get_pooled_output(),  # [batch, hidden]
-        sequence_output=bert.get_sequence_output(),  # [batch, seq, hidden]
-        is_training=is_training,
-        head_dropout=model_config.head_dropout,
-        initializer_range=bert_config.initializer_range)
+    existing = {v.name for v in tf.global_variables()}
+    logits = build_network(task, bert_config, model_config, features, is_training)
+    network_variables = [v for v in tf.global_variables() if v.name not in existing]
     predictions = task.build_predictions(logits, features)
     # EVAL and PREDICT (hence checkpoint selection and the export) read the averaged weights.
     scaffold = None
@@ -111,7 +146,7 @@ def model_fn_builder(task,
     if mode == tf.estimator.ModeKeys.TRAIN:
       tf.add_to_collection(LOSS_COLLECTION, loss)
       if model_config.init_checkpoint:
-        _warm_start(model_config.init_checkpoint)
+        _warm_start(model_config.init_checkpoint, network_variables)
       train_op, learning_rate = optimization.build_train_op(
           loss, train_config.learning_rate, num_train_steps, num_warmup_steps,
           weight_decay=train_config.weight_decay, clip_norm=train_config.clip_norm,

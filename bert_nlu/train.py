@@ -26,7 +26,7 @@ from bert_nlu.config import RunConfig
 from bert_nlu.data import augment, input_pipeline, readers, tfrecords
 from bert_nlu.data.examples import NluSplit
 from bert_nlu.data.labels import LabelMaps
-from bert_nlu.model import LOSS_COLLECTION, model_fn_builder
+from bert_nlu.model import LOSS_COLLECTION, model_fn_builder, parameter_counts
 from bert_nlu.model import session_config as model_session_config
 from bert_nlu.optimization import GRADIENT_NORM_COLLECTION, LOSS_SCALE_COLLECTION
 from bert_nlu.tasks.nlu import NluTask, WholeSetNluMetrics
@@ -254,6 +254,41 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
   }
 
 
+class PredictionSpeed:
+  """Examples per second of a batched prediction, past its first batch.
+
+  The first batch pays for building the graph and restoring the checkpoint, so the rate counts
+  the examples of the later batches over the time from the first batch's arrival to the last's
+  (with a single batch, that batch over its whole time).
+  """
+
+  def __init__(self):
+    self._examples_after_first = 0
+    self._seconds_after_first = 0.0
+    self._first_examples = 0
+    self._first_seconds = 0.0
+
+  def timed(self, batches):
+    """Yields `batches` (dicts with "example_index" [batch]) unchanged, timing them."""
+    start = time.perf_counter()
+    first_arrival = None
+    for batch in batches:
+      now = time.perf_counter()
+      size = len(batch["example_index"])
+      if first_arrival is None:
+        first_arrival = now
+        self._first_examples, self._first_seconds = size, now - start
+      else:
+        self._examples_after_first += size
+        self._seconds_after_first = now - first_arrival
+      yield batch
+
+  def examples_per_second(self) -> float:
+    if self._examples_after_first and self._seconds_after_first > 0:
+      return self._examples_after_first / self._seconds_after_first
+    return self._first_examples / self._first_seconds if self._first_seconds > 0 else 0.0
+
+
 def predict_split(estimator: tf.estimator.Estimator, prepared: PreparedData, split_name: str,
                   checkpoint_path: str, batch_size: int, max_seq_length: int):
   """Predicts a split with one checkpoint; returns (metrics dict, per-example prediction rows)."""
@@ -263,13 +298,15 @@ def predict_split(estimator: tf.estimator.Estimator, prepared: PreparedData, spl
       max_seq_length=max_seq_length)
   collector = WholeSetNluMetrics(split.examples, prepared.label_maps)
   intent_confidence = {}
-  for batch in estimator.predict(input_fn, checkpoint_path=checkpoint_path,
-                                 yield_single_examples=False):
+  speed = PredictionSpeed()
+  for batch in speed.timed(estimator.predict(input_fn, checkpoint_path=checkpoint_path,
+                                             yield_single_examples=False)):
     collector.update(batch["example_index"], batch["intent_id"], batch["slot_ids"],
                      batch["first_piece_mask"])
     for row, index in enumerate(batch["example_index"]):
       intent_confidence[int(index)] = float(np.max(batch["intent_probabilities"][row]))
-  result = collector.result()
+  result = dict(collector.result())
+  result["prediction_examples_per_second"] = speed.examples_per_second()
   rows = []
   for index, example in enumerate(split.examples):
     rows.append({
@@ -321,7 +358,8 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
     status = run_dir.check_or_record_manifest(config.output_dir, manifest, overwrite_output_dir)
     tf.logging.info("Run directory %s: %s", config.output_dir, status)
     prepared = build_caches(config, splits, label_maps)
-    results: Dict = {}
+    results: Dict = {"model": parameter_counts(make_task(config, label_maps), bert_config,
+                                               config.model)}
     if config.run_train:
       checkpoints.check_init_checkpoint(config.model.init_checkpoint)
       checkpoints.set_aside_damaged_latest(config.output_dir)

@@ -206,3 +206,32 @@ def test_session_config_sets_thread_pools_only_when_asked():
   both = model.session_config(fp16, intra_op_threads=1)
   assert both.intra_op_parallelism_threads == 1
   assert both.graph_options.rewrite_options.auto_mixed_precision == 1  # RewriterConfig.ON
+
+
+def _expected_parameters(config, layers, num_intents, num_tags, slot_input_width):
+  """BERT's weights counted from its config by hand, plus the two dense heads."""
+  hidden, intermediate = config["hidden_size"], config["intermediate_size"]
+  embeddings = ((config["vocab_size"] + config["max_position_embeddings"]
+                 + config["type_vocab_size"]) * hidden + 2 * hidden)  # tables + LayerNorm
+  layer = (4 * (hidden * hidden + hidden)  # query, key, value, attention output
+           + (hidden * intermediate + intermediate) + (intermediate * hidden + hidden)
+           + 2 * 2 * hidden)  # two LayerNorms
+  pooler = hidden * hidden + hidden
+  heads = (hidden * num_intents + num_intents) + (slot_input_width * num_tags + num_tags)
+  return embeddings + layers * layer + pooler + heads
+
+
+@pytest.mark.parametrize("layers, slot_intent_context", [(None, False), (1, True)])
+def test_parameter_counts_match_the_config(tiny_bert_dir, layers, slot_intent_context):
+  import json  # pylint: disable=g-import-not-at-top
+  from bert_nlu import config as config_lib, model  # pylint: disable=g-import-not-at-top
+  with open(f"{tiny_bert_dir}/bert_config.json") as f:
+    raw_config = json.load(f)
+  bert_config = encoder.load_bert_config(f"{tiny_bert_dir}/bert_config.json")
+  model_config = config_lib.ModelConfig("", "", "", num_hidden_layers=layers)
+  counts = model.parameter_counts(NluTask(LABELS, 1.0, slot_intent_context), bert_config,
+                                  model_config)
+  hidden = raw_config["hidden_size"]
+  expected = _expected_parameters(raw_config, layers or raw_config["num_hidden_layers"], 3, 3,
+                                  2 * hidden if slot_intent_context else hidden)
+  assert counts == {"parameters": expected, "trainable_parameters": expected}

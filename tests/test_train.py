@@ -42,6 +42,9 @@ def test_results_file_holds_best_checkpoint_metrics_for_dev_and_test(trained):
   # The final dev evaluation of the best checkpoint reproduces what periodic eval measured.
   assert saved["splits"]["dev"]["whole_frame_accuracy"] == pytest.approx(best["value"], abs=1e-6)
   # ... and the best is at least as good as every periodic evaluation.
+  for split in saved["splits"].values():
+    assert split["prediction_examples_per_second"] > 0
+  assert saved["model"]["parameters"] == saved["model"]["trainable_parameters"] > 0
   lines = open(os.path.join(config.output_dir, "predictions_dev.jsonl")).read().splitlines()
   assert len(lines) == 30 and "pred_tags" in json.loads(lines[0])
 
@@ -156,3 +159,16 @@ def test_early_stopping_ends_training_when_dev_stops_improving(tiny_bert_dir, ti
   from bert_nlu.compat import tf
   final_step = int(tf.train.latest_checkpoint(config.output_dir).rsplit("-", 1)[1])
   assert final_step < results["training"]["num_train_steps"] // 2
+
+
+def test_prediction_speed_leaves_out_the_first_batch(monkeypatch):
+  clock = iter([0.0, 5.0, 6.0, 7.0])  # start; batches of 4, 4, 2 arrive at 5 s, 6 s and 7 s
+  monkeypatch.setattr(train.time, "perf_counter", lambda: next(clock))
+  speed = train.PredictionSpeed()
+  batches = [{"example_index": list(range(n))} for n in (4, 4, 2)]
+  assert list(speed.timed(batches)) == batches
+  assert speed.examples_per_second() == pytest.approx(6 / 2.0)  # 4 + 2 examples in 7 s - 5 s
+  single = train.PredictionSpeed()
+  clock = iter([0.0, 2.0])
+  list(single.timed([{"example_index": [0, 1, 2, 3]}]))
+  assert single.examples_per_second() == pytest.approx(2.0)

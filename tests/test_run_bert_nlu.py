@@ -1,0 +1,49 @@
+"""run_bert_nlu.py's flags: aliases, validation with UsageErrors that name the flag, the config."""
+
+import os
+import sys
+
+from absl import app, flags
+from absl.testing import flagsaver
+import pytest
+
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_DIR not in sys.path:
+  sys.path.insert(0, REPO_DIR)
+import run_bert_nlu  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+
+FLAGS = flags.FLAGS
+
+
+@pytest.fixture
+def build_config(tiny_bert_dir, tiny_corpus_dir, tmp_path):
+  """build_config(*args) -> RunConfig of `run_bert_nlu.py --bert_dir=<tiny> ... *args`."""
+
+  def build(*args):
+    with flagsaver.flagsaver():
+      FLAGS.unparse_flags()
+      FLAGS(["run_bert_nlu.py", f"--bert_dir={tiny_bert_dir}", f"--data_dir={tiny_corpus_dir}",
+             f"--output_dir={tmp_path}/run", *args])
+      return run_bert_nlu.build_run_config()
+
+  return build
+
+
+def test_defaults_keep_the_old_behaviour(build_config):
+  config = build_config()
+  assert config.model.num_hidden_layers is None
+
+
+@pytest.mark.parametrize("flag", ["--layers", "--num_hidden_layers"])
+def test_layers_and_its_alias_set_the_same_field(build_config, flag):
+  assert build_config(f"{flag}=1").model.num_hidden_layers == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layers=0"], "--layers (alias --num_hidden_layers) must be >= 1"),
+    (["--num_hidden_layers=3"], "--layers (alias --num_hidden_layers) 3 exceeds the model's 2"),
+])
+def test_bad_values_are_usage_errors_naming_the_flag(build_config, args, message):
+  with pytest.raises(app.UsageError) as error:
+    build_config(*args)
+  assert message in str(error.value)
