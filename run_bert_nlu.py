@@ -53,6 +53,10 @@ flags.DEFINE_float("encoder_dropout", None, "Replaces bert_config.json's hidden 
 flags.DEFINE_integer("layers", None, "Use only the encoder's first N layers; the heads read "
                      "layer N's output (unset = all layers).")
 flags.DEFINE_alias("num_hidden_layers", "layers")
+flags.DEFINE_integer("train_layers_from", 0, "K: freeze the embeddings and the encoder layers "
+                     "below K (no gradient, no optimizer slots, no weight decay); layers >= K, "
+                     "the pooler and the heads train. 0 = all train; K = --layers trains the "
+                     "pooler and heads only.")
 flags.DEFINE_bool("slot_intent_context", False, "The slot head also sees the pooled utterance "
                   "vector (concatenated to every token).")
 flags.DEFINE_bool("slot_crf", False, "A linear-chain CRF over the words' first pieces: CRF "
@@ -151,6 +155,10 @@ def _bert_files():
   if FLAGS.layers is not None and FLAGS.layers > num_layers:
     raise app.UsageError(f"--layers (alias --num_hidden_layers) {FLAGS.layers} exceeds the "
                          f"model's {num_layers} layers ({config_file})")
+  layers_used = FLAGS.layers or num_layers
+  if not 0 <= FLAGS.train_layers_from <= layers_used:
+    raise app.UsageError(f"--train_layers_from must be in [0, {layers_used}] (the layers used), "
+                         f"got {FLAGS.train_layers_from}")
   return config_file, vocab_file, init_checkpoint, do_lower_case
 
 
@@ -267,7 +275,7 @@ def build_run_config():
           bert_config_file=config_file, vocab_file=vocab_file, init_checkpoint=init_checkpoint,
           do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,
           head_dropout=FLAGS.head_dropout, encoder_dropout=FLAGS.encoder_dropout,
-          num_hidden_layers=FLAGS.layers,
+          num_hidden_layers=FLAGS.layers, train_layers_from=FLAGS.train_layers_from,
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
           fp16=FLAGS.fp16),
       train=config.TrainConfig(

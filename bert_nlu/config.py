@@ -51,6 +51,9 @@ class ModelConfig:
     head_dropout: dropout before both heads (training only).
     encoder_dropout: replaces bert_config's hidden and attention dropout rates (None = keep).
     num_hidden_layers: use only the first N encoder layers (None = all).
+    train_layers_from: K: the embeddings and encoder layers < K are frozen (no gradient, no
+      optimizer slots, no weight decay); layers >= K, the pooler and the heads train. 0 = all
+      train; K = the number of layers used trains the pooler and heads only.
     slot_intent_context: the slot head also sees the pooled utterance vector.
     slot_crf: a linear-chain CRF over the words' first pieces (loss + Viterbi decoding).
     fp16: mixed precision: TensorFlow's automatic mixed-precision graph rewrite (float16 compute
@@ -65,6 +68,7 @@ class ModelConfig:
   head_dropout: float = 0.1
   encoder_dropout: Optional[float] = None
   num_hidden_layers: Optional[int] = None
+  train_layers_from: int = 0
   slot_intent_context: bool = False
   slot_crf: bool = False
   fp16: bool = False

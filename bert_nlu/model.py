@@ -2,13 +2,13 @@
 
 `model_fn_builder` returns a closure; its arguments are everything the model depends on. Tasks
 (NLU now, sentence classification later) differ only in the `task` object: head, losses,
-predictions, metrics. Model variants (layer truncation, CRF, fp16 loss scaling; later freezing)
+predictions, metrics. Model variants (layer truncation, frozen lower layers, CRF, fp16 loss scaling)
 are fields of `ModelConfig`; optimisation variants (layer-wise learning-rate decay, weight
 averaging) fields of `TrainConfig`. fp16 compute itself is a graph rewrite chosen in the session config
 (`session_config`).
 """
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from tensorflow.core.protobuf import rewriter_config_pb2
@@ -55,9 +55,23 @@ def _warm_start(init_checkpoint: str, variables: Sequence[tf.Variable]) -> None:
   tf.train.init_from_checkpoint(init_checkpoint, assignment_map)
 
 
+def freeze_lower_encoder(train_layers_from: int) -> List[tf.Variable]:
+  """Takes the embeddings and encoder layers below `train_layers_from` out of the graph's
+  trainable variables (see `optimization.is_frozen`), so that the optimizer never sees them:
+  no gradient, no Adam slots, no weight decay, no moving average. Returns the frozen variables."""
+  trainable = tf.get_collection_ref(tf.GraphKeys.TRAINABLE_VARIABLES)
+  frozen = [v for v in trainable
+            if optimization.is_frozen(v.name.split(":")[0], train_layers_from)]
+  frozen_names = {v.name for v in frozen}
+  trainable[:] = [v for v in trainable if v.name not in frozen_names]
+  return frozen
+
+
 def build_network(task, bert_config: modeling.BertConfig, model_config: ModelConfig,
                   features: Dict[str, tf.Tensor], is_training: bool) -> Dict[str, tf.Tensor]:
   """The encoder and the task's heads in the current graph; returns the task's logits.
+
+  The variables frozen by model_config.train_layers_from are left out of the trainable ones.
 
   Args:
     task, bert_config, model_config: as for `model_fn_builder`.
@@ -77,6 +91,7 @@ def build_network(task, bert_config: modeling.BertConfig, model_config: ModelCon
       is_training=is_training,
       head_dropout=model_config.head_dropout,
       initializer_range=bert_config.initializer_range)
+  freeze_lower_encoder(model_config.train_layers_from)
   return logits
 
 

@@ -172,6 +172,21 @@ def layer_learning_rate_factor(variable_name: str, num_layers: int, decay: float
   return 1.0
 
 
+def is_frozen(variable_name: str, train_layers_from: int) -> bool:
+  """Whether --train_layers_from=K freezes a variable: the embeddings and encoder layers < K.
+
+  Args:
+    variable_name: e.g. "bert/encoder/layer_3/output/dense/kernel".
+    train_layers_from: K >= 0; 0 freezes nothing. The pooler and the heads always train.
+  """
+  if train_layers_from <= 0:
+    return False
+  if variable_name.startswith(ENCODER_SCOPE + "embeddings/"):
+    return True
+  match = _ENCODER_LAYER.match(variable_name)
+  return bool(match) and int(match.group(1)) < train_layers_from
+
+
 def _learning_rate_groups(pairs, learning_rate: tf.Tensor, head_learning_rate_multiplier: float,
                           layer_learning_rate_decay: float):
   """Splits (gradient, variable) pairs into [(pairs, rate)], one group per distinct rate."""

@@ -74,6 +74,7 @@ INCOMPATIBLE_KEYS = (
     "model_files",
     "config.model.do_lower_case",
     "config.model.num_hidden_layers",
+    "config.model.train_layers_from",  # which variables have optimizer slots
     "config.model.intent_loss_weight", "config.model.slot_intent_context",
     "config.model.slot_crf",
     "config.model.fp16",  # adds the loss-scale variables to the checkpoint

@@ -208,8 +208,10 @@ def test_session_config_sets_thread_pools_only_when_asked():
   assert both.graph_options.rewrite_options.auto_mixed_precision == 1  # RewriterConfig.ON
 
 
-def _expected_parameters(config, layers, num_intents, num_tags, slot_input_width):
-  """BERT's weights counted from its config by hand, plus the two dense heads."""
+def _expected_parameters(config, layers, num_intents, num_tags, slot_input_width,
+                         train_layers_from=0):
+  """BERT's weights counted from its config by hand, plus the two dense heads:
+  (all, trainable when the embeddings and layers below train_layers_from are frozen)."""
   hidden, intermediate = config["hidden_size"], config["intermediate_size"]
   embeddings = ((config["vocab_size"] + config["max_position_embeddings"]
                  + config["type_vocab_size"]) * hidden + 2 * hidden)  # tables + LayerNorm
@@ -218,20 +220,81 @@ def _expected_parameters(config, layers, num_intents, num_tags, slot_input_width
            + 2 * 2 * hidden)  # two LayerNorms
   pooler = hidden * hidden + hidden
   heads = (hidden * num_intents + num_intents) + (slot_input_width * num_tags + num_tags)
-  return embeddings + layers * layer + pooler + heads
+  total = embeddings + layers * layer + pooler + heads
+  frozen = (embeddings + train_layers_from * layer) if train_layers_from else 0
+  return total, total - frozen
 
 
-@pytest.mark.parametrize("layers, slot_intent_context", [(None, False), (1, True)])
-def test_parameter_counts_match_the_config(tiny_bert_dir, layers, slot_intent_context):
+@pytest.mark.parametrize("layers, slot_intent_context, train_layers_from",
+                         [(None, False, 0), (1, True, 0), (None, False, 1), (1, False, 1)])
+def test_parameter_counts_match_the_config(tiny_bert_dir, layers, slot_intent_context,
+                                           train_layers_from):
   import json  # pylint: disable=g-import-not-at-top
   from bert_nlu import config as config_lib, model  # pylint: disable=g-import-not-at-top
   with open(f"{tiny_bert_dir}/bert_config.json") as f:
     raw_config = json.load(f)
   bert_config = encoder.load_bert_config(f"{tiny_bert_dir}/bert_config.json")
-  model_config = config_lib.ModelConfig("", "", "", num_hidden_layers=layers)
+  model_config = config_lib.ModelConfig("", "", "", num_hidden_layers=layers,
+                                        train_layers_from=train_layers_from)
   counts = model.parameter_counts(NluTask(LABELS, 1.0, slot_intent_context), bert_config,
                                   model_config)
   hidden = raw_config["hidden_size"]
-  expected = _expected_parameters(raw_config, layers or raw_config["num_hidden_layers"], 3, 3,
-                                  2 * hidden if slot_intent_context else hidden)
-  assert counts == {"parameters": expected, "trainable_parameters": expected}
+  total, trainable = _expected_parameters(
+      raw_config, layers or raw_config["num_hidden_layers"], 3, 3,
+      2 * hidden if slot_intent_context else hidden, train_layers_from)
+  assert counts == {"parameters": total, "trainable_parameters": trainable}
+  assert (trainable < total) == (train_layers_from > 0)
+
+
+def _train_through_model_fn(tiny_bert_dir, model_fields, train_fields, steps=3):
+  """Runs `steps` training steps of model_fn's TRAIN graph (warm-started from the tiny
+  checkpoint); returns ({name: value} before, {name: value} after, names of all variables)."""
+  from bert_nlu import config as config_lib, model  # pylint: disable=g-import-not-at-top
+  bert_config = encoder.load_bert_config(f"{tiny_bert_dir}/bert_config.json")
+  model_config = config_lib.ModelConfig(
+      f"{tiny_bert_dir}/bert_config.json", f"{tiny_bert_dir}/vocab.txt",
+      f"{tiny_bert_dir}/bert_model.ckpt", head_dropout=0.0, encoder_dropout=0.0, **model_fields)
+  train_config = config_lib.TrainConfig(learning_rate=1e-2, **train_fields)
+  with tf.Graph().as_default():
+    tf.set_random_seed(0)
+    tf.train.get_or_create_global_step()
+    model_fn = model.model_fn_builder(NluTask(LABELS), bert_config, model_config, train_config,
+                                      num_train_steps=10, num_warmup_steps=0)
+    spec = model_fn(_features(), None, tf.estimator.ModeKeys.TRAIN, {})
+    network = [v for v in tf.global_variables()
+               if v.name.startswith(("bert/", "intent_head/", "slot_head/"))
+               and "/adam_" not in v.name and "ExponentialMovingAverage" not in v.name]
+    names = sorted(v.name.split(":")[0] for v in tf.global_variables())
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      before = dict(zip([v.name.split(":")[0] for v in network], session.run(network)))
+      for _ in range(steps):
+        session.run(spec.train_op)
+      after = dict(zip([v.name.split(":")[0] for v in network], session.run(network)))
+  return before, after, names
+
+
+@pytest.mark.parametrize("train_layers_from, train_fields", [
+    (1, dict(optimizer_implementation="fused", layer_learning_rate_decay=0.5)),
+    (1, dict(optimizer_implementation="bert")),
+    (2, dict(optimizer_implementation="fused", weight_average_decay=0.9)),
+])
+def test_frozen_layers_stay_bit_identical_and_have_no_optimizer_state(
+    tiny_bert_dir, train_layers_from, train_fields):
+  before, after, names = _train_through_model_fn(
+      tiny_bert_dir, dict(train_layers_from=train_layers_from), train_fields)
+  frozen = [n for n in before if n.startswith("bert/embeddings/")
+            or any(n.startswith(f"bert/encoder/layer_{i}/") for i in range(train_layers_from))]
+  trained = [n for n in before if n not in frozen]
+  assert frozen and any(n.startswith("bert/pooler/") for n in trained)
+  assert any(n.startswith("bert/encoder/") for n in trained) == (train_layers_from < 2)
+  checkpoint = tf.train.load_checkpoint(f"{tiny_bert_dir}/bert_model.ckpt")
+  for name in frozen:
+    np.testing.assert_array_equal(before[name], checkpoint.get_tensor(name))  # warm-started
+    np.testing.assert_array_equal(after[name], before[name])
+    assert not [n for n in names if n.startswith(name + "/")], f"{name} has optimizer state"
+  for name in trained:
+    if "LayerNorm" not in name:  # gamma/beta of a 2-layer model may move very little
+      assert np.abs(after[name] - before[name]).max() > 0, f"{name} did not train"
+    assert f"{name}/adam_m" in names and f"{name}/adam_v" in names
+

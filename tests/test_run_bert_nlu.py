@@ -32,6 +32,11 @@ def build_config(tiny_bert_dir, tiny_corpus_dir, tmp_path):
 def test_defaults_keep_the_old_behaviour(build_config):
   config = build_config()
   assert config.model.num_hidden_layers is None
+  assert config.model.train_layers_from == 0
+
+
+def test_train_layers_from_up_to_the_layers_used(build_config):
+  assert build_config("--layers=1", "--train_layers_from=1").model.train_layers_from == 1
 
 
 @pytest.mark.parametrize("flag", ["--layers", "--num_hidden_layers"])
@@ -42,6 +47,8 @@ def test_layers_and_its_alias_set_the_same_field(build_config, flag):
 @pytest.mark.parametrize("args, message", [
     (["--layers=0"], "--layers (alias --num_hidden_layers) must be >= 1"),
     (["--num_hidden_layers=3"], "--layers (alias --num_hidden_layers) 3 exceeds the model's 2"),
+    (["--train_layers_from=-1"], "--train_layers_from must be in [0, 2]"),
+    (["--layers=1", "--train_layers_from=2"], "--train_layers_from must be in [0, 1]"),
 ])
 def test_bad_values_are_usage_errors_naming_the_flag(build_config, args, message):
   with pytest.raises(app.UsageError) as error:
