@@ -10,6 +10,7 @@ handed to `bert_nlu.train.run`. Defaults work with the bundled all-MiniLM-L6-v2 
 
 import math
 import os
+import re
 import sys
 
 from absl import app, flags
@@ -37,6 +38,12 @@ flags.DEFINE_integer("augment_copies", 1, "--augment_slot_substitution: times ea
                      "example is offered for augmentation.")
 flags.DEFINE_bool("augment_same_intent", False, "--augment_slot_substitution: draw substitute "
                   "values only from utterances of the same intent.")
+flags.DEFINE_multi_string("limit_data", [], "INTENT,COUNT: train on COUNT examples of INTENT, "
+                          "chosen reproducibly from --seed (0 drops the intent); repeat the flag "
+                          "or list pairs (--limit_data=PlayMusic,10,GetWeather,100). Dev and test "
+                          "stay complete.")
+flags.DEFINE_bool("resample", True, "With --limit_data: repeat each limited intent's kept "
+                  "examples up to its original count, so every intent is seen about as often.")
 # ---- model
 flags.DEFINE_string("bert_dir", "", "Directory with bert_config.json, vocab.txt, bert_model.ckpt; "
                     "default: the converted all-MiniLM-L6-v2 in $BERT_NLU_CACHE "
@@ -242,6 +249,22 @@ def _validate_flags() -> None:
     raise app.UsageError("--output_dir must not be empty")
 
 
+def _parse_limit_data(values) -> tuple:
+  """--limit_data values -> ((intent, count), ...); pairs separated by commas or spaces."""
+  tokens = [token for value in values for token in value.replace(",", " ").split()]
+  if len(tokens) % 2:
+    raise app.UsageError(f"--limit_data needs INTENT COUNT pairs, got {' '.join(tokens)!r}")
+  limits = []
+  for intent, count in zip(tokens[::2], tokens[1::2]):
+    if not re.fullmatch(r"[0-9]+", count) or int(count) > _MAX_INT_FLAG:
+      raise app.UsageError(f"--limit_data: COUNT of {intent!r} must be an integer in "
+                           f"[0, {_MAX_INT_FLAG}], got {count!r}")
+    if intent in dict(limits):
+      raise app.UsageError(f"--limit_data names intent {intent!r} twice")
+    limits.append((intent, int(count)))
+  return tuple(limits)
+
+
 def _parse_profile_steps(value: str):
   if not value:
     return None
@@ -270,7 +293,8 @@ def build_run_config():
           multi_intent_policy=FLAGS.multi_intent_policy, max_seq_length=FLAGS.max_seq_length,
           cache_dir=FLAGS.cache_dir, bucket_by_length=FLAGS.bucket_by_length,
           augment_slot_substitution=FLAGS.augment_slot_substitution,
-          augment_copies=FLAGS.augment_copies, augment_same_intent=FLAGS.augment_same_intent),
+          augment_copies=FLAGS.augment_copies, augment_same_intent=FLAGS.augment_same_intent,
+          limit_data=_parse_limit_data(FLAGS.limit_data), resample=FLAGS.resample),
       model=config.ModelConfig(
           bert_config_file=config_file, vocab_file=vocab_file, init_checkpoint=init_checkpoint,
           do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,

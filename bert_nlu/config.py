@@ -28,6 +28,10 @@ class DataConfig:
       (bert_nlu/data/augment.py; 0 = off). Drawn once from the run's seed.
     augment_copies: how many times each training example is offered for augmentation.
     augment_same_intent: draw substitute values only from utterances of the same intent.
+    limit_data: ((intent, count), ...): train on `count` examples of each named intent, chosen
+      reproducibly from TrainConfig.seed (0 drops the intent; see bert_nlu/data/limit.py). The
+      label maps are those of the limited data. () = all of train.
+    resample: repeat each limited intent's kept examples up to its original count.
   """
   data_dir: str
   corpus_format: str = "seq"
@@ -38,6 +42,8 @@ class DataConfig:
   augment_slot_substitution: float = 0.0
   augment_copies: int = 1
   augment_same_intent: bool = False
+  limit_data: Tuple[Tuple[str, int], ...] = ()
+  resample: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

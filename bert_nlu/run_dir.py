@@ -69,6 +69,7 @@ INCOMPATIBLE_KEYS = (
     "config.data.multi_intent_policy",
     "config.data.max_seq_length",
     "config.data.bucket_by_length",  # changes the batch stream of the remaining steps
+    "config.data.limit_data", "config.data.resample",  # the training examples themselves
     # The network and its input: shapes, vocabulary content, initial weights, tokenizer casing.
     "model_shape",
     "model_files",

@@ -23,7 +23,7 @@ import numpy as np
 from bert_nlu import checkpoints, distill, encoder, hooks, hparams, io_utils, metrics, run_dir
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import RunConfig
-from bert_nlu.data import augment, input_pipeline, readers, tfrecords
+from bert_nlu.data import augment, input_pipeline, limit, readers, tfrecords
 from bert_nlu.data.examples import NluSplit
 from bert_nlu.data.labels import LabelMaps
 from bert_nlu.model import LOSS_COLLECTION, model_fn_builder, parameter_counts
@@ -57,13 +57,25 @@ def read_splits(config: RunConfig, names: Sequence[str]) -> Dict[str, NluSplit]:
 
 
 def read_corpus(config: RunConfig, split_names: Sequence[str]):
-  """Reads train (always, for the label maps) and `split_names`; returns (splits, label_maps)."""
+  """Reads train (always, for the label maps) and `split_names`; returns (splits, label_maps).
+
+  With config.data.limit_data, splits["train"] holds the limited (and resampled) training data,
+  and the label maps are those of the limited data; slot-substitution augmentation, if on, then
+  augments that data.
+  """
   names = ["train"] + [n for n in split_names if n != "train"]
   splits = read_splits(config, names)
   for split in splits.values():
     if split.bad_bytes:
       tf.logging.warning("%s: replaced %d undecodable bytes", split.name, split.bad_bytes)
   data = config.data
+  if data.limit_data:
+    read = splits["train"]
+    limits, seed = data.limit_data, config.train.seed
+    splits["train"] = (limit.resample_limited(read, limits, seed) if data.resample
+                       else limit.limit_intents(read, limits, seed))
+    tf.logging.info("--limit_data: training intents %s (read: %s)",
+                    limit.intent_counts(splits["train"]), limit.intent_counts(read))
   if data.augment_slot_substitution > 0:
     original_size = len(splits["train"])
     splits["train"] = augment.augment_split(
@@ -359,7 +371,8 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
     tf.logging.info("Run directory %s: %s", config.output_dir, status)
     prepared = build_caches(config, splits, label_maps)
     results: Dict = {"model": parameter_counts(make_task(config, label_maps), bert_config,
-                                               config.model)}
+                                               config.model),
+                     "train_intent_counts": limit.intent_counts(splits["train"])}
     if config.run_train:
       checkpoints.check_init_checkpoint(config.model.init_checkpoint)
       checkpoints.set_aside_damaged_latest(config.output_dir)

@@ -54,3 +54,26 @@ def test_bad_values_are_usage_errors_naming_the_flag(build_config, args, message
   with pytest.raises(app.UsageError) as error:
     build_config(*args)
   assert message in str(error.value)
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([], ()),
+    (["--limit_data=PlayMusic,10"], (("PlayMusic", 10),)),
+    (["--limit_data=PlayMusic,10,GetWeather,0"], (("PlayMusic", 10), ("GetWeather", 0))),
+    (["--limit_data=PlayMusic 10", "--limit_data=GetWeather,0"],
+     (("PlayMusic", 10), ("GetWeather", 0))),
+])
+def test_limit_data_pairs(build_config, args, expected):
+  config = build_config(*args)
+  assert config.data.limit_data == expected and config.data.resample
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--limit_data=PlayMusic"], "--limit_data needs INTENT COUNT pairs"),
+    (["--limit_data=PlayMusic,-1"], "--limit_data: COUNT of 'PlayMusic' must be an integer"),
+    (["--limit_data=PlayMusic,ten"], "--limit_data: COUNT of 'PlayMusic' must be an integer"),
+    (["--limit_data=PlayMusic,1,PlayMusic,2"], "--limit_data names intent 'PlayMusic' twice"),
+])
+def test_bad_limit_data_is_a_usage_error(build_config, args, message):
+  with pytest.raises(app.UsageError, match=message):
+    build_config(*args)

@@ -45,6 +45,7 @@ def test_results_file_holds_best_checkpoint_metrics_for_dev_and_test(trained):
   for split in saved["splits"].values():
     assert split["prediction_examples_per_second"] > 0
   assert saved["model"]["parameters"] == saved["model"]["trainable_parameters"] > 0
+  assert sum(saved["train_intent_counts"].values()) == 150
   lines = open(os.path.join(config.output_dir, "predictions_dev.jsonl")).read().splitlines()
   assert len(lines) == 30 and "pred_tags" in json.loads(lines[0])
 
@@ -172,3 +173,20 @@ def test_prediction_speed_leaves_out_the_first_batch(monkeypatch):
   clock = iter([0.0, 2.0])
   list(single.timed([{"example_index": [0, 1, 2, 3]}]))
   assert single.examples_per_second() == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("resample", [True, False])
+def test_limit_data_limits_train_only_and_the_label_maps_follow(tiny_bert_dir, tiny_corpus_dir,
+                                                                tmp_path, resample):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from bert_nlu.data import limit  # pylint: disable=g-import-not-at-top
+  config = make_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path))
+  full, _ = train.read_corpus(config, ["dev"])
+  read = limit.intent_counts(full["train"])
+  config = dataclasses.replace(config, data=dataclasses.replace(
+      config.data, limit_data=(("PlayMusic", 3), ("GetWeather", 0)), resample=resample))
+  splits, label_maps = train.read_corpus(config, ["dev"])
+  assert limit.intent_counts(splits["train"]) == {
+      "BookRestaurant": read["BookRestaurant"], "PlayMusic": read["PlayMusic"] if resample else 3}
+  assert label_maps.intents == ("BookRestaurant", "PlayMusic")
+  assert splits["dev"].examples == full["dev"].examples
