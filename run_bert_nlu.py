@@ -73,6 +73,9 @@ flags.DEFINE_integer("train_batch_size", 32, "Training batch size.")
 flags.DEFINE_integer("eval_batch_size", 64, "Evaluation/prediction batch size.")
 flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate (AdamWeightDecay).")
 flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear warmup.")
+flags.DEFINE_enum("lr_schedule", "linear", ["linear", "cosine", "one_cycle"], "Learning-rate "
+                  "decay after the warmup: linear to 0 (bert's), cosine to 0, or one_cycle "
+                  "(warmup from 1/25 of the peak, cosine decay to 1/250000 of it).")
 flags.DEFINE_float("num_train_epochs", 10.0, "Training epochs.")
 flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay.")
 flags.DEFINE_enum("optimizer_implementation", "fused", ["fused", "bert"], "AdamWeightDecay "
@@ -305,6 +308,7 @@ def build_run_config():
       train=config.TrainConfig(
           train_batch_size=FLAGS.train_batch_size, eval_batch_size=FLAGS.eval_batch_size,
           learning_rate=FLAGS.learning_rate, warmup_proportion=FLAGS.warmup_proportion,
+          lr_schedule=FLAGS.lr_schedule,
           num_train_epochs=FLAGS.num_train_epochs, weight_decay=FLAGS.weight_decay,
           head_learning_rate_multiplier=FLAGS.head_learning_rate_multiplier,
           layer_learning_rate_decay=FLAGS.layer_learning_rate_decay,

@@ -88,6 +88,9 @@ class TrainConfig:
     train_batch_size, eval_batch_size: examples per batch.
     learning_rate: peak learning rate of AdamWeightDecay (linear warmup, then linear decay to 0).
     warmup_proportion: share of training steps spent warming up.
+    lr_schedule: the decay after the warmup: "linear" (bert's), "cosine", or "one_cycle" (warmup
+      from 1/25 of the peak, cosine decay to 1/250000 of it); see
+      optimization.learning_rate_schedule.
     num_train_epochs: passes over the training set (may be fractional).
     weight_decay: decoupled weight decay (LayerNorm and biases excluded).
     head_learning_rate_multiplier: the task heads learn at this multiple of learning_rate.
@@ -116,6 +119,7 @@ class TrainConfig:
   eval_batch_size: int = 64
   learning_rate: float = 1e-4
   warmup_proportion: float = 0.1
+  lr_schedule: str = "linear"
   num_train_epochs: float = 10.0
   weight_decay: float = 0.01
   head_learning_rate_multiplier: float = 1.0

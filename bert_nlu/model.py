@@ -171,7 +171,8 @@ def model_fn_builder(task,
           initial_loss_scale=train_config.initial_loss_scale,
           loss_scale_growth_steps=train_config.loss_scale_growth_steps,
           layer_learning_rate_decay=train_config.layer_learning_rate_decay,
-          weight_average_decay=train_config.weight_average_decay)
+          weight_average_decay=train_config.weight_average_decay,
+          learning_rate_schedule_name=train_config.lr_schedule)
       tf.summary.scalar("learning_rate", learning_rate)
       for name, value in loss_parts.items():
         tf.summary.scalar(name, value)

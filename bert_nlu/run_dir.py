@@ -88,6 +88,7 @@ INCOMPATIBLE_KEYS = (
     "config.train.train_batch_size",
     "config.train.learning_rate",
     "config.train.warmup_proportion",
+    "config.train.lr_schedule",
     "config.train.weight_decay",
     "config.train.clip_norm",
     "config.train.seed",

@@ -77,3 +77,10 @@ def test_limit_data_pairs(build_config, args, expected):
 def test_bad_limit_data_is_a_usage_error(build_config, args, message):
   with pytest.raises(app.UsageError, match=message):
     build_config(*args)
+
+
+def test_lr_schedule_reaches_the_config(build_config):
+  assert build_config().train.lr_schedule == "linear"
+  assert build_config("--lr_schedule=one_cycle").train.lr_schedule == "one_cycle"
+  with pytest.raises(flags.IllegalFlagValueError):
+    build_config("--lr_schedule=step")
