@@ -64,6 +64,9 @@ flags.DEFINE_integer("train_layers_from", 0, "K: freeze the embeddings and the e
                      "below K (no gradient, no optimizer slots, no weight decay); layers >= K, "
                      "the pooler and the heads train. 0 = all train; K = --layers trains the "
                      "pooler and heads only.")
+flags.DEFINE_bool("random_init", False, "The same architecture with no pretrained weights: "
+                  "--init_checkpoint is not loaded (the control that shows what pretraining "
+                  "buys).")
 flags.DEFINE_bool("slot_intent_context", False, "The slot head also sees the pooled utterance "
                   "vector (concatenated to every token).")
 flags.DEFINE_bool("slot_crf", False, "A linear-chain CRF over the words' first pieces: CRF "
@@ -149,6 +152,8 @@ def _bert_files():
   init_checkpoint = FLAGS.init_checkpoint or os.path.join(bert_dir, "bert_model.ckpt")
   for flag_name, path in (("bert_config_file", config_file), ("vocab_file", vocab_file),
                           ("init_checkpoint", init_checkpoint + ".index")):
+    if flag_name == "init_checkpoint" and FLAGS.random_init:
+      continue  # never read
     if not os.path.isfile(path):
       hint = ("" if FLAGS.bert_dir else
               " (run `python -m bert_nlu.convert --minilm` to install the default weights)")
@@ -303,6 +308,7 @@ def build_run_config():
           do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,
           head_dropout=FLAGS.head_dropout, encoder_dropout=FLAGS.encoder_dropout,
           num_hidden_layers=FLAGS.layers, train_layers_from=FLAGS.train_layers_from,
+          random_init=FLAGS.random_init,
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
           fp16=FLAGS.fp16),
       train=config.TrainConfig(

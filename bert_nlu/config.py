@@ -57,6 +57,8 @@ class ModelConfig:
     head_dropout: dropout before both heads (training only).
     encoder_dropout: replaces bert_config's hidden and attention dropout rates (None = keep).
     num_hidden_layers: use only the first N encoder layers (None = all).
+    random_init: the same architecture with no pretrained weights: init_checkpoint is not
+      loaded (every weight starts from its initializer, seeded by TrainConfig.seed).
     train_layers_from: K: the embeddings and encoder layers < K are frozen (no gradient, no
       optimizer slots, no weight decay); layers >= K, the pooler and the heads train. 0 = all
       train; K = the number of layers used trains the pooler and heads only.
@@ -75,6 +77,7 @@ class ModelConfig:
   encoder_dropout: Optional[float] = None
   num_hidden_layers: Optional[int] = None
   train_layers_from: int = 0
+  random_init: bool = False
   slot_intent_context: bool = False
   slot_crf: bool = False
   fp16: bool = False

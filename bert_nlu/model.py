@@ -160,7 +160,7 @@ def model_fn_builder(task,
 
     if mode == tf.estimator.ModeKeys.TRAIN:
       tf.add_to_collection(LOSS_COLLECTION, loss)
-      if model_config.init_checkpoint:
+      if model_config.init_checkpoint and not model_config.random_init:
         _warm_start(model_config.init_checkpoint, network_variables)
       train_op, learning_rate = optimization.build_train_op(
           loss, train_config.learning_rate, num_train_steps, num_warmup_steps,

@@ -76,6 +76,7 @@ INCOMPATIBLE_KEYS = (
     "config.model.do_lower_case",
     "config.model.num_hidden_layers",
     "config.model.train_layers_from",  # which variables have optimizer slots
+    "config.model.random_init",  # the initial weights
     "config.model.intent_loss_weight", "config.model.slot_intent_context",
     "config.model.slot_crf",
     "config.model.fp16",  # adds the loss-scale variables to the checkpoint

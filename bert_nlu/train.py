@@ -374,7 +374,8 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
                                                config.model),
                      "train_intent_counts": limit.intent_counts(splits["train"])}
     if config.run_train:
-      checkpoints.check_init_checkpoint(config.model.init_checkpoint)
+      if not config.model.random_init:
+        checkpoints.check_init_checkpoint(config.model.init_checkpoint)
       checkpoints.set_aside_damaged_latest(config.output_dir)
       results["training"] = train_and_evaluate(config, prepared, bert_config)
     if config.run_eval:

@@ -246,7 +246,7 @@ def test_parameter_counts_match_the_config(tiny_bert_dir, layers, slot_intent_co
   assert (trainable < total) == (train_layers_from > 0)
 
 
-def _train_through_model_fn(tiny_bert_dir, model_fields, train_fields, steps=3):
+def _train_through_model_fn(tiny_bert_dir, model_fields, train_fields, steps=3, seed=1):
   """Runs `steps` training steps of model_fn's TRAIN graph (warm-started from the tiny
   checkpoint); returns ({name: value} before, {name: value} after, names of all variables)."""
   from bert_nlu import config as config_lib, model  # pylint: disable=g-import-not-at-top
@@ -256,7 +256,7 @@ def _train_through_model_fn(tiny_bert_dir, model_fields, train_fields, steps=3):
       f"{tiny_bert_dir}/bert_model.ckpt", head_dropout=0.0, encoder_dropout=0.0, **model_fields)
   train_config = config_lib.TrainConfig(learning_rate=1e-2, **train_fields)
   with tf.Graph().as_default():
-    tf.set_random_seed(0)
+    tf.set_random_seed(seed)  # the tiny checkpoint was made with seed 0: its init is the same
     tf.train.get_or_create_global_step()
     model_fn = model.model_fn_builder(NluTask(LABELS), bert_config, model_config, train_config,
                                       num_train_steps=10, num_warmup_steps=0)
@@ -298,3 +298,15 @@ def test_frozen_layers_stay_bit_identical_and_have_no_optimizer_state(
       assert np.abs(after[name] - before[name]).max() > 0, f"{name} did not train"
     assert f"{name}/adam_m" in names and f"{name}/adam_v" in names
 
+
+
+def test_random_init_differs_from_the_checkpoint_at_step_zero(tiny_bert_dir):
+  checkpoint = tf.train.load_checkpoint(f"{tiny_bert_dir}/bert_model.ckpt")
+  warm, _, _ = _train_through_model_fn(tiny_bert_dir, {}, {}, steps=0)
+  cold, _, _ = _train_through_model_fn(tiny_bert_dir, dict(random_init=True), {}, steps=0)
+  encoder_names = [n for n in warm if n.startswith("bert/") and "LayerNorm" not in n
+                   and not n.endswith("bias")]  # LayerNorm and biases start at constants
+  assert encoder_names
+  for name in encoder_names:
+    np.testing.assert_array_equal(warm[name], checkpoint.get_tensor(name))
+    assert np.abs(cold[name] - checkpoint.get_tensor(name)).max() > 1e-3, name

@@ -84,3 +84,11 @@ def test_lr_schedule_reaches_the_config(build_config):
   assert build_config("--lr_schedule=one_cycle").train.lr_schedule == "one_cycle"
   with pytest.raises(flags.IllegalFlagValueError):
     build_config("--lr_schedule=step")
+
+
+def test_random_init_needs_no_checkpoint(build_config, tmp_path):
+  assert not build_config().model.random_init
+  missing = str(tmp_path / "nowhere" / "bert_model.ckpt")
+  with pytest.raises(app.UsageError, match="--init_checkpoint"):
+    build_config(f"--init_checkpoint={missing}")
+  assert build_config(f"--init_checkpoint={missing}", "--random_init").model.random_init
