@@ -71,6 +71,11 @@ flags.DEFINE_bool("slot_intent_context", False, "The slot head also sees the poo
                   "vector (concatenated to every token).")
 flags.DEFINE_bool("slot_crf", False, "A linear-chain CRF over the words' first pieces: CRF "
                   "likelihood loss and Viterbi decoding of the slot tags.")
+flags.DEFINE_float("focal_gamma", 0.0, "Focal loss exponent for the intent and slot losses "
+                   "(with --slot_crf, the intent loss only); 0 = cross-entropy.")
+flags.DEFINE_enum("slot_loss_normalization", "token", ["token", "sentence"], "Slot loss: the "
+                  "mean over the batch's words, or each sentence's per-word mean averaged over "
+                  "sentences.")
 # ---- training
 flags.DEFINE_integer("train_batch_size", 32, "Training batch size.")
 flags.DEFINE_integer("eval_batch_size", 64, "Evaluation/prediction batch size.")
@@ -217,7 +222,7 @@ def _validate_flags() -> None:
   for name in ("learning_rate", "num_train_epochs", "head_learning_rate_multiplier"):
     if not 0 < getattr(FLAGS, name) < math.inf:  # also rejects nan
       raise app.UsageError(f"--{name} must be finite and > 0, got {getattr(FLAGS, name)}")
-  for name in ("weight_decay", "intent_loss_weight"):
+  for name in ("weight_decay", "intent_loss_weight", "focal_gamma"):
     if not 0 <= getattr(FLAGS, name) < math.inf:
       raise app.UsageError(f"--{name} must be finite and >= 0, got {getattr(FLAGS, name)}")
   if not 0 < FLAGS.layer_learning_rate_decay <= 1:
@@ -310,6 +315,8 @@ def build_run_config():
           num_hidden_layers=FLAGS.layers, train_layers_from=FLAGS.train_layers_from,
           random_init=FLAGS.random_init,
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
+          focal_gamma=FLAGS.focal_gamma,
+          slot_loss_normalization=FLAGS.slot_loss_normalization,
           fp16=FLAGS.fp16),
       train=config.TrainConfig(
           train_batch_size=FLAGS.train_batch_size, eval_batch_size=FLAGS.eval_batch_size,

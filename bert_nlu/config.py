@@ -64,6 +64,9 @@ class ModelConfig:
       train; K = the number of layers used trains the pooler and heads only.
     slot_intent_context: the slot head also sees the pooled utterance vector.
     slot_crf: a linear-chain CRF over the words' first pieces (loss + Viterbi decoding).
+    focal_gamma: focal loss exponent of the intent and softmax slot losses (0 = cross-entropy).
+    slot_loss_normalization: "token" (mean over the batch's words) or "sentence" (mean of each
+      sentence's per-word mean).
     fp16: mixed precision: TensorFlow's automatic mixed-precision graph rewrite (float16 compute
       on GPUs, float32 master weights) with dynamic loss scaling. Without a GPU the rewrite
       leaves the graph alone and only the loss scaling runs.
@@ -80,6 +83,8 @@ class ModelConfig:
   random_init: bool = False
   slot_intent_context: bool = False
   slot_crf: bool = False
+  focal_gamma: float = 0.0
+  slot_loss_normalization: str = "token"
   fp16: bool = False
 
 

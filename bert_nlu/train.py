@@ -111,7 +111,8 @@ def prepare_data(config: RunConfig, split_names: Sequence[str]) -> PreparedData:
 def make_task(config: RunConfig, label_maps: LabelMaps) -> NluTask:
   return NluTask(label_maps, config.model.intent_loss_weight, config.model.slot_intent_context,
                  config.model.slot_crf, distill_temperature=config.train.distill_temperature,
-                 distill_alpha=config.train.distill_alpha)
+                 distill_alpha=config.train.distill_alpha, focal_gamma=config.model.focal_gamma,
+                 slot_loss_normalization=config.model.slot_loss_normalization)
 
 
 def training_steps(num_examples: int, batch_size: int, num_epochs: float,

@@ -310,3 +310,78 @@ def test_random_init_differs_from_the_checkpoint_at_step_zero(tiny_bert_dir):
   for name in encoder_names:
     np.testing.assert_array_equal(warm[name], checkpoint.get_tensor(name))
     assert np.abs(cold[name] - checkpoint.get_tensor(name)).max() > 1e-3, name
+
+
+def _log_softmax(logits):
+  shifted = logits - logits.max(axis=-1, keepdims=True)
+  return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+_RNG = np.random.RandomState(3)
+_LOGITS = (_RNG.randn(5, 4, 3) * 3).astype(np.float32)  # [batch, seq, classes]
+_LABELS = _RNG.randint(0, 3, size=[5, 4]).astype(np.int32)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_focal_loss_matches_numpy_and_is_cross_entropy_at_gamma_zero(gamma):
+  from bert_nlu.tasks import nlu  # pylint: disable=g-import-not-at-top
+  log_p = np.take_along_axis(_log_softmax(_LOGITS.astype(np.float64)), _LABELS[..., None],
+                             axis=-1)[..., 0]
+  expected = -((1.0 - np.exp(log_p)) ** gamma) * log_p
+  with tf.Graph().as_default():
+    focal = nlu.focal_cross_entropy(tf.constant(_LABELS), tf.constant(_LOGITS), gamma)
+    xent = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=_LABELS, logits=_LOGITS)
+    with tf.Session() as session:
+      focal_value, xent_value = session.run([focal, xent])
+  np.testing.assert_allclose(focal_value, expected, rtol=1e-5, atol=1e-7)
+  if gamma == 0:
+    np.testing.assert_array_equal(focal_value, xent_value)
+
+
+def test_focal_loss_gradient_stays_finite_on_certain_predictions():
+  from bert_nlu.tasks import nlu  # pylint: disable=g-import-not-at-top
+  with tf.Graph().as_default():
+    logits = tf.constant([[100.0, -100.0, 0.0], [0.0, 1.0, 2.0]])
+    loss = tf.reduce_sum(nlu.focal_cross_entropy(tf.constant([0, 2]), logits, 0.5))
+    with tf.Session() as session:
+      gradient = session.run(tf.gradients(loss, logits)[0])
+  assert np.all(np.isfinite(gradient))
+
+
+def test_slot_loss_normalization_by_token_and_by_sentence():
+  from bert_nlu.tasks import nlu  # pylint: disable=g-import-not-at-top
+  losses = np.array([[1.0, 2.0, 3.0], [4.0, 9.0, 9.0], [7.0, 7.0, 7.0]], np.float32)
+  weights = np.array([[1, 1, 1], [1, 0, 0], [0, 0, 0]], np.float32)  # 3 words, 1 word, none
+  with tf.Graph().as_default():
+    token, sentence = (nlu.normalized_slot_loss(tf.constant(losses), tf.constant(weights), mode)
+                       for mode in nlu.SLOT_LOSS_NORMALIZATIONS)
+    with tf.Session() as session:
+      token_value, sentence_value = session.run([token, sentence])
+  assert token_value == pytest.approx((1 + 2 + 3 + 4) / 4)
+  assert sentence_value == pytest.approx(((1 + 2 + 3) / 3 + 4) / 2)  # the empty row is left out
+
+
+@pytest.mark.parametrize("slot_crf", [False, True])
+def test_sentence_normalization_is_the_mean_of_each_sentence_alone(slot_crf):
+  """The batch's "sentence" loss equals the mean of each row's loss computed on its own."""
+  first = np.array([[1, 1, 1, 0], [1, 0, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1], [0, 1, 1, 0]],
+                   np.int32)
+  with tf.Graph().as_default():
+    logits = {"intent_logits": tf.constant(_LOGITS[:, 0]), "slot_logits": tf.constant(_LOGITS)}
+    features = {"intent_id": tf.constant(_LABELS[:, 0]), "slot_ids": tf.constant(_LABELS),
+                "first_piece_mask": tf.constant(first)}
+    if slot_crf:
+      logits["slot_transitions"] = tf.constant(_RNG.randn(3, 3).astype(np.float32))
+    sentence_task = NluTask(LABELS, slot_crf=slot_crf, slot_loss_normalization="sentence")
+    token_task = NluTask(LABELS, slot_crf=slot_crf)
+    _, sentence_parts = sentence_task.build_losses(logits, features)
+    _, token_parts = token_task.build_losses(logits, features)
+    rows = [token_task.build_losses({k: v if k == "slot_transitions" else v[i:i + 1]
+                                     for k, v in logits.items()},
+                                    {k: v[i:i + 1] for k, v in features.items()})[1]["slot_loss"]
+            for i in range(5)]
+    with tf.Session() as session:
+      sentence_value, token_value, row_values = session.run(
+          [sentence_parts["slot_loss"], token_parts["slot_loss"], rows])
+  assert sentence_value == pytest.approx(np.mean(row_values), rel=1e-5)
+  assert abs(sentence_value - token_value) > 1e-3  # rows of 3, 2, 1, 4, 2 words weigh differently

@@ -49,6 +49,8 @@ def test_layers_and_its_alias_set_the_same_field(build_config, flag):
     (["--num_hidden_layers=3"], "--layers (alias --num_hidden_layers) 3 exceeds the model's 2"),
     (["--train_layers_from=-1"], "--train_layers_from must be in [0, 2]"),
     (["--layers=1", "--train_layers_from=2"], "--train_layers_from must be in [0, 1]"),
+    (["--focal_gamma=-1"], "--focal_gamma must be finite and >= 0"),
+    (["--focal_gamma=nan"], "--focal_gamma must be finite and >= 0"),
 ])
 def test_bad_values_are_usage_errors_naming_the_flag(build_config, args, message):
   with pytest.raises(app.UsageError) as error:
@@ -92,3 +94,10 @@ def test_random_init_needs_no_checkpoint(build_config, tmp_path):
   with pytest.raises(app.UsageError, match="--init_checkpoint"):
     build_config(f"--init_checkpoint={missing}")
   assert build_config(f"--init_checkpoint={missing}", "--random_init").model.random_init
+
+
+def test_loss_variants_reach_the_config(build_config):
+  model = build_config("--focal_gamma=2", "--slot_loss_normalization=sentence").model
+  assert (model.focal_gamma, model.slot_loss_normalization) == (2.0, "sentence")
+  assert (build_config().model.focal_gamma, build_config().model.slot_loss_normalization) == (
+      0.0, "token")

@@ -6,8 +6,11 @@ Heads:
     with slot_crf, a linear-chain CRF (transition matrix [num_tags, num_tags]) runs over the FIRST
     PIECES of the words only (gathered into [batch, words, num_tags]), not over the attention mask.
 Losses (both means over what they cover):
-  intent_loss: cross-entropy over examples whose intent is known in training.
-  slot_loss: cross-entropy over first pieces of words whose tag is known in training; other pieces,
+  intent_loss: cross-entropy (focal with focal_gamma > 0) over examples whose intent is known in
+    training.
+  slot_loss: cross-entropy (focal with focal_gamma > 0) over first pieces of words whose tag is
+    known in training, averaged over the batch's words ("token") or per sentence, then over
+    sentences ("sentence" slot_loss_normalization); other pieces,
     [CLS], [SEP] and padding are excluded (first_piece_mask). With slot_crf: the CRF's negative
     log-likelihood of each utterance's word tag sequence, summed and divided by the number of words
     (the same per-word scale as the cross-entropy). A tag unseen in training (dev/test only) has
@@ -39,6 +42,47 @@ def _dense(inputs: tf.Tensor, units: int, initializer_range: float, name: str) -
       inputs, units, name=name,
       kernel_initializer=tf.truncated_normal_initializer(stddev=initializer_range),
       bias_initializer=tf.zeros_initializer())
+
+
+SLOT_LOSS_NORMALIZATIONS = ("token", "sentence")
+
+
+def focal_cross_entropy(labels: tf.Tensor, logits: tf.Tensor, gamma: float) -> tf.Tensor:
+  """Focal loss (Lin et al. 2017) of a softmax: -(1 - p_t)^gamma * log p_t, p_t = p(label).
+
+  Args:
+    labels: int32 [...] class ids.
+    logits: float32 [..., num_classes].
+    gamma: >= 0; 0 is the softmax cross-entropy itself (same op, same values).
+  Returns:
+    float32 [...].
+  """
+  xent = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+  if gamma == 0:
+    return xent
+  # 1 - p_t is floored so that the power's gradient stays finite when p_t rounds to 1.
+  return tf.pow(tf.maximum(1.0 - tf.exp(-xent), 1e-12), gamma) * xent
+
+
+def normalized_slot_loss(word_losses: tf.Tensor, word_weights: tf.Tensor,
+                         normalization: str) -> tf.Tensor:
+  """Reduces per-word slot losses to a scalar.
+
+  Args:
+    word_losses: float32 [batch, seq] (any value where the weight is 0).
+    word_weights: float32 [batch, seq], 1 on the words that count, else 0.
+    normalization: "token": the mean over all counted words of the batch (long sentences weigh
+      more); "sentence": each sentence's mean over its words, averaged over the sentences with
+      at least one counted word.
+  """
+  if normalization == "token":
+    return tf.reduce_sum(word_losses * word_weights) / tf.maximum(tf.reduce_sum(word_weights), 1.0)
+  if normalization != "sentence":
+    raise ValueError(f"slot loss normalization {normalization!r} not in {SLOT_LOSS_NORMALIZATIONS}")
+  words = tf.reduce_sum(word_weights, axis=1)  # [batch]
+  sentence_losses = tf.reduce_sum(word_losses * word_weights, axis=1) / tf.maximum(words, 1.0)
+  has_words = tf.cast(words > 0, tf.float32)
+  return tf.reduce_sum(sentence_losses * has_words) / tf.maximum(tf.reduce_sum(has_words), 1.0)
 
 
 def gather_first_pieces(values: tf.Tensor, first_piece_mask: tf.Tensor):
@@ -128,7 +172,8 @@ class NluTask:
 
   def __init__(self, label_maps: LabelMaps, intent_loss_weight: float = 1.0,
                slot_intent_context: bool = False, slot_crf: bool = False,
-               distill_temperature: float = 1.0, distill_alpha: float = 0.0):
+               distill_temperature: float = 1.0, distill_alpha: float = 0.0,
+               focal_gamma: float = 0.0, slot_loss_normalization: str = "token"):
     """Args:
       label_maps: intent and slot-tag vocabularies.
       intent_loss_weight: loss = intent_loss_weight * intent_loss + slot_loss.
@@ -137,6 +182,9 @@ class NluTask:
       slot_crf: a linear-chain CRF over the words' first pieces (loss and Viterbi decoding).
       distill_temperature, distill_alpha: when training batches carry teacher distributions
         (bert_nlu.distill), each loss mixes the gold term with the teacher term.
+      focal_gamma: focal loss exponent for the intent and (softmax) slot losses; 0 = plain
+        cross-entropy. The CRF's sequence likelihood is not focal-weighted.
+      slot_loss_normalization: "token" or "sentence" (`normalized_slot_loss`).
     """
     self.label_maps = label_maps
     self.intent_loss_weight = intent_loss_weight
@@ -144,6 +192,8 @@ class NluTask:
     self.slot_crf = slot_crf
     self.distill_temperature = distill_temperature
     self.distill_alpha = distill_alpha
+    self.focal_gamma = focal_gamma
+    self.slot_loss_normalization = slot_loss_normalization
 
   def build_logits(self, pooled_output: tf.Tensor, sequence_output: tf.Tensor, is_training: bool,
                    head_dropout: float, initializer_range: float) -> Dict[str, tf.Tensor]:
@@ -179,22 +229,22 @@ class NluTask:
       return self._distilled_losses(logits, features)
     intent_id = features["intent_id"]  # [batch]
     intent_known = tf.cast(intent_id >= 0, tf.float32)
-    intent_xent = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.maximum(intent_id, 0), logits=logits["intent_logits"])  # [batch]
+    intent_xent = focal_cross_entropy(tf.maximum(intent_id, 0), logits["intent_logits"],
+                                      self.focal_gamma)  # [batch]
     intent_loss = tf.reduce_sum(intent_xent * intent_known) / tf.maximum(
         tf.reduce_sum(intent_known), 1.0)
 
     slot_ids = features["slot_ids"]  # [batch, seq]
     if self.slot_crf:
-      slot_loss = self._crf_slot_loss(logits, slot_ids, features["first_piece_mask"])
+      slot_loss = self._crf_slot_loss(logits, slot_ids, features["first_piece_mask"],
+                                      self.slot_loss_normalization)
       loss = self.intent_loss_weight * intent_loss + slot_loss
       return loss, {"intent_loss": intent_loss, "slot_loss": slot_loss}
     slot_weight = tf.cast(features["first_piece_mask"], tf.float32) * tf.cast(
         slot_ids >= 0, tf.float32)  # [batch, seq]
-    slot_xent = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.maximum(slot_ids, 0), logits=logits["slot_logits"])  # [batch, seq]
-    slot_loss = tf.reduce_sum(slot_xent * slot_weight) / tf.maximum(
-        tf.reduce_sum(slot_weight), 1.0)
+    slot_xent = focal_cross_entropy(tf.maximum(slot_ids, 0), logits["slot_logits"],
+                                    self.focal_gamma)  # [batch, seq]
+    slot_loss = normalized_slot_loss(slot_xent, slot_weight, self.slot_loss_normalization)
 
     loss = self.intent_loss_weight * intent_loss + slot_loss
     return loss, {"intent_loss": intent_loss, "slot_loss": slot_loss}
@@ -226,8 +276,9 @@ class NluTask:
     return loss, {"intent_loss": intent_loss, "slot_loss": slot_loss}
 
   @staticmethod
-  def _crf_slot_loss(logits, slot_ids, first_piece_mask) -> tf.Tensor:
-    """Sum of per-utterance CRF negative log-likelihoods / number of words (scalar)."""
+  def _crf_slot_loss(logits, slot_ids, first_piece_mask, normalization="token") -> tf.Tensor:
+    """Per-utterance CRF negative log-likelihoods summed / number of words ("token"), or the
+    mean over utterances of each one's / its number of words ("sentence"); a scalar."""
     word_logits, word_lengths, order = gather_first_pieces(logits["slot_logits"],
                                                            first_piece_mask)
     max_words = tf.shape(word_logits)[1]
@@ -235,6 +286,9 @@ class NluTask:
     log_likelihood, _ = crf.crf_log_likelihood(
         word_logits, word_tags, word_lengths, logits["slot_transitions"])  # [batch]
     has_words = tf.cast(word_lengths > 0, tf.float32)  # an utterance of 0 words scores 0
+    if normalization == "sentence":
+      per_word = -log_likelihood / tf.maximum(tf.cast(word_lengths, tf.float32), 1.0)
+      return tf.reduce_sum(per_word * has_words) / tf.maximum(tf.reduce_sum(has_words), 1.0)
     return -tf.reduce_sum(log_likelihood * has_words) / tf.maximum(
         tf.cast(tf.reduce_sum(word_lengths), tf.float32), 1.0)
 
