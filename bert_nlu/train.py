@@ -4,7 +4,8 @@
   1. read the corpus, build label maps from train, build or reuse the TFRecord caches;
   2. train with periodic dev evaluation of every new checkpoint (whole-set word-level metrics),
      keeping the best checkpoint by dev whole-frame accuracy (SavedModel export + kept copy);
-  3. evaluate the BEST checkpoint on dev (and test) and write eval_results.json;
+  3. evaluate the BEST checkpoint on dev (and test) and write eval_results.json (with the
+     parameter counts, examples per second and the peak memory of training and evaluation);
   4. optionally predict raw text with the exported SavedModel.
 """
 
@@ -20,7 +21,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from bert_nlu import checkpoints, distill, encoder, hooks, hparams, io_utils, metrics, run_dir
+from bert_nlu import checkpoints, distill, encoder, hooks, hparams, io_utils, memory, metrics
+from bert_nlu import run_dir
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import RunConfig
 from bert_nlu.data import augment, input_pipeline, limit, readers, tfrecords
@@ -378,9 +380,13 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
       if not config.model.random_init:
         checkpoints.check_init_checkpoint(config.model.init_checkpoint)
       checkpoints.set_aside_damaged_latest(config.output_dir)
-      results["training"] = train_and_evaluate(config, prepared, bert_config)
+      with memory.PeakMemory() as training_memory:
+        results["training"] = train_and_evaluate(config, prepared, bert_config)
+      results["memory"] = {"training": training_memory.result()}
     if config.run_eval:
-      results.update(evaluate_best(config, prepared, bert_config, eval_splits))
+      with memory.PeakMemory() as evaluation_memory:
+        results.update(evaluate_best(config, prepared, bert_config, eval_splits))
+      results.setdefault("memory", {})["evaluation"] = evaluation_memory.result()
       results["config"] = config.to_json_dict()
       io_utils.atomic_write_json(os.path.join(config.output_dir, RESULTS_FILE), results)
       hparams.write_hparams_summary(config.output_dir, results["config"], results)

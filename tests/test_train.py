@@ -46,6 +46,8 @@ def test_results_file_holds_best_checkpoint_metrics_for_dev_and_test(trained):
     assert split["prediction_examples_per_second"] > 0
   assert saved["model"]["parameters"] == saved["model"]["trainable_parameters"] > 0
   assert sum(saved["train_intent_counts"].values()) == 150
+  for phase in ("training", "evaluation"):
+    assert saved["memory"][phase]["peak_rss_mb"] > 100  # TensorFlow alone takes more
   lines = open(os.path.join(config.output_dir, "predictions_dev.jsonl")).read().splitlines()
   assert len(lines) == 30 and "pred_tags" in json.loads(lines[0])
 
