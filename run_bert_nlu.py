@@ -50,7 +50,10 @@ flags.DEFINE_string("bert_dir", "", "Directory with bert_config.json, vocab.txt,
                     "(~/.cache/bert_nlu).")
 flags.DEFINE_string("bert_config_file", "", "Overrides <bert_dir>/bert_config.json.")
 flags.DEFINE_string("vocab_file", "", "Overrides <bert_dir>/vocab.txt.")
-flags.DEFINE_string("init_checkpoint", "", "Overrides <bert_dir>/bert_model.ckpt.")
+flags.DEFINE_string("init_checkpoint", "", "Overrides <bert_dir>/bert_model.ckpt. A fine-tuned "
+                    "run directory continues from its best checkpoint: the encoder loads, the "
+                    "intent and slot heads load by label name (shared labels copied, new ones "
+                    "fresh, gone ones dropped); eval_results.json records what was loaded.")
 flags.DEFINE_bool("do_lower_case", None, "Tokenizer casing; default from bert_config.json "
                   "(do_lower_case key written by the converter), else True.")
 flags.DEFINE_float("intent_loss_weight", 1.0, "loss = w * intent_loss + slot_loss.")
@@ -149,12 +152,16 @@ def _corpus_dir(corpus: str) -> str:
 
 
 def _bert_files():
-  """(bert_config_file, vocab_file, init_checkpoint, do_lower_case) from the flags."""
+  """(bert_config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case) from the
+  flags; an --init_checkpoint directory is a fine-tuned run: its best checkpoint is taken."""
   from bert_nlu.convert import default_cache_dir  # pylint: disable=g-import-not-at-top
   bert_dir = FLAGS.bert_dir or os.path.join(default_cache_dir(), "all-MiniLM-L6-v2")
   config_file = FLAGS.bert_config_file or os.path.join(bert_dir, "bert_config.json")
   vocab_file = FLAGS.vocab_file or os.path.join(bert_dir, "vocab.txt")
   init_checkpoint = FLAGS.init_checkpoint or os.path.join(bert_dir, "bert_model.ckpt")
+  init_run_dir = ""
+  if os.path.isdir(init_checkpoint):
+    init_run_dir, init_checkpoint = init_checkpoint, _best_checkpoint_of_run(init_checkpoint)
   for flag_name, path in (("bert_config_file", config_file), ("vocab_file", vocab_file),
                           ("init_checkpoint", init_checkpoint + ".index")):
     if flag_name == "init_checkpoint" and FLAGS.random_init:
@@ -179,7 +186,19 @@ def _bert_files():
   if not 0 <= FLAGS.train_layers_from <= layers_used:
     raise app.UsageError(f"--train_layers_from must be in [0, {layers_used}] (the layers used), "
                          f"got {FLAGS.train_layers_from}")
-  return config_file, vocab_file, init_checkpoint, do_lower_case
+  return config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case
+
+
+def _best_checkpoint_of_run(run_dir: str) -> str:
+  """The best checkpoint of a fine-tuned run directory; UsageError if it has none."""
+  from bert_nlu import warm_start  # pylint: disable=g-import-not-at-top
+  checkpoint = warm_start.best_checkpoint_of_run(run_dir)
+  if checkpoint is None:
+    raise app.UsageError(f"--init_checkpoint: {run_dir} is a directory but holds no best "
+                         "checkpoint (best_checkpoint/best_metrics.json) of a fine-tuned run")
+  if not os.path.isfile(os.path.join(run_dir, "label_maps.json")):
+    raise app.UsageError(f"--init_checkpoint: {run_dir} has no label_maps.json")
+  return checkpoint
 
 
 def _read_bert_config(config_file: str) -> dict:
@@ -298,7 +317,7 @@ def build_run_config():
   if not os.path.isdir(data_dir):
     flag_name = "data_dir" if FLAGS.data_dir else "corpus"
     raise app.UsageError(f"--{flag_name}: {data_dir} is not a directory")
-  config_file, vocab_file, init_checkpoint, do_lower_case = _bert_files()
+  config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case = _bert_files()
   return config.RunConfig(
       output_dir=FLAGS.output_dir,
       data=config.DataConfig(
@@ -313,7 +332,7 @@ def build_run_config():
           do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,
           head_dropout=FLAGS.head_dropout, encoder_dropout=FLAGS.encoder_dropout,
           num_hidden_layers=FLAGS.layers, train_layers_from=FLAGS.train_layers_from,
-          random_init=FLAGS.random_init,
+          random_init=FLAGS.random_init, init_run_dir=init_run_dir,
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
           focal_gamma=FLAGS.focal_gamma,
           slot_loss_normalization=FLAGS.slot_loss_normalization,

@@ -57,6 +57,8 @@ class ModelConfig:
     head_dropout: dropout before both heads (training only).
     encoder_dropout: replaces bert_config's hidden and attention dropout rates (None = keep).
     num_hidden_layers: use only the first N encoder layers (None = all).
+    init_run_dir: a fine-tuned run directory to continue from ("" = none): init_checkpoint is
+      then its best checkpoint, and the heads load by label name (bert_nlu/warm_start.py).
     random_init: the same architecture with no pretrained weights: init_checkpoint is not
       loaded (every weight starts from its initializer, seeded by TrainConfig.seed).
     train_layers_from: K: the embeddings and encoder layers < K are frozen (no gradient, no
@@ -81,6 +83,7 @@ class ModelConfig:
   num_hidden_layers: Optional[int] = None
   train_layers_from: int = 0
   random_init: bool = False
+  init_run_dir: str = ""
   slot_intent_context: bool = False
   slot_crf: bool = False
   focal_gamma: float = 0.0

@@ -50,8 +50,21 @@ def session_config(model_config: ModelConfig, intra_op_threads: int = 0,
 
 
 def _warm_start(init_checkpoint: str, variables: Sequence[tf.Variable]) -> None:
-  """Initialises each of `variables` that the checkpoint has (by name) from it."""
+  """Initialises each of `variables` that the checkpoint has (by name) from it.
+
+  A head variable (outside the encoder) whose shape differs from the checkpoint's (e.g. a slot
+  head that now also reads the utterance vector) keeps its initializer, with a warning; an
+  encoder variable of another shape is an error (TensorFlow's).
+  """
   assignment_map, _ = modeling.get_assignment_map_from_checkpoint(variables, init_checkpoint)
+  shapes = tf.train.load_checkpoint(init_checkpoint).get_variable_to_shape_map()
+  by_name = {v.name.split(":")[0]: v for v in variables}
+  for name in list(assignment_map):
+    if (not name.startswith(optimization.ENCODER_SCOPE)
+        and shapes[name] != by_name[name].shape.as_list()):
+      tf.logging.warning("Warm start: %s is %s in %s but %s here; it starts fresh", name,
+                         shapes[name], init_checkpoint, by_name[name].shape.as_list())
+      del assignment_map[name]
   tf.train.init_from_checkpoint(init_checkpoint, assignment_map)
 
 

@@ -108,6 +108,7 @@ COMPATIBLE_KEYS = (
     "config.model.bert_config_file",
     "config.model.vocab_file",
     "config.model.init_checkpoint",
+    "config.model.init_run_dir",  # its best checkpoint is init_checkpoint (in model_files)
     # How long and how often: resuming with more epochs is the point of resuming. (The linear
     # decay is then stretched to the new end step, so the learning rate steps up at resume.)
     "config.train.num_train_epochs",

@@ -22,7 +22,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from bert_nlu import checkpoints, distill, encoder, hooks, hparams, io_utils, memory, metrics
-from bert_nlu import run_dir
+from bert_nlu import run_dir, warm_start
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import RunConfig
 from bert_nlu.data import augment, input_pipeline, limit, readers, tfrecords
@@ -380,8 +380,18 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
       if not config.model.random_init:
         checkpoints.check_init_checkpoint(config.model.init_checkpoint)
       checkpoints.set_aside_damaged_latest(config.output_dir)
+      training_config = config
+      if config.model.init_run_dir and not config.model.random_init:
+        results["warm_start"] = warm_start.write_remapped_checkpoint(
+            config.model.init_run_dir, config.model.init_checkpoint, label_maps,
+            config.output_dir, bert_config.initializer_range, config.train.seed)
+        tf.logging.info("Warm start from %s: intents %s, slot tags %s",
+                        config.model.init_run_dir, results["warm_start"]["intents"],
+                        results["warm_start"]["slot_tags"])
+        training_config = dataclasses.replace(config, model=dataclasses.replace(
+            config.model, init_checkpoint=results["warm_start"]["checkpoint"]))
       with memory.PeakMemory() as training_memory:
-        results["training"] = train_and_evaluate(config, prepared, bert_config)
+        results["training"] = train_and_evaluate(training_config, prepared, bert_config)
       results["memory"] = {"training": training_memory.result()}
     if config.run_eval:
       with memory.PeakMemory() as evaluation_memory:

@@ -5,6 +5,7 @@ import sys
 
 from absl import app, flags
 from absl.testing import flagsaver
+import numpy as np
 import pytest
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,3 +102,20 @@ def test_loss_variants_reach_the_config(build_config):
   assert (model.focal_gamma, model.slot_loss_normalization) == (2.0, "sentence")
   assert (build_config().model.focal_gamma, build_config().model.slot_loss_normalization) == (
       0.0, "token")
+
+
+def test_init_checkpoint_may_name_a_fine_tuned_run(build_config, tmp_path):
+  from bert_nlu import warm_start  # pylint: disable=g-import-not-at-top
+  from bert_nlu.data.labels import LabelMaps  # pylint: disable=g-import-not-at-top
+  run_dir = tmp_path / "earlier_run"
+  (run_dir / "best_checkpoint").mkdir(parents=True)
+  with pytest.raises(app.UsageError, match="--init_checkpoint: .* holds no best checkpoint"):
+    build_config(f"--init_checkpoint={run_dir}")
+  prefix = str(run_dir / "best_checkpoint" / "step-3" / "model.ckpt-3")
+  warm_start.save_checkpoint({"bert/pooler/dense/bias": np.zeros(2, np.float32)}, prefix)
+  (run_dir / "best_checkpoint" / "best_metrics.json").write_text(
+      f'{{"checkpoint": "{prefix}", "step": 3}}')
+  LabelMaps(("a",), ("O",)).save(str(run_dir / "label_maps.json"))
+  model = build_config(f"--init_checkpoint={run_dir}").model
+  assert (model.init_run_dir, model.init_checkpoint) == (str(run_dir), prefix)
+  assert build_config().model.init_run_dir == ""

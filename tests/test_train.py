@@ -192,3 +192,29 @@ def test_limit_data_limits_train_only_and_the_label_maps_follow(tiny_bert_dir, t
       "BookRestaurant": read["BookRestaurant"], "PlayMusic": read["PlayMusic"] if resample else 3}
   assert label_maps.intents == ("BookRestaurant", "PlayMusic")
   assert splits["dev"].examples == full["dev"].examples
+
+
+def test_sequential_fine_tuning_continues_from_a_run_with_heads_loaded_by_label(
+    trained, tiny_bert_dir, tiny_corpus_dir, tmp_path):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  source_config, _ = trained
+  best = hooks.read_best(source_config.output_dir)
+  config = make_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path / "second"),
+                       num_train_epochs=1)
+  config = dataclasses.replace(
+      config,
+      data=dataclasses.replace(config.data, limit_data=(("GetWeather", 0),)),
+      model=dataclasses.replace(config.model, init_checkpoint=best["checkpoint"],
+                                init_run_dir=source_config.output_dir))
+  results = train.run(config)
+  loaded = results["warm_start"]
+  assert loaded["intents"] == {"copied": ["BookRestaurant", "PlayMusic"], "new": [],
+                               "dropped": ["GetWeather"]}
+  assert "B-city" in loaded["slot_tags"]["dropped"] and not loaded["slot_tags"]["new"]
+  assert loaded["source_checkpoint"] == best["checkpoint"]
+  with open(os.path.join(config.output_dir, "eval_results.json")) as f:
+    assert json.load(f)["warm_start"] == loaded
+  # 7 steps from scratch would not do this: the encoder and the shared head rows were loaded.
+  per_intent = results["splits"]["dev"]["per_intent"]
+  for intent in ("BookRestaurant", "PlayMusic"):
+    assert per_intent[intent]["intent_accuracy"] >= 0.9
