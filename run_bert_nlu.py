@@ -74,6 +74,9 @@ flags.DEFINE_bool("slot_intent_context", False, "The slot head also sees the poo
                   "vector (concatenated to every token).")
 flags.DEFINE_bool("slot_crf", False, "A linear-chain CRF over the words' first pieces: CRF "
                   "likelihood loss and Viterbi decoding of the slot tags.")
+flags.DEFINE_bool("per_intent_slot_heads", False, "One slot layer per intent: at training the "
+                  "slot loss goes through the gold intent's layer, at prediction through the "
+                  "predicted intent's.")
 flags.DEFINE_float("focal_gamma", 0.0, "Focal loss exponent for the intent and slot losses "
                    "(with --slot_crf, the intent loss only); 0 = cross-entropy.")
 flags.DEFINE_enum("slot_loss_normalization", "token", ["token", "sentence"], "Slot loss: the "
@@ -334,7 +337,7 @@ def build_run_config():
           num_hidden_layers=FLAGS.layers, train_layers_from=FLAGS.train_layers_from,
           random_init=FLAGS.random_init, init_run_dir=init_run_dir,
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
-          focal_gamma=FLAGS.focal_gamma,
+          per_intent_slot_heads=FLAGS.per_intent_slot_heads, focal_gamma=FLAGS.focal_gamma,
           slot_loss_normalization=FLAGS.slot_loss_normalization,
           fp16=FLAGS.fp16),
       train=config.TrainConfig(

@@ -66,6 +66,8 @@ class ModelConfig:
       train; K = the number of layers used trains the pooler and heads only.
     slot_intent_context: the slot head also sees the pooled utterance vector.
     slot_crf: a linear-chain CRF over the words' first pieces (loss + Viterbi decoding).
+    per_intent_slot_heads: one slot layer per intent: the loss through the gold intent's, the
+      prediction through the predicted intent's.
     focal_gamma: focal loss exponent of the intent and softmax slot losses (0 = cross-entropy).
     slot_loss_normalization: "token" (mean over the batch's words) or "sentence" (mean of each
       sentence's per-word mean).
@@ -86,6 +88,7 @@ class ModelConfig:
   init_run_dir: str = ""
   slot_intent_context: bool = False
   slot_crf: bool = False
+  per_intent_slot_heads: bool = False
   focal_gamma: float = 0.0
   slot_loss_normalization: str = "token"
   fp16: bool = False

@@ -114,7 +114,8 @@ def make_task(config: RunConfig, label_maps: LabelMaps) -> NluTask:
   return NluTask(label_maps, config.model.intent_loss_weight, config.model.slot_intent_context,
                  config.model.slot_crf, distill_temperature=config.train.distill_temperature,
                  distill_alpha=config.train.distill_alpha, focal_gamma=config.model.focal_gamma,
-                 slot_loss_normalization=config.model.slot_loss_normalization)
+                 slot_loss_normalization=config.model.slot_loss_normalization,
+                 per_intent_slot_heads=config.model.per_intent_slot_heads)
 
 
 def training_steps(num_examples: int, batch_size: int, num_epochs: float,

@@ -149,6 +149,9 @@ def write_remapped_checkpoint(run_dir: str, checkpoint: str, new_label_maps: Lab
     if name in LABEL_AXES:
       kind, axes = LABEL_AXES[name]
       old, new = getattr(old_label_maps, kind), getattr(new_label_maps, kind)
+      if any(value.shape[axis] != len(old) for axis in axes):
+        raise InputError(checkpoint, f"{name} has shape {list(value.shape)}, which does not "
+                         f"match the {len(old)} {kind} of {labels_path}")
       shape = list(value.shape)
       for axis in axes:
         shape[axis] = len(new)

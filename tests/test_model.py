@@ -385,3 +385,51 @@ def test_sentence_normalization_is_the_mean_of_each_sentence_alone(slot_crf):
           [sentence_parts["slot_loss"], token_parts["slot_loss"], rows])
   assert sentence_value == pytest.approx(np.mean(row_values), rel=1e-5)
   assert abs(sentence_value - token_value) > 1e-3  # rows of 3, 2, 1, 4, 2 words weigh differently
+
+
+def test_per_intent_slot_heads_route_the_loss_through_the_gold_intent():
+  """Training: the gold intent's head (the predicted one's where gold is unknown); prediction:
+  the predicted intent's head. Checked against numpy and by which head gets gradient."""
+  rng = np.random.RandomState(5)
+  per_intent = rng.randn(4, 6, 3, 3).astype(np.float32)  # [batch, seq, intents, tags]
+  intent_logits = np.array([[3, 0, 0], [0, 0, 3], [0, 3, 0], [0, 3, 0]], np.float32)
+  predicted = intent_logits.argmax(-1)  # 0, 2, 1, 1
+  with tf.Graph().as_default():
+    features = _features()  # gold intents 0, 1, 2, unknown
+    per_intent_tensor = tf.constant(per_intent)
+    logits = {"intent_logits": tf.constant(intent_logits),
+              "slot_logits_per_intent": per_intent_tensor}
+    from bert_nlu.tasks import nlu  # pylint: disable=g-import-not-at-top
+    logits["slot_logits"] = nlu.route_slot_logits(per_intent_tensor, tf.constant(predicted))
+    task = NluTask(LABELS, per_intent_slot_heads=True)
+    _, parts = task.build_losses(logits, features)
+    predictions = task.build_predictions(logits, features)
+    gradient = tf.gradients(parts["slot_loss"], per_intent_tensor)[0]
+    with tf.Session() as session:
+      slot_loss, slot_ids, gradient, gold, first, slot_tags = session.run(
+          [parts["slot_loss"], predictions["slot_ids"], gradient, features["intent_id"],
+           features["first_piece_mask"], features["slot_ids"]])
+  routed = np.where(gold >= 0, gold, predicted)  # 0, 1, 2, then predicted 1
+  rows = per_intent[np.arange(4), :, routed]  # [batch, seq, tags]
+  log_p = np.take_along_axis(_log_softmax(rows), slot_tags[..., None], axis=-1)[..., 0]
+  assert slot_loss == pytest.approx(-(log_p * first).sum() / first.sum(), rel=1e-5)
+  for example, head in enumerate(routed):
+    others = [h for h in range(3) if h != head]
+    assert np.abs(gradient[example, :, head]).max() > 0
+    assert np.abs(gradient[example, :, others]).max() == 0
+  expected_ids = per_intent[np.arange(4), :, predicted].argmax(-1)
+  np.testing.assert_array_equal(slot_ids, expected_ids)
+
+
+def test_per_intent_slot_heads_build_one_layer_per_intent(tiny_bert_dir):
+  bert_config = encoder.load_bert_config(f"{tiny_bert_dir}/bert_config.json")
+  with tf.Graph().as_default():
+    features = _features()
+    bert = encoder.build_bert_model(bert_config, False, features["input_ids"],
+                                    features["input_mask"], features["segment_ids"])
+    logits = NluTask(LABELS, per_intent_slot_heads=True).build_logits(
+        bert.get_pooled_output(), bert.get_sequence_output(), False, 0.1, 0.02)
+    kernel = [v for v in tf.global_variables() if v.name.startswith("slot_head/")][0]
+    assert kernel.shape.as_list() == [bert_config.hidden_size, 3 * 3]
+    assert logits["slot_logits_per_intent"].shape.as_list()[2:] == [3, 3]
+    assert logits["slot_logits"].shape.as_list()[-1] == 3

@@ -102,6 +102,8 @@ def test_loss_variants_reach_the_config(build_config):
   assert (model.focal_gamma, model.slot_loss_normalization) == (2.0, "sentence")
   assert (build_config().model.focal_gamma, build_config().model.slot_loss_normalization) == (
       0.0, "token")
+  assert build_config("--per_intent_slot_heads").model.per_intent_slot_heads
+  assert not build_config().model.per_intent_slot_heads
 
 
 def test_init_checkpoint_may_name_a_fine_tuned_run(build_config, tmp_path):

@@ -85,6 +85,18 @@ def normalized_slot_loss(word_losses: tf.Tensor, word_weights: tf.Tensor,
   return tf.reduce_sum(sentence_losses * has_words) / tf.maximum(tf.reduce_sum(has_words), 1.0)
 
 
+def route_slot_logits(slot_logits_per_intent: tf.Tensor, intent_ids: tf.Tensor) -> tf.Tensor:
+  """Each example's slot logits from the head of its intent.
+
+  Args:
+    slot_logits_per_intent: [batch, seq, num_intents, num_tags].
+    intent_ids: int32 [batch], in [0, num_intents).
+  Returns:
+    [batch, seq, num_tags].
+  """
+  return tf.gather(slot_logits_per_intent, intent_ids[:, None], axis=2, batch_dims=1)[:, :, 0]
+
+
 def gather_first_pieces(values: tf.Tensor, first_piece_mask: tf.Tensor):
   """Moves each row's first pieces to the front, in order.
 
@@ -173,7 +185,8 @@ class NluTask:
   def __init__(self, label_maps: LabelMaps, intent_loss_weight: float = 1.0,
                slot_intent_context: bool = False, slot_crf: bool = False,
                distill_temperature: float = 1.0, distill_alpha: float = 0.0,
-               focal_gamma: float = 0.0, slot_loss_normalization: str = "token"):
+               focal_gamma: float = 0.0, slot_loss_normalization: str = "token",
+               per_intent_slot_heads: bool = False):
     """Args:
       label_maps: intent and slot-tag vocabularies.
       intent_loss_weight: loss = intent_loss_weight * intent_loss + slot_loss.
@@ -185,6 +198,9 @@ class NluTask:
       focal_gamma: focal loss exponent for the intent and (softmax) slot losses; 0 = plain
         cross-entropy. The CRF's sequence likelihood is not focal-weighted.
       slot_loss_normalization: "token" or "sentence" (`normalized_slot_loss`).
+      per_intent_slot_heads: one slot layer per intent; the loss goes through the gold intent's
+        (the predicted one's where the gold intent is unknown), predictions through the
+        predicted intent's.
     """
     self.label_maps = label_maps
     self.intent_loss_weight = intent_loss_weight
@@ -194,13 +210,16 @@ class NluTask:
     self.distill_alpha = distill_alpha
     self.focal_gamma = focal_gamma
     self.slot_loss_normalization = slot_loss_normalization
+    self.per_intent_slot_heads = per_intent_slot_heads
 
   def build_logits(self, pooled_output: tf.Tensor, sequence_output: tf.Tensor, is_training: bool,
                    head_dropout: float, initializer_range: float) -> Dict[str, tf.Tensor]:
     """Args: pooled_output [batch, hidden]; sequence_output [batch, seq, hidden].
 
     Returns: intent_logits [batch, num_intents], slot_logits [batch, seq, num_tags] (float32),
-      and with slot_crf slot_transitions [num_tags, num_tags] (from-tag x to-tag scores).
+      and with slot_crf slot_transitions [num_tags, num_tags] (from-tag x to-tag scores). With
+      per_intent_slot_heads also slot_logits_per_intent [batch, seq, num_intents, num_tags], and
+      slot_logits is the PREDICTED intent's head (what predictions decode).
     """
     keep_rate = 1.0 - head_dropout if is_training else 1.0
     with tf.variable_scope("intent_head"):
@@ -212,9 +231,20 @@ class NluTask:
         seq_length = tf.shape(sequence)[1]
         utterance = tf.tile(pooled[:, None, :], [1, seq_length, 1])  # [batch, seq, hidden]
         sequence = tf.concat([sequence, utterance], axis=-1)  # [batch, seq, 2 * hidden]
-      slot_logits = _dense(sequence, len(self.label_maps.slot_tags), initializer_range, "dense")
-      logits = {"intent_logits": tf.cast(intent_logits, tf.float32),
-                "slot_logits": tf.cast(slot_logits, tf.float32)}
+      logits = {"intent_logits": tf.cast(intent_logits, tf.float32)}
+      if self.per_intent_slot_heads:
+        num_intents, num_tags = len(self.label_maps.intents), len(self.label_maps.slot_tags)
+        per_intent = _dense(sequence, num_intents * num_tags, initializer_range,
+                            "per_intent_dense")  # [batch, seq, intents * tags]
+        per_intent = tf.reshape(per_intent, tf.concat(
+            [tf.shape(per_intent)[:2], [num_intents, num_tags]], axis=0))
+        logits["slot_logits_per_intent"] = tf.cast(per_intent, tf.float32)
+        predicted_intent = tf.argmax(logits["intent_logits"], axis=-1, output_type=tf.int32)
+        logits["slot_logits"] = route_slot_logits(logits["slot_logits_per_intent"],
+                                                  predicted_intent)
+      else:
+        slot_logits = _dense(sequence, len(self.label_maps.slot_tags), initializer_range, "dense")
+        logits["slot_logits"] = tf.cast(slot_logits, tf.float32)
       if self.slot_crf:
         num_tags = len(self.label_maps.slot_tags)
         logits["slot_transitions"] = tf.get_variable(
@@ -225,9 +255,13 @@ class NluTask:
   def build_losses(self, logits: Dict[str, tf.Tensor],
                    features: Dict[str, tf.Tensor]) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
     """Masked cross-entropies (see module docstring). Returns (loss, {name: scalar})."""
+    intent_id = features["intent_id"]  # [batch]
+    if "slot_logits_per_intent" in logits:  # the slot loss goes through the GOLD intent's head
+      predicted = tf.argmax(logits["intent_logits"], axis=-1, output_type=tf.int32)
+      logits = dict(logits, slot_logits=route_slot_logits(
+          logits["slot_logits_per_intent"], tf.where(intent_id >= 0, intent_id, predicted)))
     if distill.TEACHER_INTENT in features:
       return self._distilled_losses(logits, features)
-    intent_id = features["intent_id"]  # [batch]
     intent_known = tf.cast(intent_id >= 0, tf.float32)
     intent_xent = focal_cross_entropy(tf.maximum(intent_id, 0), logits["intent_logits"],
                                       self.focal_gamma)  # [batch]
