@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Fine-tune BERT for joint intent classification + slot filling, evaluate, export, predict.
+"""Fine-tune BERT for joint intent classification + slot filling or a GLUE task, evaluate,
+export, predict.
 
   python run_bert_nlu.py --flagfile=configs/snips.cfg --output_dir=runs/snips
+  python run_bert_nlu.py --flagfile=configs/glue_mrpc.cfg --output_dir=runs/mrpc
 
 Flags live here only: they are validated, turned into a frozen `bert_nlu.config.RunConfig` and
 handed to `bert_nlu.train.run`. Defaults work with the bundled all-MiniLM-L6-v2 weights
@@ -18,15 +20,25 @@ from absl import app, flags
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 DATA_DIR_ENV = "BERT_NLU_DATA_DIR"
 
+# ---- task
+flags.DEFINE_enum("task", "nlu", ["nlu", "glue"], "nlu: joint intent classification + slot "
+                  "filling; glue: the GLUE task named by --glue_task.")
+flags.DEFINE_string("glue_task", "", "With --task=glue: CoLA, SST-2, MRPC, STS-B, QQP, MNLI, "
+                    "QNLI, RTE, WNLI or SNLI (any case). Its data is --data_dir, else "
+                    "<data root>/glue/<task>.")
 # ---- data
 flags.DEFINE_string("corpus", "snips", "Corpus folder name under the data root "
                     f"(${DATA_DIR_ENV}, else ../shared/data next to the repository).")
 flags.DEFINE_string("data_dir", "", "Corpus directory with train/dev/test/{seq.in,seq.out,label} "
                     "(or the SNIPS raw JSON folder); overrides --corpus.")
 flags.DEFINE_enum("corpus_format", "seq", ["seq", "snips_json"], "Layout of --data_dir.")
-flags.DEFINE_enum("multi_intent_policy", "atomic", ["atomic", "first"],
-                  "ATIS 'a#b' labels: one class ('atomic', as published results do) or the first.")
-flags.DEFINE_integer("max_seq_length", 64, "Word pieces per example incl. [CLS] and [SEP].")
+flags.DEFINE_enum("multi_intent_policy", "atomic", ["atomic", "first", "multilabel"],
+                  "'a#b' intent labels: one class ('atomic', as published results do), the first, "
+                  "or the set {a, b} ('multilabel': one sigmoid per atomic intent, decision "
+                  "threshold chosen on dev, at least one intent predicted).")
+flags.DEFINE_string("max_seq_length", "64", "Word pieces per example incl. [CLS] and [SEP], or "
+                   "'auto': the smallest length that truncates no train/dev/test example (at "
+                   "most the model's max_position_embeddings), recorded in run_config.json.")
 flags.DEFINE_string("cache_dir", "", "TFRecord cache (default <output_dir>/data_cache).")
 flags.DEFINE_bool("bucket_by_length", True, "Length-bucketed dynamic padding for training; "
                   "--nobucket_by_length pads every batch to max_seq_length.")
@@ -97,6 +109,11 @@ flags.DEFINE_enum("optimizer_implementation", "fused", ["fused", "bert"], "AdamW
 flags.DEFINE_bool("fp16", False, "Mixed precision: TensorFlow's automatic mixed-precision rewrite "
                   "(float16 compute on GPUs, float32 weights) with dynamic loss scaling; steps "
                   "whose gradients overflow are skipped, counted and logged.")
+flags.DEFINE_bool("bf16", False, "Mixed precision on CPUs: TensorFlow's oneDNN bfloat16 rewrite "
+                  "(matrix products in bfloat16, float32 weights, optimizer, loss, softmax/CRF) "
+                  "for training, evaluation and the export. Needs a CPU with avx512_bf16 or "
+                  "amx_bf16 and oneDNN (TF_ENABLE_ONEDNN_OPTS=1); elsewhere it warns once and "
+                  "runs float32.")
 flags.DEFINE_float("initial_loss_scale", 2.0 ** 15, "--fp16: initial dynamic loss scale.")
 flags.DEFINE_integer("loss_scale_growth_steps", 2000, "--fp16: the loss scale doubles after "
                      "this many steps in a row with finite gradients.")
@@ -108,14 +125,21 @@ flags.DEFINE_float("layer_learning_rate_decay", 1.0, "Layer-wise learning-rate d
 flags.DEFINE_float("weight_average_decay", 0.0, "Keep an exponential moving average of the "
                    "weights (decay per step, e.g. 0.999) and evaluate, select the best checkpoint, "
                    "export and predict with it; 0 = off (the raw weights).")
-flags.DEFINE_integer("save_checkpoints_steps", 1000,
-                     "Checkpoint interval; every checkpoint is evaluated on dev.")
-flags.DEFINE_alias("eval_every_steps", "save_checkpoints_steps")
+flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval (what a killed run "
+                     "resumes from).")
+flags.DEFINE_integer("eval_every_steps", 0, "Dev evaluation interval in steps (0 = "
+                     "--save_checkpoints_steps). --evaluator=checkpoint evaluates every "
+                     "checkpoint, so there it must be 0 or equal to --save_checkpoints_steps.")
+flags.DEFINE_enum("evaluator", "in_process", ["in_process", "checkpoint"], "Dev evaluation: "
+                  "'in_process' builds the dev graph once and evaluates the training session's "
+                  "weights (a checkpoint is written only for a new best); 'checkpoint' restores "
+                  "every saved checkpoint into a new graph (Estimator train_and_evaluate).")
 flags.DEFINE_integer("save_summary_steps", 100, "TensorBoard training-scalar interval.")
 flags.DEFINE_integer("keep_checkpoint_max", 3, "Recent checkpoints kept (best kept apart).")
 flags.DEFINE_integer("eval_steps", 0, "Dev batches per periodic evaluation (0 = all of dev).")
 flags.DEFINE_integer("early_stopping_evals", 0, "Stop after this many evaluations without a "
-                     "better dev whole-frame accuracy (0 = off).")
+                     "better dev selection metric (NLU: whole-frame accuracy; GLUE: the task's "
+                     "GLUE metric) (0 = off).")
 flags.DEFINE_integer("seed", 42, "Random seed (graph seed; initializers are explicit).")
 flags.DEFINE_list("distill_teachers", [], "Distillation: run directories (comma-separated) whose "
                   "best exports, averaged as an ensemble, give soft intent and per-word slot "
@@ -144,7 +168,8 @@ flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow threads within one op (0
                      "`python -m bert_nlu.sweep --parallel=N` divides the cores between runs.")
 flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow threads running independent ops at "
                      "once (0 = TensorFlow's default).")
-flags.DEFINE_string("predict_input", "-", "Utterances for --run_predict, one per line; '-' stdin.")
+flags.DEFINE_string("predict_input", "-", "Input of --run_predict, one per line ('-' stdin): "
+                    "utterances (NLU), or a sentence or tab-separated pair (GLUE).")
 
 FLAGS = flags.FLAGS
 
@@ -154,9 +179,44 @@ def _corpus_dir(corpus: str) -> str:
   return os.path.normpath(os.path.join(root, corpus))
 
 
+# Flags that only the NLU task reads, with their defaults: set with --task=glue they are refused.
+_NLU_ONLY_FLAGS = ("corpus_format", "multi_intent_policy", "intent_loss_weight",
+                   "slot_intent_context", "slot_crf", "augment_slot_substitution",
+                   "augment_copies", "augment_same_intent", "distill_teachers",
+                   "limit_data", "resample", "per_intent_slot_heads", "focal_gamma",
+                   "slot_loss_normalization")
+
+
+def _glue_task_name() -> str:
+  """The canonical --glue_task ("" for --task=nlu); UsageError if it does not fit --task."""
+  from bert_nlu.data import glue  # pylint: disable=g-import-not-at-top
+  if FLAGS.task != "glue":
+    if FLAGS.glue_task:
+      raise app.UsageError("--glue_task needs --task=glue")
+    return ""
+  if not FLAGS.glue_task:
+    raise app.UsageError(f"--task=glue needs --glue_task (one of "
+                         f"{', '.join(glue.GLUE_TASK_NAMES)})")
+  try:
+    name = glue.canonical_task_name(FLAGS.glue_task)
+  except ValueError as e:
+    raise app.UsageError(f"--glue_task: {e}") from None
+  for flag_name in _NLU_ONLY_FLAGS:
+    if FLAGS[flag_name].value != FLAGS[flag_name].default:
+      raise app.UsageError(f"--{flag_name} applies to --task=nlu only")
+  if FLAGS.corpus != FLAGS["corpus"].default:
+    raise app.UsageError("--corpus names an NLU corpus; give a GLUE task's directory with "
+                         "--data_dir")
+  if FLAGS.eval_on_test and "test" not in glue.GLUE_LAYOUTS[name].split_names:
+    raise app.UsageError(f"--eval_on_test: GLUE keeps the {name} test labels private (only "
+                         "SNLI's test split is labelled); dev is the evaluation split")
+  return name
+
+
 def _bert_files():
-  """(bert_config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case) from the
-  flags; an --init_checkpoint directory is a fine-tuned run: its best checkpoint is taken."""
+  """(bert_config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case,
+  max_position_embeddings) from the flags; an --init_checkpoint directory is a fine-tuned run:
+  its best checkpoint is taken."""
   from bert_nlu.convert import default_cache_dir  # pylint: disable=g-import-not-at-top
   bert_dir = FLAGS.bert_dir or os.path.join(default_cache_dir(), "all-MiniLM-L6-v2")
   config_file = FLAGS.bert_config_file or os.path.join(bert_dir, "bert_config.json")
@@ -178,8 +238,9 @@ def _bert_files():
   if do_lower_case is None:
     do_lower_case = bool(bert_config.get("do_lower_case", True))
   max_positions = bert_config["max_position_embeddings"]
-  if FLAGS.max_seq_length > max_positions:
-    raise app.UsageError(f"--max_seq_length {FLAGS.max_seq_length} exceeds the model's "
+  max_seq_length = _max_seq_length_flag()
+  if max_seq_length is not None and max_seq_length > max_positions:
+    raise app.UsageError(f"--max_seq_length {max_seq_length} exceeds the model's "
                          f"max_position_embeddings {max_positions} ({config_file})")
   num_layers = bert_config["num_hidden_layers"]
   if FLAGS.layers is not None and FLAGS.layers > num_layers:
@@ -189,7 +250,7 @@ def _bert_files():
   if not 0 <= FLAGS.train_layers_from <= layers_used:
     raise app.UsageError(f"--train_layers_from must be in [0, {layers_used}] (the layers used), "
                          f"got {FLAGS.train_layers_from}")
-  return config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case
+  return config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case, max_positions
 
 
 def _best_checkpoint_of_run(run_dir: str) -> str:
@@ -202,6 +263,20 @@ def _best_checkpoint_of_run(run_dir: str) -> str:
   if not os.path.isfile(os.path.join(run_dir, "label_maps.json")):
     raise app.UsageError(f"--init_checkpoint: {run_dir} has no label_maps.json")
   return checkpoint
+
+
+def _max_seq_length_flag():
+  """--max_seq_length as an int in [3, 2**31 - 1], or None for 'auto'."""
+  value = FLAGS.max_seq_length.strip()
+  if value == "auto":
+    return None
+  if not re.fullmatch(r"[+-]?[0-9]+", value):
+    raise app.UsageError(f"--max_seq_length must be an integer or 'auto', got {value!r}")
+  length = int(value)
+  if not 3 <= length <= _MAX_INT_FLAG:
+    raise app.UsageError(f"--max_seq_length must be 'auto' or in [3, {_MAX_INT_FLAG}] "
+                         f"([CLS] word [SEP]), got {length}")
+  return length
 
 
 def _read_bert_config(config_file: str) -> dict:
@@ -223,7 +298,8 @@ _MAX_INT_FLAG = 2**31 - 1  # TF batch sizes, steps and lengths beyond this only 
 
 
 def _validate_flags() -> None:
-  positive = ("max_seq_length", "train_batch_size", "eval_batch_size", "save_checkpoints_steps",
+  _max_seq_length_flag()
+  positive = ("train_batch_size", "eval_batch_size", "save_checkpoints_steps",
               "save_summary_steps", "keep_checkpoint_max", "loss_scale_growth_steps")
   for name in positive:
     if getattr(FLAGS, name) <= 0:
@@ -231,8 +307,6 @@ def _validate_flags() -> None:
   for name in positive + ("eval_steps", "early_stopping_evals", "layers"):
     if getattr(FLAGS, name) is not None and getattr(FLAGS, name) > _MAX_INT_FLAG:
       raise app.UsageError(f"--{name} must be <= {_MAX_INT_FLAG}, got {getattr(FLAGS, name)}")
-  if FLAGS.max_seq_length < 3:
-    raise app.UsageError("--max_seq_length must be >= 3 ([CLS] word [SEP])")
   if FLAGS.layers is not None and FLAGS.layers < 1:
     raise app.UsageError(f"--layers (alias --num_hidden_layers) must be >= 1, got {FLAGS.layers}")
   if not 1 <= FLAGS.initial_loss_scale <= 2.0 ** 64:
@@ -241,6 +315,12 @@ def _validate_flags() -> None:
   if FLAGS.fp16 and FLAGS.optimizer_implementation != "fused":
     raise app.UsageError("--fp16 needs --optimizer_implementation=fused (dynamic loss scaling "
                          "skips overflowing steps inside the fused update)")
+  if FLAGS.fp16 and FLAGS.bf16:
+    raise app.UsageError("--fp16 and --bf16 are two mixed-precision modes (float16 on GPUs, "
+                         "bfloat16 on CPUs): give at most one")
+  if FLAGS.per_intent_slot_heads and FLAGS.multi_intent_policy == "multilabel":
+    raise app.UsageError("--per_intent_slot_heads routes each utterance through ONE intent's slot "
+                         "layer; --multi_intent_policy=multilabel predicts a set of intents")
   for name in ("learning_rate", "num_train_epochs", "head_learning_rate_multiplier"):
     if not 0 < getattr(FLAGS, name) < math.inf:  # also rejects nan
       raise app.UsageError(f"--{name} must be finite and > 0, got {getattr(FLAGS, name)}")
@@ -278,6 +358,14 @@ def _validate_flags() -> None:
                            f"{getattr(FLAGS, name)}")
   if FLAGS.eval_steps < 0 or FLAGS.early_stopping_evals < 0:
     raise app.UsageError("--eval_steps and --early_stopping_evals must be >= 0")
+  if not 0 <= FLAGS.eval_every_steps <= _MAX_INT_FLAG:
+    raise app.UsageError(f"--eval_every_steps must be in [0, {_MAX_INT_FLAG}], got "
+                         f"{FLAGS.eval_every_steps}")
+  if (FLAGS.evaluator == "checkpoint" and FLAGS.eval_every_steps
+      and FLAGS.eval_every_steps != FLAGS.save_checkpoints_steps):
+    raise app.UsageError(f"--eval_every_steps={FLAGS.eval_every_steps} needs --evaluator="
+                         "in_process: the checkpoint evaluator evaluates every checkpoint "
+                         f"(--save_checkpoints_steps={FLAGS.save_checkpoints_steps})")
   if not (FLAGS.run_train or FLAGS.run_eval or FLAGS.run_predict):
     raise app.UsageError("nothing to do: all of --run_train, --run_eval, --run_predict are off")
   if not FLAGS.output_dir:
@@ -316,16 +404,29 @@ def build_run_config():
   """Flags -> frozen RunConfig."""
   from bert_nlu import config  # pylint: disable=g-import-not-at-top
   _validate_flags()
-  data_dir = FLAGS.data_dir or _corpus_dir(FLAGS.corpus)
+  glue_task = _glue_task_name()
+  default_corpus = os.path.join("glue", glue_task) if glue_task else FLAGS.corpus
+  data_dir = FLAGS.data_dir or _corpus_dir(default_corpus)
   if not os.path.isdir(data_dir):
-    flag_name = "data_dir" if FLAGS.data_dir else "corpus"
+    flag_name = "data_dir" if FLAGS.data_dir else ("glue_task" if glue_task else "corpus")
     raise app.UsageError(f"--{flag_name}: {data_dir} is not a directory")
-  config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case = _bert_files()
+  (config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case,
+   max_positions) = _bert_files()
+  if glue_task and init_run_dir:
+    raise app.UsageError("--init_checkpoint: a fine-tuned run directory (warm start by label "
+                         "name) applies to --task=nlu only; give GLUE a checkpoint file prefix")
+  max_seq_length = _max_seq_length_flag()
+  if glue_task and max_seq_length is None:
+    raise app.UsageError("--max_seq_length=auto is for NLU corpora; give GLUE tasks a length "
+                         "(e.g. 128)")
   return config.RunConfig(
       output_dir=FLAGS.output_dir,
       data=config.DataConfig(
-          data_dir=data_dir, corpus_format=FLAGS.corpus_format,
-          multi_intent_policy=FLAGS.multi_intent_policy, max_seq_length=FLAGS.max_seq_length,
+          data_dir=data_dir, task=FLAGS.task, glue_task=glue_task,
+          corpus_format=FLAGS.corpus_format,
+          multi_intent_policy=FLAGS.multi_intent_policy,
+          max_seq_length=max_positions if max_seq_length is None else max_seq_length,
+          auto_max_seq_length=max_seq_length is None,
           cache_dir=FLAGS.cache_dir, bucket_by_length=FLAGS.bucket_by_length,
           augment_slot_substitution=FLAGS.augment_slot_substitution,
           augment_copies=FLAGS.augment_copies, augment_same_intent=FLAGS.augment_same_intent,
@@ -339,7 +440,7 @@ def build_run_config():
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
           per_intent_slot_heads=FLAGS.per_intent_slot_heads, focal_gamma=FLAGS.focal_gamma,
           slot_loss_normalization=FLAGS.slot_loss_normalization,
-          fp16=FLAGS.fp16),
+          fp16=FLAGS.fp16, bf16=FLAGS.bf16),
       train=config.TrainConfig(
           train_batch_size=FLAGS.train_batch_size, eval_batch_size=FLAGS.eval_batch_size,
           learning_rate=FLAGS.learning_rate, warmup_proportion=FLAGS.warmup_proportion,
@@ -352,6 +453,7 @@ def build_run_config():
           initial_loss_scale=FLAGS.initial_loss_scale,
           loss_scale_growth_steps=FLAGS.loss_scale_growth_steps,
           save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+          eval_every_steps=FLAGS.eval_every_steps or None, evaluator=FLAGS.evaluator,
           save_summary_steps=FLAGS.save_summary_steps,
           keep_checkpoint_max=FLAGS.keep_checkpoint_max,
           eval_steps=FLAGS.eval_steps or None,
@@ -369,17 +471,23 @@ def build_run_config():
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  # The terminal shows one progress line per interval, warnings and the result tables; absl's
+  # --verbosity=1 (or more) also shows TensorFlow's full log, C++ start-up lines included (which
+  # must be decided before TensorFlow is imported: bert_nlu.compat hides them by default).
+  verbose = FLAGS.verbosity >= 1
+  if verbose:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
   from bert_nlu import hooks, train  # pylint: disable=g-import-not-at-top
   from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
   from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
-  tf.logging.set_verbosity(tf.logging.INFO)  # Estimator progress: loss, steps/sec, evaluations
+  tf.logging.set_verbosity(tf.logging.INFO if verbose else tf.logging.WARN)
   run_config = build_run_config()
   try:
     train.run(run_config, overwrite_output_dir=FLAGS.overwrite_output_dir)
     if run_config.run_predict:
       from bert_nlu import predict  # pylint: disable=g-import-not-at-top
       from bert_nlu.hooks import latest_export  # pylint: disable=g-import-not-at-top
-      predictor = predict.NluPredictor(latest_export(run_config.output_dir))
+      predictor = predict.predictor_for_export(latest_export(run_config.output_dir))
       predict.predict_lines(predictor, predict.read_utterances(run_config.predict_input))
   except InputError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -105,7 +105,8 @@ def training_command(bert_dir, corpus_dir, output_dir, seed):
           f"--output_dir={output_dir}", "--max_seq_length=16", "--train_batch_size=8",
           "--num_train_epochs=6", "--learning_rate=2e-3", "--head_dropout=0",
           f"--save_checkpoints_steps={SAVE_INTERVAL}", "--save_summary_steps=1",
-          "--keep_checkpoint_max=2", f"--seed={seed}", "--eval_on_test"]
+          "--keep_checkpoint_max=2", f"--seed={seed}", "--eval_on_test",
+          "--verbosity=1"]  # TensorFlow's log: the "Saving checkpoints for N" lines waited for
 
 
 def newest_complete_checkpoint_step(output_dir):

@@ -142,6 +142,9 @@ def main() -> int:
     scratch = os.path.join(root, "scratch")
     os.makedirs(scratch)
     ctx = test_fuzz.FuzzContext(scratch, tiny_bert, tiny_corpus, export_dir)
+    if ctx.missing_real_vocabulary:
+      print(f"note: {ctx.missing_real_vocabulary}", flush=True)
+    real_vocabulary = ctx.missing_real_vocabulary or ctx.real_vocab_file
     for index, name in enumerate(names):
       examples = args.examples
       if test_fuzz.TARGETS[name][2] and args.export_examples is not None:
@@ -152,7 +155,8 @@ def main() -> int:
   report["git"] = provenance.git_state()
   report["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
   report["settings"] = {"examples": args.examples, "export_examples": args.export_examples,
-                        "seed": args.seed, "hypothesis": hypothesis.__version__,
+                        "seed": args.seed, "real_vocabulary": real_vocabulary,
+                        "hypothesis": hypothesis.__version__,
                         "python": sys.version.split()[0]}
   os.makedirs(os.path.dirname(args.output), exist_ok=True)
   with open(args.output, "w", encoding="utf-8") as f:

@@ -29,6 +29,15 @@ Inference (model.eval(), torch.no_grad()):
 Timing: per training step, the wall time from the end of the previous step to the end of this
 one (so the DataLoader/collator time counts); the first --warmup_steps steps are excluded.
 Writes a JSON report to --out.
+
+Time to a dev-selected model (`--epochs=N`, used by bench/time_to_result.py; the JSON then also
+holds "dev": [...] examples): --epochs passes over "train" (DataLoader shuffle, every example
+once per epoch), a whole-dev evaluation after each epoch (intent accuracy, word-level tag
+accuracy, whole-frame accuracy from the first pieces), the model's state_dict saved to
+--save_dir whenever dev whole-frame accuracy improves. Wall time split into start-up (from
+--launched_at, the driver's clock before starting this process, to the end of the imports and
+the model load), data preparation (tokenizer load + encoding), training steps, evaluation and
+checkpoint I/O.
 """
 
 import argparse
@@ -53,6 +62,8 @@ from torch import nn  # noqa: E402
 import transformers  # noqa: E402
 from transformers import (BertModel, BertTokenizerFast,  # noqa: E402
                           DataCollatorForTokenClassification, get_linear_schedule_with_warmup)
+
+IMPORTED_AT = time.time()
 
 IGNORE_INDEX = -100
 
@@ -127,16 +138,8 @@ def train_run(args, data, tokenizer, features, padding: str) -> dict:
   generator.manual_seed(args.seed)
   loader = torch.utils.data.DataLoader(features, batch_size=args.batch_size, shuffle=True,
                                        collate_fn=collator, generator=generator, drop_last=True)
-  no_decay = ("bias", "LayerNorm.weight")
-  groups = [
-      {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
-       "weight_decay": args.weight_decay},
-      {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
-       "weight_decay": 0.0},
-  ]
   total_steps = args.warmup_steps + args.train_steps
-  optimizer = torch.optim.AdamW(groups, lr=args.learning_rate, eps=1e-8)
-  scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total_steps), total_steps)
+  optimizer, scheduler = _optimizer_and_schedule(args, model, total_steps)
 
   def batches():
     while True:  # epochs, reshuffled each time, as a plain multi-epoch loop does
@@ -164,6 +167,111 @@ def train_run(args, data, tokenizer, features, padding: str) -> dict:
     previous_end = end
   return {"padding": padding, "steps": steps, "wall_seconds": time.perf_counter() - start,
           "attn_implementation": getattr(model.bert.config, "_attn_implementation", None)}
+
+
+def _optimizer_and_schedule(args, model, total_steps: int):
+  no_decay = ("bias", "LayerNorm.weight")
+  groups = [
+      {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+       "weight_decay": args.weight_decay},
+      {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+       "weight_decay": 0.0},
+  ]
+  optimizer = torch.optim.AdamW(groups, lr=args.learning_rate, eps=1e-8)
+  return optimizer, get_linear_schedule_with_warmup(optimizer, int(0.1 * total_steps),
+                                                    total_steps)
+
+
+def encode_dev(tokenizer, dev, batch_size: int, max_seq_length: int):
+  """Dev batches tokenized once: [(encoding, examples)]."""
+  batches = []
+  for start in range(0, len(dev), batch_size):
+    examples = dev[start:start + batch_size]
+    encoding = tokenizer([e["words"] for e in examples], is_split_into_words=True,
+                         truncation=True, max_length=max_seq_length, padding="longest",
+                         return_tensors="pt")
+    batches.append((encoding, examples))
+  return batches
+
+
+def evaluate_dev(model, dev_batches, intents, slot_tags) -> dict:
+  """Whole-dev intent accuracy, word tag accuracy and whole-frame accuracy (first pieces carry
+  the word's tag; words lost to truncation count as wrong)."""
+  model.eval()
+  frames = intents_right = words = words_right = examples_seen = 0
+  with torch.no_grad():
+    for encoding, examples in dev_batches:
+      intent_logits, slot_logits = model(encoding["input_ids"], encoding["attention_mask"],
+                                         encoding["token_type_ids"])
+      intent_ids = intent_logits.argmax(-1).tolist()
+      slot_ids = slot_logits.argmax(-1).tolist()
+      for row, example in enumerate(examples):
+        predicted = ["O"] * len(example["words"])
+        previous = None
+        for position, word_id in enumerate(encoding.word_ids(row)):
+          if word_id is not None and word_id != previous:
+            predicted[word_id] = slot_tags[slot_ids[row][position]]
+          previous = word_id
+        right_tags = sum(p == g for p, g in zip(predicted, example["tags"]))
+        intent_right = intents[intent_ids[row]] == example["intent"]
+        intents_right += intent_right
+        words += len(example["tags"])
+        words_right += right_tags
+        frames += intent_right and right_tags == len(example["tags"])
+        examples_seen += 1
+  model.train()
+  return {"intent_accuracy": intents_right / examples_seen, "tag_accuracy": words_right / words,
+          "whole_frame_accuracy": frames / examples_seen}
+
+
+def fine_tune(args, data, tokenizer, features, dev_batches) -> dict:
+  """--epochs of training with a dev evaluation after each, the best model saved (module doc)."""
+  torch.manual_seed(args.seed)
+  random.seed(args.seed)
+  np.random.seed(args.seed)
+  start = time.perf_counter()
+  model = JointBert(args.model_dir, len(data["intents"]), len(data["slot_tags"]), args.dropout)
+  model.train()
+  model_load_seconds = time.perf_counter() - start
+  collator = DataCollatorForTokenClassification(tokenizer, padding="longest")
+  generator = torch.Generator()
+  generator.manual_seed(args.seed)
+  loader = torch.utils.data.DataLoader(features, batch_size=args.batch_size, shuffle=True,
+                                       collate_fn=collator, generator=generator)
+  total_steps = args.epochs * len(loader)
+  optimizer, scheduler = _optimizer_and_schedule(args, model, total_steps)
+  os.makedirs(args.save_dir, exist_ok=True)
+  train_seconds = eval_seconds = io_seconds = 0.0
+  evaluations, best = [], None
+  step = 0
+  for epoch in range(1, args.epochs + 1):
+    start = time.perf_counter()
+    for batch in loader:
+      intent_logits, slot_logits = model(batch["input_ids"], batch["attention_mask"],
+                                         batch["token_type_ids"])
+      loss = joint_loss(intent_logits, slot_logits, batch["intent_labels"], batch["labels"])
+      loss.backward()
+      torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+      optimizer.step()
+      scheduler.step()
+      model.zero_grad()
+      step += 1
+    train_seconds += time.perf_counter() - start
+    start = time.perf_counter()
+    metrics = evaluate_dev(model, dev_batches, data["intents"], data["slot_tags"])
+    eval_seconds += time.perf_counter() - start
+    evaluations.append(dict(metrics, epoch=epoch, step=step))
+    if best is None or metrics["whole_frame_accuracy"] > best["whole_frame_accuracy"]:
+      best = evaluations[-1]
+      start = time.perf_counter()
+      torch.save(model.state_dict(), os.path.join(args.save_dir, "best_model.pt.tmp"))
+      os.replace(os.path.join(args.save_dir, "best_model.pt.tmp"),
+                 os.path.join(args.save_dir, "best_model.pt"))
+      io_seconds += time.perf_counter() - start
+  return {"steps": step, "examples_per_second": step and len(features) * args.epochs /
+          train_seconds, "model_load_seconds": model_load_seconds,
+          "train_seconds": train_seconds, "evaluation_seconds": eval_seconds,
+          "evaluations": evaluations, "best": best, "checkpoint_io_seconds": io_seconds}
 
 
 def infer(args, data, tokenizer) -> dict:
@@ -253,7 +361,14 @@ def main():
   parser.add_argument("--infer_batch_size", type=int, default=64)
   parser.add_argument("--threads", type=int, default=2)
   parser.add_argument("--seed", type=int, default=42)
+  parser.add_argument("--epochs", type=int, default=0, help="> 0: time to a dev-selected "
+                      "model instead of the throughput runs (module docstring).")
+  parser.add_argument("--save_dir", default="", help="--epochs: where the best model goes.")
+  parser.add_argument("--launched_at", type=float, default=0.0, help="--epochs: the driver's "
+                      "time.time() just before starting this process.")
   args = parser.parse_args()
+  if args.epochs > 0:
+    return main_time_to_result(args)
 
   torch.set_num_threads(args.threads)
   with open(args.examples_json, encoding="utf-8") as f:
@@ -288,6 +403,42 @@ def main():
     report["train"][padding] = train_run(args, data, tokenizer, features, padding)
   if not args.skip_inference:
     report["inference"] = infer(args, data, tokenizer)
+  tmp = args.out + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
+    json.dump(report, f, indent=1)
+  os.replace(tmp, args.out)
+  return 0
+
+
+def main_time_to_result(args) -> int:
+  """The --epochs mode: fine-tune with per-epoch dev evaluation; writes the timing report."""
+  torch.set_num_threads(args.threads)
+  start = time.perf_counter()
+  with open(args.examples_json, encoding="utf-8") as f:
+    data = json.load(f)
+  tokenizer = BertTokenizerFast.from_pretrained(args.model_dir, local_files_only=True)
+  tag_index = {t: i for i, t in enumerate(data["slot_tags"])}
+  intent_index = {t: i for i, t in enumerate(data["intents"])}
+  features = [encode_example(tokenizer, e, tag_index, intent_index, args.max_seq_length)
+              for e in data["train"]]
+  dev_batches = encode_dev(tokenizer, data["dev"], 64, args.max_seq_length)
+  data_seconds = time.perf_counter() - start
+  run = fine_tune(args, data, tokenizer, features, dev_batches)
+  report = {
+      "system": "pytorch+transformers JointBERT (eager)",
+      "settings": vars(args),
+      "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+      "train_examples": len(features), "dev_examples": len(data["dev"]),
+      "seconds": {
+          "startup": (IMPORTED_AT - args.launched_at if args.launched_at else None),
+          "model_load": run["model_load_seconds"],
+          "data_preparation": data_seconds,
+          "training_steps": run["train_seconds"],
+          "evaluation": run["evaluation_seconds"],
+          "checkpoint_export_io": run["checkpoint_io_seconds"],
+      },
+      "run": run,
+  }
   tmp = args.out + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:
     json.dump(report, f, indent=1)

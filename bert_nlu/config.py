@@ -9,6 +9,11 @@ import json
 import os
 from typing import Optional, Tuple
 
+# Task families (DataConfig.task).
+NLU_TASK = "nlu"
+GLUE_TASK = "glue"
+TASKS = (NLU_TASK, GLUE_TASK)
+
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
@@ -16,10 +21,18 @@ class DataConfig:
 
   Attributes:
     data_dir: corpus directory (train/dev/test subfolders with seq.in, seq.out, label), or the
-      SNIPS 2017 raw folder when corpus_format == "snips_json".
-    corpus_format: "seq" or "snips_json".
-    multi_intent_policy: "atomic" (ATIS `a#b` is one class) or "first".
-    max_seq_length: word pieces per example including [CLS] and [SEP].
+      SNIPS 2017 raw folder when corpus_format == "snips_json", or a GLUE task's directory of
+      TSV files (task == "glue").
+    task: "nlu" (joint intent + slots) or "glue" (sentence (pair) classification / regression).
+    glue_task: with task == "glue", the GLUE task's canonical name (CoLA, SST-2, MRPC, STS-B,
+      QQP, MNLI, QNLI, RTE, WNLI, SNLI).
+    corpus_format: "seq" or "snips_json" (NLU).
+    multi_intent_policy: "atomic" (ATIS `a#b` is one class), "first", or "multilabel" (the set
+      {a, b}: a sigmoid per atomic intent, threshold chosen on dev).
+    max_seq_length: word pieces per example including [CLS] and [SEP]. With auto_max_seq_length,
+      the upper bound (the model's position limit) until the run resolves it.
+    auto_max_seq_length: the run replaces max_seq_length by the smallest length that truncates
+      no train/dev/test example (at most the bound above) and records it in run_config.json.
     cache_dir: where TFRecords and their metadata go ("" = <output_dir>/data_cache).
     bucket_by_length: batch training examples of similar length (dynamic padding); False pads
       every batch to max_seq_length.
@@ -34,9 +47,12 @@ class DataConfig:
     resample: repeat each limited intent's kept examples up to its original count.
   """
   data_dir: str
+  task: str = NLU_TASK
+  glue_task: str = ""
   corpus_format: str = "seq"
   multi_intent_policy: str = "atomic"
   max_seq_length: int = 64
+  auto_max_seq_length: bool = False
   cache_dir: str = ""
   bucket_by_length: bool = True
   augment_slot_substitution: float = 0.0
@@ -74,6 +90,10 @@ class ModelConfig:
     fp16: mixed precision: TensorFlow's automatic mixed-precision graph rewrite (float16 compute
       on GPUs, float32 master weights) with dynamic loss scaling. Without a GPU the rewrite
       leaves the graph alone and only the loss scaling runs.
+    bf16: mixed precision on CPUs: TensorFlow's oneDNN bfloat16 rewrite (matrix products and the
+      element-wise ops between them in bfloat16; variables, optimizer update, loss, softmax/CRF
+      and metrics float32) for training, evaluation and the export. Active only on a CPU with
+      bfloat16 instructions and oneDNN on (`bert_nlu.cpu_features`); elsewhere float32.
   """
   bert_config_file: str
   vocab_file: str
@@ -92,6 +112,7 @@ class ModelConfig:
   focal_gamma: float = 0.0
   slot_loss_normalization: str = "token"
   fp16: bool = False
+  bf16: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +138,13 @@ class TrainConfig:
     initial_loss_scale, loss_scale_growth_steps: dynamic loss scaling under fp16 (start value;
       the scale doubles after this many finite steps in a row and halves on an overflow).
     clip_norm: global gradient-norm clipping.
-    save_checkpoints_steps: a checkpoint every N steps; every new checkpoint is evaluated on dev.
+    save_checkpoints_steps: a checkpoint every N steps (what a killed run resumes from); with
+      evaluator="checkpoint" every new checkpoint is evaluated on dev.
+    eval_every_steps: dev evaluation every N steps (None = every save_checkpoints_steps); with
+      evaluator="checkpoint" it must equal save_checkpoints_steps.
+    evaluator: "in_process" (the dev graph is built once and reads the training session's
+      weights; a checkpoint is written for a new best only: bert_nlu/evaluation.py) or
+      "checkpoint" (Estimator train_and_evaluate: every checkpoint is restored into a new graph).
     save_summary_steps: TensorBoard training scalars every N steps.
     keep_checkpoint_max: recent checkpoints kept (the best one is kept separately).
     eval_steps: dev batches per periodic evaluation (None = the whole dev set).
@@ -144,6 +171,8 @@ class TrainConfig:
   loss_scale_growth_steps: int = 2000
   clip_norm: float = 1.0
   save_checkpoints_steps: int = 1000
+  eval_every_steps: Optional[int] = None
+  evaluator: str = "in_process"
   save_summary_steps: int = 100
   keep_checkpoint_max: int = 3
   eval_steps: Optional[int] = None
@@ -152,6 +181,11 @@ class TrainConfig:
   distill_teachers: Tuple[str, ...] = ()
   distill_temperature: float = 2.0
   distill_alpha: float = 0.5
+
+  @property
+  def evaluation_interval(self) -> int:
+    """Global steps between dev evaluations."""
+    return self.eval_every_steps or self.save_checkpoints_steps
 
 
 @dataclasses.dataclass(frozen=True)

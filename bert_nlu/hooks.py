@@ -3,8 +3,9 @@
 import glob
 import os
 import shutil
+import sys
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -12,6 +13,8 @@ from bert_nlu import io_utils
 from bert_nlu.compat import tf
 
 BEST_DIR_NAME = "best_checkpoint"
+# Asset of an export holding eval_result values its predictor needs (e.g. intent_threshold).
+EXPORTED_METRICS_FILE = "exported_metrics.json"
 BEST_METRICS_FILE = "best_metrics.json"
 EVALUATED_STEPS_FILE = "evaluated_steps.json"
 
@@ -56,6 +59,85 @@ class ExamplesPerSecondHook(tf.estimator.SessionRunHook):
     return self.train_steps * self._batch_size / self.train_seconds if self.train_seconds else 0.0
 
 
+def _clock(seconds: Optional[float]) -> str:
+  """Seconds as H:MM:SS ("-" for None)."""
+  if seconds is None:
+    return "-"
+  seconds = int(round(seconds))
+  return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def format_progress_line(step: int, total_steps: int, steps_per_epoch: float,
+                         examples_per_second: float, elapsed_seconds: float,
+                         eta_seconds: Optional[float], loss: float,
+                         last_dev: Optional[float], best_dev: Optional[float]) -> str:
+  """One line of training progress.
+
+  Example: "step 120/1000 (12.0%) | epoch 1.28 | 45.2 ex/s | elapsed 0:02:13 | ETA 0:16:05 |
+  loss 0.4321 | dev frame last 88.00% best 90.00%" (dev "-" before the first evaluation).
+  """
+  def percent(value):
+    return "-" if value is None else f"{100.0 * value:.2f}%"
+  return (f"step {step}/{total_steps} ({100.0 * step / max(total_steps, 1):.1f}%) | "
+          f"epoch {step / max(steps_per_epoch, 1e-9):.2f} | {examples_per_second:.1f} ex/s | "
+          f"elapsed {_clock(elapsed_seconds)} | ETA {_clock(eta_seconds)} | loss {loss:.4f} | "
+          f"dev frame last {percent(last_dev)} best {percent(best_dev)}")
+
+
+def _print_to_stderr(line: str) -> None:
+  print(line, file=sys.stderr, flush=True)
+
+
+class ProgressHook(tf.estimator.SessionRunHook):
+  """Emits one `format_progress_line` every `every_n_steps` training steps (and at the last).
+
+  Examples/s are over the interval's wall time (evaluations included, as the ETA must); the ETA
+  is the remaining steps at this session's average wall time per step. Dev values come from
+  `read_dev_values()` ({step: dev whole-frame accuracy}, e.g. BestModelExporter.evaluated_steps).
+  """
+
+  def __init__(self, total_steps: int, steps_per_epoch: float, batch_size: int,
+               every_n_steps: int, loss_collection: str,
+               read_dev_values: Callable[[], Dict[int, float]],
+               emit: Callable[[str], None] = _print_to_stderr):
+    self._total_steps = total_steps
+    self._steps_per_epoch = steps_per_epoch
+    self._batch_size = batch_size
+    self._every_n_steps = max(1, every_n_steps)
+    self._loss_collection = loss_collection
+    self._read_dev_values = read_dev_values
+    self._emit = emit
+
+  def begin(self):
+    self._global_step = tf.train.get_global_step()
+    self._loss = tf.get_collection(self._loss_collection)[-1]
+
+  def after_create_session(self, session, coord):  # pylint: disable=unused-argument
+    self._start_step = int(session.run(self._global_step))
+    self._steps = 0
+    self._start = self._window_start = time.time()
+    self._window_steps = 0
+
+  def before_run(self, run_context):
+    return tf.estimator.SessionRunArgs(self._loss)
+
+  def after_run(self, run_context, run_values):
+    self._steps += 1
+    self._window_steps += 1
+    step = self._start_step + self._steps
+    if self._window_steps < self._every_n_steps and step < self._total_steps:
+      return
+    now = time.time()
+    elapsed = now - self._start
+    dev = self._read_dev_values()
+    self._emit(format_progress_line(
+        step, self._total_steps, self._steps_per_epoch,
+        self._window_steps * self._batch_size / max(now - self._window_start, 1e-9), elapsed,
+        max(0, self._total_steps - step) * elapsed / self._steps, float(run_values.results),
+        dev[max(dev)] if dev else None, max(dev.values()) if dev else None))
+    self._window_start, self._window_steps = now, 0
+
+
 def _json_number(value):
   return value.item() if isinstance(value, np.generic) else value
 
@@ -77,21 +159,28 @@ class BestModelExporter(tf.estimator.Exporter):
   The kept checkpoint lives in <output_dir>/best_checkpoint/step-N/ and is named by
   best_checkpoint/best_metrics.json, which is written (atomically) only after the copy is complete;
   older kept copies are removed afterwards. Estimator's own checkpoint rotation never touches it.
-  The best value survives restarts (read back from best_metrics.json).
+  The best value survives restarts (read back from best_metrics.json). `exported_metrics` (e.g.
+  the dev-chosen intent_threshold) are written from the evaluation into the export's
+  assets.extra/exported_metrics.json, so the export predicts as that evaluation did.
   """
 
   def __init__(self, output_dir: str, metric_name: str,
                serving_input_receiver_fn: Callable, assets_extra: Dict[str, str],
-               exports_to_keep: int = 2):
+               exports_to_keep: int = 2, exported_metrics: Sequence[str] = ()):
     self._output_dir = output_dir
     self._metric_name = metric_name
     self._serving_input_receiver_fn = serving_input_receiver_fn
     self._assets_extra = assets_extra
     self._exports_to_keep = exports_to_keep
+    self._exported_metrics = tuple(exported_metrics)
 
   @property
   def name(self) -> str:
     return "best"
+
+  @property
+  def metric_name(self) -> str:
+    return self._metric_name
 
   def _best_value(self) -> Optional[float]:
     record = read_best(self._output_dir)
@@ -110,25 +199,45 @@ class BestModelExporter(tf.estimator.Exporter):
     io_utils.atomic_write_json(os.path.join(self._output_dir, BEST_DIR_NAME, EVALUATED_STEPS_FILE),
                                {str(k): v for k, v in sorted(evaluated.items())})
 
-  def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
+  def is_improvement(self, eval_result: Dict) -> bool:
+    """Whether `eval_result` beats the best so far (ties keep the earlier best)."""
+    best = self._best_value()
+    return best is None or float(eval_result[self._metric_name]) > best
+
+  def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export,
+             move_checkpoint: bool = False):
+    """Exports and keeps `checkpoint_path` if `eval_result` is an improvement; returns the export
+    directory or None. `move_checkpoint`: the checkpoint's files are this exporter's to move
+    (a private copy, see evaluation.py) instead of copying them out of the rotation."""
+    del is_the_final_export  # every evaluation is offered the same way
     value = float(eval_result[self._metric_name])
     step = int(eval_result[tf.GraphKeys.GLOBAL_STEP])
     best = self._best_value()
-    if best is not None and value <= best:
+    if not self.is_improvement(eval_result):
       self._record_evaluated(step, value)
       return None
     tf.logging.info("New best %s=%.4f (was %s) at %s", self._metric_name, value, best,
                     checkpoint_path)
     export_dir = estimator.export_saved_model(
-        export_path, self._serving_input_receiver_fn, assets_extra=self._assets_extra,
+        export_path, self._serving_input_receiver_fn, assets_extra=self._assets(eval_result),
         checkpoint_path=checkpoint_path)
     io_utils.fault_point("after_export")
-    self._keep_checkpoint(checkpoint_path, eval_result, value, export_dir)
+    self._keep_checkpoint(checkpoint_path, eval_result, value, export_dir, move_checkpoint)
     self._record_evaluated(step, value)  # last: a kill before this re-evaluates the checkpoint
     self._remove_old_exports(export_path)
     return export_dir
 
-  def _keep_checkpoint(self, checkpoint_path, eval_result, value, export_dir) -> None:
+  def _assets(self, eval_result) -> Dict[str, str]:
+    """The export's assets: the fixed ones plus this evaluation's exported metrics (if any)."""
+    if not self._exported_metrics:
+      return self._assets_extra
+    path = os.path.join(self._output_dir, EXPORTED_METRICS_FILE)
+    io_utils.atomic_write_json(path, {name: _json_number(eval_result[name])
+                                      for name in self._exported_metrics})
+    return dict(self._assets_extra, **{EXPORTED_METRICS_FILE: path})
+
+  def _keep_checkpoint(self, checkpoint_path, eval_result, value, export_dir,
+                       move_checkpoint: bool) -> None:
     step = int(eval_result[tf.GraphKeys.GLOBAL_STEP])
     best_root = os.path.join(self._output_dir, BEST_DIR_NAME)
     target = os.path.join(best_root, f"step-{step}")
@@ -136,7 +245,10 @@ class BestModelExporter(tf.estimator.Exporter):
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     for path in glob.glob(checkpoint_path + ".*"):
-      shutil.copy2(path, staging)
+      if move_checkpoint:
+        os.replace(path, os.path.join(staging, os.path.basename(path)))
+      else:
+        shutil.copy2(path, staging)
       io_utils.fault_point("best_checkpoint_copy")
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
@@ -190,8 +302,10 @@ class NonFiniteLossError(RuntimeError):
 class NonFiniteGuardHook(tf.estimator.SessionRunHook):
   """Stops training at the first step whose loss or global gradient norm is NaN/Inf.
 
-  Runs before the Estimator's checkpoint saver (TrainSpec hooks come first), so the state after a
-  non-finite update is never checkpointed and the last checkpoint stays the last good one.
+  Must run before the checkpoint saver: train.py lists its own CheckpointSaverHook after this
+  one among the TrainSpec hooks (the Estimator's default saver would be a chief hook, which runs
+  first), so the state after a non-finite update is never checkpointed and the last checkpoint
+  stays the last good one.
   Under dynamic loss scaling (fp16) non-finite GRADIENTS with a finite loss are an overflow the
   train op has already skipped: they are logged and counted (`skipped_steps`), not fatal.
   """

@@ -1,4 +1,4 @@
-"""Word-level evaluation metrics for joint intent classification and slot filling.
+"""Whole-set evaluation metrics: word level for joint intent + slot filling, and GLUE's.
 
 All metrics are computed ONCE over a whole evaluation set from its predictions; nothing here is
 computed per batch and averaged (averaging per-batch F1 gives a different, wrong number because
@@ -18,19 +18,29 @@ Conventions:
   * Token F1 (micro / macro / weighted) is scikit-learn's `f1_score` over all words flattened,
     restricted to the tags other than "O" that occur in gold or predictions, so that the huge
     majority class "O" does not inflate the scores. If no such tag exists the scores are 1.0.
+
+GLUE (`classification_metrics`, `regression_metrics`): accuracy; F1 of the positive class
+(scikit-learn, 0 when undefined); Matthews correlation (scikit-learn, 0 when undefined, e.g. a
+constant prediction); Pearson and Spearman correlation (scipy), defined as 0.0 when either side is
+constant (scipy would return NaN, which no checkpoint comparison can use).
 """
 
 import collections
 import re
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
+import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 from seqeval.metrics import classification_report as seqeval_classification_report
 from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.metrics.sequence_labeling import precision_recall_fscore_support as seqeval_prfs
+from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix
 from sklearn.metrics import f1_score as sklearn_f1_score
+from sklearn.metrics import matthews_corrcoef as sklearn_matthews_corrcoef
 
 OUTSIDE_TAG = "O"
+INTENT_SEPARATOR = "#"
 _BIO_TAG_PATTERN = re.compile(r"O|[BI]-.+", re.DOTALL)
 _SEQEVAL_AVERAGE_ROWS = ("micro avg", "macro avg", "weighted avg")
 
@@ -51,7 +61,8 @@ def nlu_metrics(gold_intents: Sequence[str], gold_tags: Sequence[Sequence[str]],
     "num_examples", "num_words", "intent_accuracy", "slot_precision", "slot_recall", "slot_f1",
     "token_f1_micro", "token_f1_macro", "token_f1_weighted", "whole_frame_accuracy",
     "per_intent" (gold intent -> {"count", "intent_accuracy", "slot_precision", "slot_recall",
-    "slot_f1", "whole_frame_accuracy"}, sorted by intent) and "per_slot" (slot type ->
+    "slot_f1", "token_f1_micro", "token_f1_macro", "token_f1_weighted", "whole_frame_accuracy"},
+    sorted by intent) and "per_slot" (slot type ->
     {"precision", "recall", "f1", "support"}, sorted by slot type).
 
   Raises:
@@ -217,7 +228,10 @@ def group_indices_by_gold_intent(gold_intents: Sequence[str]) -> Dict[str, List[
 def per_intent_metrics(gold_intents: Sequence[str], gold_tags: List[List[str]],
                        pred_intents: Sequence[str], pred_tags: List[List[str]]
                        ) -> Dict[str, dict]:
-  """Intent, slot and whole-frame metrics over the examples of each GOLD intent.
+  """Intent, slot, token and whole-frame metrics over the examples of each GOLD intent.
+
+  Each intent's token F1 scores the tags other than "O" that occur in that intent's gold or
+  predicted tags (`token_f1_scores` on its examples alone).
 
   Args:
     gold_intents: gold intent per example.
@@ -227,7 +241,8 @@ def per_intent_metrics(gold_intents: Sequence[str], gold_tags: List[List[str]],
 
   Returns:
     {gold intent: {"count", "intent_accuracy", "slot_precision", "slot_recall", "slot_f1",
-    "whole_frame_accuracy"}}, keys sorted.
+    "token_f1_micro", "token_f1_macro", "token_f1_weighted", "whole_frame_accuracy"}}, keys
+    sorted.
   """
   result = {}
   for intent, indices in group_indices_by_gold_intent(gold_intents).items():
@@ -236,12 +251,16 @@ def per_intent_metrics(gold_intents: Sequence[str], gold_tags: List[List[str]],
     group_gold_tags = [gold_tags[i] for i in indices]
     group_pred_tags = [pred_tags[i] for i in indices]
     precision, recall, f1 = slot_precision_recall_f1(group_gold_tags, group_pred_tags)
+    token_f1 = token_f1_scores(group_gold_tags, group_pred_tags)
     result[intent] = {
         "count": len(indices),
         "intent_accuracy": intent_accuracy(group_gold_intents, group_pred_intents),
         "slot_precision": precision,
         "slot_recall": recall,
         "slot_f1": f1,
+        "token_f1_micro": token_f1["micro"],
+        "token_f1_macro": token_f1["macro"],
+        "token_f1_weighted": token_f1["weighted"],
         "whole_frame_accuracy": whole_frame_accuracy(
             group_gold_intents, group_gold_tags, group_pred_intents, group_pred_tags),
     }
@@ -304,6 +323,101 @@ def tags_to_spans(words: Sequence[str], tags: Sequence[str]) -> List[dict]:
   ]
 
 
+def _canonical_set(label: str) -> Tuple[str, ...]:
+  """A "#"-joined intent label as its sorted tuple of distinct atomic intents."""
+  return tuple(sorted(set(label.split(INTENT_SEPARATOR))))
+
+
+def _subset_accuracy(indices: Sequence[int], set_correct: Sequence[bool],
+                     frame_correct: Sequence[bool]) -> dict:
+  """{"count", "intent_set_accuracy", "whole_frame_accuracy"} over `indices` (None if empty)."""
+  count = len(indices)
+  return {
+      "count": count,
+      "intent_set_accuracy": sum(set_correct[i] for i in indices) / count if count else None,
+      "whole_frame_accuracy": sum(frame_correct[i] for i in indices) / count if count else None,
+  }
+
+
+def multi_intent_metrics(gold_intents: Sequence[str], gold_tags: Sequence[Sequence[str]],
+                         pred_intents: Sequence[str], pred_tags: Sequence[Sequence[str]],
+                         train_intents: Iterable[str]) -> dict:
+  """Intents as SETS ("a#b" == "b#a" == {a, b}) over a whole evaluation set.
+
+  Args:
+    gold_intents, pred_intents: one (possibly "#"-joined) label per example.
+    gold_tags, pred_tags: one tag sequence per example (same lengths, see `nlu_metrics`).
+    train_intents: the labels of the training set (its combinations are "seen").
+
+  Returns:
+    {"intent_set_accuracy": predicted set == gold set,
+     "intent_precision_micro", "intent_recall_micro", "intent_f1_micro", "intent_f1_macro":
+       over atomic intents (micro: pooled counts; macro: mean F1 over the intents in gold or
+       predictions; a zero denominator gives 0),
+     "per_intent": {atomic intent: {"precision", "recall", "f1", "support"}},
+     "per_combination": {gold set label: {"count", "predicted" (times predicted), "correct",
+       "seen_in_train"}},
+     "seen_combinations", "unseen_combinations", "multi_intent_utterances" (gold set of >= 2):
+       {"count", "intent_set_accuracy", "whole_frame_accuracy"} (accuracies None when count 0)}.
+  """
+  gold_tag_lists, pred_tag_lists = validate_nlu_inputs(
+      gold_intents, gold_tags, pred_intents, pred_tags)
+  gold_sets = [_canonical_set(label) for label in gold_intents]
+  pred_sets = [_canonical_set(label) for label in pred_intents]
+  seen = {_canonical_set(label) for label in train_intents}
+  set_correct = [gold == pred for gold, pred in zip(gold_sets, pred_sets)]
+  frame_correct = [ok and gold == pred for ok, gold, pred in
+                   zip(set_correct, gold_tag_lists, pred_tag_lists)]
+
+  true_positives, false_positives, false_negatives = (
+      collections.Counter(), collections.Counter(), collections.Counter())
+  for gold, pred in zip(gold_sets, pred_sets):
+    true_positives.update(set(gold) & set(pred))
+    false_positives.update(set(pred) - set(gold))
+    false_negatives.update(set(gold) - set(pred))
+
+  def prf(tp, fp, fn):
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+  per_intent = {}
+  for intent in sorted(set(true_positives) | set(false_positives) | set(false_negatives)):
+    precision, recall, f1 = prf(true_positives[intent], false_positives[intent],
+                                false_negatives[intent])
+    per_intent[intent] = {"precision": precision, "recall": recall, "f1": f1,
+                          "support": true_positives[intent] + false_negatives[intent]}
+  micro = prf(sum(true_positives.values()), sum(false_positives.values()),
+              sum(false_negatives.values()))
+
+  gold_counts = collections.Counter(gold_sets)
+  pred_counts = collections.Counter(pred_sets)
+  correct_counts = collections.Counter(g for g, ok in zip(gold_sets, set_correct) if ok)
+  per_combination = {
+      INTENT_SEPARATOR.join(combination): {
+          "count": gold_counts[combination], "predicted": pred_counts[combination],
+          "correct": correct_counts[combination], "seen_in_train": combination in seen}
+      for combination in sorted(set(gold_counts) | set(pred_counts))}
+  indices = range(len(gold_sets))
+  return {
+      "intent_set_accuracy": sum(set_correct) / len(set_correct),
+      "intent_precision_micro": micro[0],
+      "intent_recall_micro": micro[1],
+      "intent_f1_micro": micro[2],
+      "intent_f1_macro": (sum(row["f1"] for row in per_intent.values()) / len(per_intent)
+                          if per_intent else 0.0),
+      "per_intent": per_intent,
+      "per_combination": per_combination,
+      "seen_combinations": _subset_accuracy(
+          [i for i in indices if gold_sets[i] in seen], set_correct, frame_correct),
+      "unseen_combinations": _subset_accuracy(
+          [i for i in indices if gold_sets[i] not in seen], set_correct, frame_correct),
+      "multi_intent_utterances": _subset_accuracy(
+          [i for i in indices if len(gold_sets[i]) > 1], set_correct, frame_correct),
+  }
+
+
 def format_percent(fraction: float) -> str:
   """Formats a fraction in [0, 1] as a percentage with 2 decimals, e.g. 0.5 -> "50.00%"."""
   return f"{100.0 * fraction:.2f}%"
@@ -337,6 +451,7 @@ def per_intent_frame(metrics: dict) -> pd.DataFrame:
           "count": [str(row["count"]) for row in per_intent.values()],
           "intent acc": [format_percent(row["intent_accuracy"]) for row in per_intent.values()],
           "slot F1": [format_percent(row["slot_f1"]) for row in per_intent.values()],
+          "token F1 micro": [format_percent(row["token_f1_micro"]) for row in per_intent.values()],
           "whole-frame acc": [
               format_percent(row["whole_frame_accuracy"]) for row in per_intent.values()],
       },
@@ -352,11 +467,133 @@ def format_metrics_table(metrics: dict, title: str = "") -> str:
 
   Returns:
     The headline metrics (percentages with 2 decimals), a blank line, then one row per gold
-    intent with count, intent accuracy, slot F1 and whole-frame accuracy.
+    intent with count, intent accuracy, slot F1, token F1 micro and whole-frame accuracy.
   """
   parts = [title] if title else []
   parts.append(headline_frame(metrics).to_string())
   parts.append("")
   parts.append("per intent:")
   parts.append(per_intent_frame(metrics).to_string())
+  return "\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# GLUE: sentence (pair) classification and regression.
+
+
+def _check_same_length(gold: Sequence, pred: Sequence) -> None:
+  if len(gold) != len(pred):
+    raise ValueError(f"{len(gold)} gold values but {len(pred)} predictions")
+  if not gold:
+    raise ValueError("no examples to score")
+
+
+def accuracy(gold_labels: Sequence[str], pred_labels: Sequence[str]) -> float:
+  """Share of examples whose predicted label equals the gold label."""
+  _check_same_length(gold_labels, pred_labels)
+  return sum(g == p for g, p in zip(gold_labels, pred_labels)) / len(gold_labels)
+
+
+def positive_class_f1(gold_labels: Sequence[str], pred_labels: Sequence[str],
+                      positive_label: str) -> float:
+  """F1 of `positive_label` (GLUE's F1 for MRPC and QQP); 0.0 when undefined."""
+  _check_same_length(gold_labels, pred_labels)
+  return float(sklearn_f1_score(list(gold_labels), list(pred_labels), pos_label=positive_label,
+                                average="binary", zero_division=0))
+
+
+def matthews_correlation(gold_labels: Sequence[str], pred_labels: Sequence[str]) -> float:
+  """Matthews correlation coefficient (GLUE's CoLA metric); 0.0 when undefined."""
+  _check_same_length(gold_labels, pred_labels)
+  return float(sklearn_matthews_corrcoef(list(gold_labels), list(pred_labels)))
+
+
+def _correlation(function, gold: np.ndarray, pred: np.ndarray) -> float:
+  if np.ptp(gold) == 0 or np.ptp(pred) == 0:
+    return 0.0
+  return float(function(gold, pred)[0])
+
+
+def pearson_spearman(gold_scores: Sequence[float],
+                     pred_scores: Sequence[float]) -> Tuple[float, float]:
+  """(Pearson, Spearman) correlation of predicted and gold scores; 0.0 for a constant side."""
+  _check_same_length(gold_scores, pred_scores)
+  gold = np.asarray(gold_scores, np.float64)
+  pred = np.asarray(pred_scores, np.float64)
+  return (_correlation(scipy_stats.pearsonr, gold, pred),
+          _correlation(scipy_stats.spearmanr, gold, pred))
+
+
+def classification_metrics(gold_labels: Sequence[str], pred_labels: Sequence[str],
+                           labels: Sequence[str], positive_label: str = "",
+                           with_matthews: bool = False) -> dict:
+  """Whole-set metrics of a GLUE classification task.
+
+  Args:
+    gold_labels, pred_labels: one label string per example.
+    labels: the task's label vocabulary (rows and columns of the confusion matrix).
+    positive_label: if set, also F1 of this class and the mean of accuracy and F1.
+    with_matthews: also the Matthews correlation.
+
+  Returns:
+    {"num_examples", "accuracy", ["f1", "accuracy_f1_mean"], ["matthews_corrcoef"],
+     "confusion_matrix": {"labels": [...], "counts": [[gold row][predicted column]]}}.
+  """
+  _check_same_length(gold_labels, pred_labels)
+  result = {"num_examples": len(gold_labels),
+            "accuracy": accuracy(gold_labels, pred_labels)}
+  if positive_label:
+    result["f1"] = positive_class_f1(gold_labels, pred_labels, positive_label)
+    result["accuracy_f1_mean"] = (result["accuracy"] + result["f1"]) / 2
+  if with_matthews:
+    result["matthews_corrcoef"] = matthews_correlation(gold_labels, pred_labels)
+  counts = sklearn_confusion_matrix(list(gold_labels), list(pred_labels), labels=list(labels))
+  result["confusion_matrix"] = {"labels": list(labels), "counts": counts.tolist()}
+  return result
+
+
+def regression_metrics(gold_scores: Sequence[float], pred_scores: Sequence[float]) -> dict:
+  """Whole-set metrics of a GLUE regression task (STS-B).
+
+  Returns:
+    {"num_examples", "pearson", "spearman", "pearson_spearman_mean", "mse"}.
+  """
+  pearson, spearman = pearson_spearman(gold_scores, pred_scores)
+  gold = np.asarray(gold_scores, np.float64)
+  pred = np.asarray(pred_scores, np.float64)
+  return {"num_examples": len(gold), "pearson": pearson, "spearman": spearman,
+          "pearson_spearman_mean": (pearson + spearman) / 2,
+          "mse": float(np.mean((gold - pred) ** 2))}
+
+
+_GLUE_TABLE_ROWS = (
+    ("accuracy", "accuracy"), ("F1 (positive class)", "f1"),
+    ("mean of accuracy and F1", "accuracy_f1_mean"), ("Matthews corr.", "matthews_corrcoef"),
+    ("Pearson", "pearson"), ("Spearman", "spearman"),
+    ("mean of Pearson and Spearman", "pearson_spearman_mean"),
+)
+
+
+def format_glue_metrics_table(metrics: dict, title: str = "") -> str:
+  """Renders `classification_metrics` / `regression_metrics` output as fixed-width text.
+
+  Returns:
+    Examples, every metric present (x 100, 2 decimals; MSE as is), and for classification the
+    confusion matrix (rows gold, columns predicted).
+  """
+  rows = [("examples", str(metrics["num_examples"]))]
+  rows += [(name, f"{100.0 * metrics[key]:.2f}") for name, key in _GLUE_TABLE_ROWS
+           if key in metrics]
+  if "mse" in metrics:
+    rows.append(("mean squared error", f"{metrics['mse']:.4f}"))
+  if "num_truncated" in metrics:
+    rows.append(("truncated examples", str(metrics["num_truncated"])))
+  parts = [title] if title else []
+  parts.append(pd.DataFrame({"value": [value for _, value in rows]},
+                            index=[name for name, _ in rows]).to_string())
+  if "confusion_matrix" in metrics:
+    matrix = metrics["confusion_matrix"]
+    parts += ["", "confusion matrix (rows gold, columns predicted):",
+              pd.DataFrame(matrix["counts"], index=matrix["labels"],
+                           columns=matrix["labels"]).to_string()]
   return "\n".join(parts) + "\n"

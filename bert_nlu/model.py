@@ -4,8 +4,8 @@
 (NLU now, sentence classification later) differ only in the `task` object: head, losses,
 predictions, metrics. Model variants (layer truncation, frozen lower layers, CRF, fp16 loss scaling)
 are fields of `ModelConfig`; optimisation variants (layer-wise learning-rate decay, weight
-averaging) fields of `TrainConfig`. fp16 compute itself is a graph rewrite chosen in the session config
-(`session_config`).
+averaging) fields of `TrainConfig`. fp16 and bf16 compute are graph rewrites chosen in the
+session config (`session_config`).
 """
 
 from typing import Dict, List, Optional, Sequence
@@ -23,29 +23,40 @@ LOSS_COLLECTION = "bert_nlu_loss"
 
 
 def session_config(model_config: ModelConfig, intra_op_threads: int = 0,
-                   inter_op_threads: int = 0) -> Optional[tf.ConfigProto]:
-  """The session config of a run: thread pools, and with fp16 TensorFlow's automatic mixed precision.
+                   inter_op_threads: int = 0,
+                   bf16_active: bool = False) -> Optional[tf.ConfigProto]:
+  """The session config of a run: thread pools and a mixed-precision graph rewrite, if any.
 
-  The grappler rewrite `auto_mixed_precision` runs eligible ops (MatMul, BatchMatMul, ...) in
+  fp16: the grappler rewrite `auto_mixed_precision` runs eligible ops (MatMul, BatchMatMul, ...) in
   float16 on GPUs with float32 variables (casts inserted, fp32 kept where float16 is unsafe:
   softmax cross-entropy, reductions); on a machine without a GPU it leaves the graph alone.
   (Its CPU emulation, `auto_mixed_precision_cpu`, crashes TF 2.15 on this graph: not offered.)
 
+  bf16: the grappler rewrite `auto_mixed_precision_onednn_bfloat16` (oneDNN's lists: MatMul,
+  BatchMatMul and Einsum always; element-wise ops such as Add, Mul, Erf, Softmax when they sit
+  between or follow those; Exp, Mean, Sum and softmax cross-entropy never). The model keeps the
+  optimizer and the heads' outputs out of it with float32 boundaries (`mixed_precision`).
+  It converts nothing unless TensorFlow's oneDNN kernels are on.
+
   Args:
-    model_config: the model variant (fp16).
+    model_config: the model variant (its fp16 field turns on the float16 rewrite).
     intra_op_threads, inter_op_threads: TensorFlow's thread pool sizes (0 = its default, all
       cores); a sweep running several trainings at once divides the cores between them.
+    bf16_active: turn on the bfloat16 rewrite (`cpu_features.detect_bf16_support(...).active`
+      for model_config.bf16; True forces it, e.g. to inspect the rewritten graph).
 
   Returns:
     The ConfigProto, or None when nothing is to be set.
   """
-  if not (model_config.fp16 or intra_op_threads or inter_op_threads):
+  if not (model_config.fp16 or bf16_active or intra_op_threads or inter_op_threads):
     return None
   config = tf.ConfigProto(intra_op_parallelism_threads=intra_op_threads,
                           inter_op_parallelism_threads=inter_op_threads)
+  rewrite_options = config.graph_options.rewrite_options
   if model_config.fp16:
-    rewrite_options = config.graph_options.rewrite_options
     rewrite_options.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+  if bf16_active:
+    rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
   return config
 
 

@@ -38,8 +38,9 @@ Two refinements of the update, both off by default:
 
 import math
 import re
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
+from bert_nlu import mixed_precision
 from bert_nlu.compat import optimization as bert_optimization
 from bert_nlu.compat import tf
 
@@ -239,13 +240,25 @@ def weight_average(decay: float) -> tf.train.ExponentialMovingAverage:
   return tf.train.ExponentialMovingAverage(decay, num_updates=tf.train.get_or_create_global_step())
 
 
+def eval_restore_map(weight_average_decay: float) -> Dict[str, tf.Variable]:
+  """{name in a training checkpoint: variable of the current EVAL/PREDICT graph it loads into}.
+
+  With weight_average_decay each trainable variable loads its moving average
+  (`<var>/ExponentialMovingAverage`); otherwise (and for the global step) every variable loads
+  itself.
+  """
+  if weight_average_decay:
+    return weight_average(weight_average_decay).variables_to_restore()
+  return {variable.op.name: variable for variable in tf.global_variables()}
+
+
 def averaged_weights_saver(decay: float) -> tf.train.Saver:
   """A saver whose restore loads each trainable variable from its moving average.
 
   For EVAL and PREDICT graphs (and so for the export) of a model trained with
   weight_average_decay=decay; other variables (the global step) restore as themselves.
   """
-  return tf.train.Saver(weight_average(decay).variables_to_restore(), sharded=True)
+  return tf.train.Saver(eval_restore_map(decay), sharded=True)
 
 
 def _adam_weight_decay(learning_rate: tf.Tensor, weight_decay: float):
@@ -315,6 +328,8 @@ def build_train_op(loss: tf.Tensor,
                  for g in scaled_gradients]
   else:
     gradients = tf.gradients(loss, variables)
+  # float32 from here on, also under --bf16 (the rewrite would run the clipping in bfloat16).
+  gradients = [None if g is None else mixed_precision.float32_boundary(g) for g in gradients]
   gradients, gradient_norm = tf.clip_by_global_norm(gradients, clip_norm=clip_norm)
   tf.add_to_collection(GRADIENT_NORM_COLLECTION, gradient_norm)
   tf.summary.scalar("gradient_norm", gradient_norm)

@@ -1,36 +1,56 @@
-"""Raw text -> intent and slot spans, from an exported SavedModel loaded once.
+"""Raw text -> intent and slot spans (NLU) or a GLUE label / score, from an exported SavedModel.
 
 The export directory (written by the trainer's best-model exporter) carries everything needed in
-`assets.extra/`: label_maps.json, vocab.txt and predict_config.json (max_seq_length, casing).
-`NluPredictor` loads the SavedModel's serving signature once; each call only tokenizes and runs it.
+`assets.extra/`: label_maps.json, vocab.txt and predict_config.json (task, max_seq_length,
+casing, bf16), and for multilabel intents exported_metrics.json (the dev-chosen
+intent_threshold). `load_predictor` picks `NluPredictor` or `GluePredictor` by the task the export
+names (exports without one are NLU); either loads the SavedModel's serving signature once, and each
+call only tokenizes and runs it. A model trained with --bf16 is served with the same oneDNN
+bfloat16 rewrite when this machine's CPU supports it (`cpu_features`), else in float32 after one
+warning.
 
-Output per utterance (JSON-serialisable):
+NLU output per utterance (JSON-serialisable):
   {"text": ..., "intent": {"name": ..., "probability": ...},
+   "intents": [{"name": ..., "probability": ...}, ...],
    "slots": [{"slot": "artist", "text": "ruth lorenzo", "start": 10, "end": 22,
               "word_start": 2, "word_end": 4, "confidence": ...}],
    "truncated_words": 0}
 start/end are character offsets into `text` (end exclusive); word_start/word_end are word indices.
+"intents" lists the predicted intents, most probable first: the one argmax intent (softmax
+head), or with multilabel intents every intent whose sigmoid probability reaches the threshold
+(at least the most probable one); "intent" then names the set ("a#b", sorted) with the smallest
+member probability. "truncated_words" counts the words cut by max_seq_length (not predicted).
+
+GLUE input is one sentence per line, or for a pair task two sentences separated by a tab; output:
+  {"text_a": ..., "text_b": ..., "label": "1", "probability": 0.93,
+   "probabilities": {"0": 0.07, "1": 0.93}, "truncated_pieces": 0}
+or for STS-B {"text_a": ..., "text_b": ..., "score": 4.1, "truncated_pieces": 0}; a pair task's
+line without a tab gets {"text_a": line, "text_b": null, "error": "..."} and no prediction.
 """
 
 import json
 import os
 import re
 import sys
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf_v2
 
-from bert_nlu import io_utils
+from bert_nlu import cpu_features, intent_sets, io_utils
 from bert_nlu.compat import make_tokenizer
-from bert_nlu.data.features import words_to_predict_feature
-from bert_nlu.data.labels import LabelMaps
+from bert_nlu.config import GLUE_TASK, NLU_TASK
+from bert_nlu.data.features import pair_to_predict_feature, words_to_predict_feature
+from bert_nlu.data.glue import GLUE_LAYOUTS, GlueLabels
+from bert_nlu.data.labels import LabelMaps, join_intent_set
 from bert_nlu.data.readers import split_lines
 from bert_nlu.errors import InputError
 from bert_nlu.metrics import tags_to_spans
 
 ASSETS_DIR = "assets.extra"
+EXPORTED_METRICS_FILE = "exported_metrics.json"  # = hooks.EXPORTED_METRICS_FILE
 BYTE_ORDER_MARK = "\ufeff"
+PAIR_SEPARATOR = "\t"
 
 
 def word_offsets(text: str) -> List[tuple]:
@@ -46,8 +66,13 @@ class NluPredictor:
     self.label_maps = LabelMaps.load(os.path.join(assets, "label_maps.json"))
     predict_config = io_utils.read_json(os.path.join(assets, "predict_config.json"))
     self.max_seq_length = int(predict_config["max_seq_length"])
+    self.intent_threshold = None
+    if self.label_maps.multilabel:
+      exported_metrics = io_utils.read_json(os.path.join(assets, EXPORTED_METRICS_FILE))
+      self.intent_threshold = float(exported_metrics["intent_threshold"])
     self.tokenizer = make_tokenizer(os.path.join(assets, "vocab.txt"),
                                     bool(predict_config["do_lower_case"]))
+    self.bf16_support = serving_precision(predict_config)
     self._loaded = tf_v2.saved_model.load(export_dir)
     self._serve = self._loaded.signatures["serving_default"]
     self.takes_first_piece_mask = (
@@ -99,7 +124,8 @@ def predict_texts(predictor, texts: Sequence[str]) -> List[Dict]:
   nonempty = [i for i, o in enumerate(offsets) if o]
   for i, text in enumerate(texts):
     if not offsets[i]:
-      results[i] = {"text": text, "intent": None, "slots": [], "truncated_words": 0}
+      results[i] = {"text": text, "intent": None, "intents": [], "slots": [],
+                    "truncated_words": 0}
   if not nonempty:
     return results
   words_list = [[texts[i][s:e] for s, e in offsets[i]] for i in nonempty]
@@ -107,14 +133,29 @@ def predict_texts(predictor, texts: Sequence[str]) -> List[Dict]:
   for row, i in enumerate(nonempty):
     results[i] = decode_utterance(predictor.label_maps, texts[i], offsets[i], words_list[row],
                                   first_piece_mask[row], kept[row],
-                                  {name: value[row] for name, value in outputs.items()})
+                                  {name: value[row] for name, value in outputs.items()},
+                                  getattr(predictor, "intent_threshold", None))
   return results
 
 
+def predicted_intents(label_maps: LabelMaps, probabilities: np.ndarray,
+                      intent_threshold: Optional[float] = None) -> List[Dict]:
+  """[{"name", "probability"}] of the predicted intent(s), most probable first: the argmax, or
+  with multilabel maps every intent >= intent_threshold (default 0.5), at least the top one."""
+  if label_maps.multilabel:
+    threshold = intent_sets.DEFAULT_THRESHOLD if intent_threshold is None else intent_threshold
+    ids = np.flatnonzero(intent_sets.decide_intent_sets(probabilities[None, :], threshold)[0])
+  else:
+    ids = [int(np.argmax(probabilities))]
+  ids = sorted(ids, key=lambda i: -probabilities[i])
+  return [{"name": label_maps.intents[i], "probability": float(probabilities[i])} for i in ids]
+
+
 def decode_utterance(label_maps: LabelMaps, text: str, offsets, words, first_piece_mask,
-                     num_words_kept: int, output) -> Dict:
+                     num_words_kept: int, output, intent_threshold: Optional[float] = None
+                     ) -> Dict:
   """One utterance's model outputs (one row of `run_batch`) -> its result dict."""
-  intent_id = int(output["intent_id"])
+  intents = predicted_intents(label_maps, output["intent_probabilities"], intent_threshold)
   first_positions = [p for p, is_first in enumerate(first_piece_mask) if is_first]
   tags = [label_maps.slot_tags[int(output["slot_ids"][p])] for p in first_positions]
   confidence = [float(output["slot_confidence"][p]) for p in first_positions]
@@ -131,30 +172,147 @@ def decode_utterance(label_maps: LabelMaps, text: str, offsets, words, first_pie
     })
   return {
       "text": text,
-      "intent": {"name": label_maps.intents[intent_id],
-                 "probability": float(output["intent_probabilities"][intent_id])},
+      "intent": {"name": join_intent_set(intent["name"] for intent in intents),
+                 "probability": min(intent["probability"] for intent in intents)},
+      "intents": intents,
       "slots": slots,
       "truncated_words": len(words) - num_words_kept,
   }
 
 
+def _read_predict_config(export_dir: str) -> dict:
+  return io_utils.read_json(os.path.join(export_dir, ASSETS_DIR, "predict_config.json"))
+
+
+def serving_precision(predict_config: Dict) -> "cpu_features.Bf16Support":
+  """Decides bf16 for an export on this machine; when active, turns on the eager counterpart of
+  the training session's oneDNN bfloat16 rewrite (process-wide)."""
+  support = cpu_features.detect_bf16_support(bool(predict_config.get("bf16", False)))
+  if support.active:
+    tf_v2.config.optimizer.set_experimental_options(
+        {"auto_mixed_precision_onednn_bfloat16": True})
+  return support
+
+
+class GluePredictor:
+  """Loads an exported GLUE SavedModel once and predicts batches of raw sentences (pairs)."""
+
+  def __init__(self, export_dir: str):
+    assets = os.path.join(export_dir, ASSETS_DIR)
+    self.labels = GlueLabels.load(os.path.join(assets, "label_maps.json"))
+    self.is_pair = GLUE_LAYOUTS[self.labels.task].is_pair
+    predict_config = _read_predict_config(export_dir)
+    self.max_seq_length = int(predict_config["max_seq_length"])
+    self.tokenizer = make_tokenizer(os.path.join(assets, "vocab.txt"),
+                                    bool(predict_config["do_lower_case"]))
+    self.bf16_support = serving_precision(predict_config)
+    self._serve = tf_v2.saved_model.load(export_dir).signatures["serving_default"]
+
+  def split_line(self, line: str):
+    """(text_a, text_b): a pair task's line is split at its first tab; (line, None) otherwise."""
+    if not self.is_pair:
+      return line, None
+    if PAIR_SEPARATOR not in line:
+      return line, None
+    text_a, text_b = line.split(PAIR_SEPARATOR, 1)
+    return text_a, text_b
+
+  def predict(self, lines: Sequence[str]) -> List[Dict]:
+    """Predicts each line (see module docstring); a blank line gets label (or score) None."""
+    results: List[Dict] = [None] * len(lines)
+    batch = []
+    for i, line in enumerate(lines):
+      text_a, text_b = self.split_line(line)
+      result = {"text_a": text_a, "text_b": text_b}
+      if not line.strip():
+        result.update({"score": None} if self.labels.is_regression else
+                      {"label": None, "probability": None})
+        result["truncated_pieces"] = 0
+      elif self.is_pair and text_b is None:
+        result["error"] = (f"{self.labels.task} takes a sentence pair: two sentences separated "
+                           "by a tab")
+      else:
+        batch.append(i)
+      results[i] = result
+    if not batch:
+      return results
+    rows = [pair_to_predict_feature(results[i]["text_a"], results[i]["text_b"], self.tokenizer,
+                                    self.max_seq_length) for i in batch]
+    length = max(len(ids) for ids, _, _ in rows)
+    input_ids = np.zeros([len(rows), length], np.int32)
+    input_mask = np.zeros([len(rows), length], np.int32)
+    segment_ids = np.zeros([len(rows), length], np.int32)
+    for row, (ids, segments, _) in enumerate(rows):
+      input_ids[row, :len(ids)] = ids
+      input_mask[row, :len(ids)] = 1
+      segment_ids[row, :len(segments)] = segments
+    outputs = self._serve(input_ids=tf_v2.constant(input_ids),
+                          input_mask=tf_v2.constant(input_mask),
+                          segment_ids=tf_v2.constant(segment_ids))
+    outputs = {name: value.numpy() for name, value in outputs.items()}
+    for row, i in enumerate(batch):
+      if self.labels.is_regression:
+        results[i]["score"] = float(outputs["score"][row])
+      else:
+        probabilities = outputs["probabilities"][row]
+        label_id = int(outputs["label_id"][row])
+        results[i].update({
+            "label": self.labels.labels[label_id],
+            "probability": float(probabilities[label_id]),
+            "probabilities": {label: float(p)
+                              for label, p in zip(self.labels.labels, probabilities)}})
+      results[i]["truncated_pieces"] = rows[row][2]
+    return results
+
+
+def export_task(export_dir: str) -> str:
+  """The task an export was trained for: its predict_config.json's "task" ("nlu" in exports
+  written before the task was recorded)."""
+  return _read_predict_config(export_dir).get("task", NLU_TASK)
+
+
+def predictor_for_export(export_dir: str):
+  """`GluePredictor` for a GLUE export, else `NluPredictor`."""
+  if export_task(export_dir) == GLUE_TASK:
+    return GluePredictor(export_dir)
+  return NluPredictor(export_dir)
+
+
 def load_predictor(export_dirs: Sequence[str]):
-  """An NluPredictor for one export, an ensemble (bert_nlu.ensemble) of several."""
+  """The predictor of one export (chosen by its task), or an NLU ensemble (bert_nlu.ensemble) of
+  several.
+
+  Raises:
+    InputError: several exports of which one is not an NLU export (GLUE exports are predicted
+      one at a time).
+  """
   if len(export_dirs) == 1:
-    return NluPredictor(export_dirs[0])
+    return predictor_for_export(export_dirs[0])
+  for export_dir in export_dirs:
+    if export_task(export_dir) != NLU_TASK:
+      raise InputError(export_dir, "only NLU exports can be predicted as an ensemble")
   from bert_nlu import ensemble  # pylint: disable=g-import-not-at-top
   return ensemble.EnsemblePredictor([NluPredictor(d) for d in export_dirs])
 
 
-def predict_lines(predictor: NluPredictor, lines: Sequence[str], batch_size: int = 32,
-                  out=sys.stdout) -> int:
-  """Predicts `lines` in batches, writing one JSON object per line to `out`; returns count."""
-  count = 0
+def predict_lines(predictor, lines: Sequence[str], batch_size: int = 32,
+                  out=None, err=None) -> int:
+  """Predicts `lines` in batches (with an `NluPredictor` or `GluePredictor`), writing one JSON
+  object per line to `out` (stdout); returns the count. If any NLU utterance lost words to
+  max_seq_length, one warning goes to `err` (stderr)."""
+  out = out or sys.stdout
+  count, truncated_utterances, truncated_words = 0, 0, 0
   for start in range(0, len(lines), batch_size):
     for result in predictor.predict(lines[start:start + batch_size]):
       out.write(json.dumps(result, ensure_ascii=False) + "\n")
       count += 1
+      truncated_utterances += result.get("truncated_words", 0) > 0
+      truncated_words += result.get("truncated_words", 0)
   out.flush()
+  if truncated_utterances:
+    print(f"warning: {truncated_utterances} of {count} utterances were cut at max_seq_length="
+          f"{predictor.max_seq_length} word pieces: {truncated_words} words were not predicted "
+          "(see truncated_words)", file=err or sys.stderr)
   return count
 
 
@@ -187,10 +345,11 @@ def run_main() -> None:
   from absl import app, flags  # pylint: disable=g-import-not-at-top
 
   flags.DEFINE_list("model_dir", [], "A run's --output_dir (uses its best export); several, "
-                    "comma-separated, predict as one ensemble (bert_nlu.ensemble).")
+                    "comma-separated, predict as one ensemble (bert_nlu.ensemble; NLU only).")
   flags.DEFINE_list("export_dir", [], "Exported SavedModel directories (override model_dir).")
-  flags.DEFINE_string("input_file", "", "Utterances, one per line; '-' reads stdin. Without it, "
-                      "the positional arguments are the utterances.")
+  flags.DEFINE_string("input_file", "", "One input per line ('-' reads stdin): an utterance "
+                      "(NLU), a sentence or two tab-separated sentences (GLUE). Without it, the "
+                      "positional arguments are the inputs.")
   flags.DEFINE_integer("batch_size", 32, "Utterances per model call.")
 
   def main(argv):

@@ -65,6 +65,8 @@ INCOMPATIBLE_KEYS = (
     # What the model learns from and predicts: the corpus content and its reading.
     "data_fingerprint",
     "label_maps",
+    "config.data.task",
+    "config.data.glue_task",
     "config.data.corpus_format",
     "config.data.multi_intent_policy",
     "config.data.max_seq_length",
@@ -106,6 +108,7 @@ COMPATIBLE_KEYS = (
     "config.output_dir",
     "config.data.data_dir",
     "config.data.cache_dir",
+    "config.data.auto_max_seq_length",  # how max_seq_length was chosen; its value is compared
     "config.model.bert_config_file",
     "config.model.vocab_file",
     "config.model.init_checkpoint",
@@ -114,6 +117,8 @@ COMPATIBLE_KEYS = (
     # decay is then stretched to the new end step, so the learning rate steps up at resume.)
     "config.train.num_train_epochs",
     "config.train.save_checkpoints_steps",
+    "config.train.eval_every_steps",
+    "config.train.evaluator",
     "config.train.save_summary_steps",
     "config.train.keep_checkpoint_max",
     "config.train.eval_steps",
@@ -121,6 +126,7 @@ COMPATIBLE_KEYS = (
     "config.train.eval_batch_size", "config.train.optimizer_implementation",
     "config.train.initial_loss_scale",  # read only when the checkpoint has no scale yet
     "config.train.loss_scale_growth_steps",
+    "config.model.bf16",  # the arithmetic, not the variables: the checkpoints are the same
     # Which phases run, and observation only.
     "config.run_train",
     "config.run_eval",

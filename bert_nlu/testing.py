@@ -1,7 +1,7 @@
-"""Tiny BERT checkpoints and tiny NLU corpora, built on the fly for tests and benchmarks.
+"""Tiny BERT checkpoints and tiny NLU and GLUE corpora, built on the fly for tests and benchmarks.
 
 Nothing here is used by training itself: these are fixtures with real file formats (Google TF
-checkpoint, seq.in/seq.out/label corpus) small enough to train in seconds on a CPU.
+checkpoint, seq.in/seq.out/label corpus, GLUE TSV files) small enough to train in seconds on a CPU.
 """
 
 import json
@@ -51,6 +51,89 @@ def make_corpus(directory: str, sizes=(("train", 150), ("dev", 30), ("test", 30)
   return directory
 
 
+# Column counts of the real GLUE files (header included) per task and split: the layouts of
+# bert_nlu.data.glue read positions, the counts come from the files' headers.
+GLUE_COLUMN_COUNTS = {
+    "CoLA": {"train": 4, "dev": 4}, "SST-2": {"train": 2, "dev": 2},
+    "MRPC": {"train": 5, "dev": 5}, "STS-B": {"train": 10, "dev": 10},
+    "QQP": {"train": 6, "dev": 6},
+    "MNLI": {"train": 12, "dev": 16, "dev_mismatched": 16},
+    "QNLI": {"train": 4, "dev": 4}, "RTE": {"train": 4, "dev": 4}, "WNLI": {"train": 4, "dev": 4},
+    "SNLI": {"train": 11, "dev": 15, "test": 15},
+}
+# Score of an STS-B-like pair by the verb of its second sentence (a learnable regression target).
+_VERB_SCORES = {"play": 4.5, "weather": 2.5, "book": 0.5}
+
+
+def _tiny_sentence(rng: random.Random, verb: str) -> str:
+  _, _, values = next(t for t in _TEMPLATES.values() if t[0] == verb)
+  words = [verb] + [rng.choice(_FILLERS) for _ in range(rng.randint(0, 2))]
+  words.append(rng.choice(values))
+  return " ".join(words)
+
+
+def glue_examples(task: str, size: int, seed: int = 0):
+  """Learnable GLUE-like examples: [(text_a, text_b or None, label or score string)].
+
+  The label is decided by the verb of the LAST sentence (text_b for pairs): play / weather /
+  book map to the task's labels 0 / 1 / 2 (mod the number of labels), or to the scores 4.5 / 2.5
+  / 0.5 (+ a little noise) for regression.
+  """
+  from bert_nlu.data.glue import GLUE_LAYOUTS  # pylint: disable=g-import-not-at-top
+  layout = GLUE_LAYOUTS[task]
+  verbs = sorted(_VERB_SCORES)  # book, play, weather
+  rng = random.Random(seed)
+  rows = []
+  for _ in range(size):
+    verb = rng.choice(verbs)
+    if layout.is_pair:
+      text_a, text_b = _tiny_sentence(rng, rng.choice(verbs)), _tiny_sentence(rng, verb)
+    else:
+      text_a, text_b = _tiny_sentence(rng, verb), None
+    if layout.is_regression:
+      target = f"{_VERB_SCORES[verb] + rng.uniform(-0.3, 0.3):.3f}"
+    else:
+      target = layout.labels[verbs.index(verb) % len(layout.labels)]
+    rows.append((text_a, text_b, target))
+  return rows
+
+
+def glue_row(task: str, split: str, text_a: str, text_b, target: str, index: int):
+  """The TSV fields of one labelled row in `task`'s layout (other columns hold placeholders)."""
+  from bert_nlu.data.glue import GLUE_LAYOUTS  # pylint: disable=g-import-not-at-top
+  layout = GLUE_LAYOUTS[task]
+  fields = [f"x{index}"] * GLUE_COLUMN_COUNTS[task][split]
+  fields[layout.text_a_column] = text_a
+  if layout.is_pair:
+    fields[layout.text_b_column] = text_b
+  fields[layout.label_column] = target
+  return fields
+
+
+def write_glue_file(path: str, task: str, split: str, rows, byte_order_mark: bool = False) -> None:
+  """Writes `rows` [(text_a, text_b, target)] as `task`'s TSV file for `split`."""
+  from bert_nlu.data.glue import GLUE_LAYOUTS  # pylint: disable=g-import-not-at-top
+  lines = []
+  if GLUE_LAYOUTS[task].has_header:
+    lines.append("\t".join(f"column_{i}" for i in range(GLUE_COLUMN_COUNTS[task][split])))
+  lines += ["\t".join(glue_row(task, split, *row, index)) for index, row in enumerate(rows)]
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(("\ufeff" if byte_order_mark else "") + "\n".join(lines) + "\n")
+
+
+def make_glue_corpus(directory: str, task: str, sizes=(("train", 150), ("dev", 40)),
+                     seed: int = 0) -> str:
+  """Writes a tiny learnable corpus in `task`'s GLUE layout (MRPC with a byte order mark, as the
+  real files); MNLI's "dev" is written to dev_matched.tsv. Returns `directory`."""
+  from bert_nlu.data.glue import GLUE_LAYOUTS  # pylint: disable=g-import-not-at-top
+  layout = GLUE_LAYOUTS[task]
+  os.makedirs(directory, exist_ok=True)
+  for offset, (split, size) in enumerate(sizes):
+    write_glue_file(os.path.join(directory, layout.file_name(split)), task, split,
+                    glue_examples(task, size, seed + offset), byte_order_mark=task == "MRPC")
+  return directory
+
+
 def corpus_vocabulary():
   words = set(_FILLERS)
   for verb, _, values in _TEMPLATES.values():
@@ -94,16 +177,21 @@ def make_tiny_bert(directory: str, vocab, hidden_size=32, num_layers=2, num_head
 
 
 def tiny_run_config(bert_dir: str, corpus_dir: str, output_dir: str, max_seq_length: int = 16,
-                    eval_on_test: bool = False, profile=None, model_fields=None, **train_fields):
+                    eval_on_test: bool = False, profile=None, model_fields=None, data_fields=None,
+                    glue_task: str = "", **train_fields):
   """A RunConfig for the tiny BERT and corpus; `train_fields` override TrainConfig defaults
   (batch 16, eval batch 32, learning rate 1e-3, seed 7); `model_fields` (a dict) sets ModelConfig
-  variants (slot_crf, fp16, ...)."""
+  variants (slot_crf, fp16, ...), `data_fields` DataConfig ones (multi_intent_policy, ...);
+  `glue_task` makes it a GLUE run on a `make_glue_corpus`."""
   from bert_nlu import config as config_lib  # pylint: disable=g-import-not-at-top
   fields = dict(train_batch_size=16, eval_batch_size=32, learning_rate=1e-3, seed=7)
   fields.update(train_fields)
   return config_lib.RunConfig(
       output_dir=output_dir,
-      data=config_lib.DataConfig(data_dir=corpus_dir, max_seq_length=max_seq_length),
+      data=config_lib.DataConfig(
+          data_dir=corpus_dir, max_seq_length=max_seq_length,
+          task=config_lib.GLUE_TASK if glue_task else config_lib.NLU_TASK, glue_task=glue_task,
+          **(data_fields or {})),
       model=config_lib.ModelConfig(
           bert_config_file=os.path.join(bert_dir, "bert_config.json"),
           vocab_file=os.path.join(bert_dir, "vocab.txt"),
@@ -114,14 +202,14 @@ def tiny_run_config(bert_dir: str, corpus_dir: str, output_dir: str, max_seq_len
 
 
 def tiny_training_config(bert_dir: str, corpus_dir: str, output_dir: str, model_fields=None,
-                         **train_overrides):
+                         data_fields=None, **train_overrides):
   """`tiny_run_config` of the end-to-end training tests: 20 epochs, a checkpoint (and dev
   evaluation) every 50 steps, summaries every 10, 2 checkpoints kept, test split evaluated."""
   fields = dict(num_train_epochs=20, save_checkpoints_steps=50, save_summary_steps=10,
                 keep_checkpoint_max=2)
   fields.update(train_overrides)
   return tiny_run_config(bert_dir, corpus_dir, output_dir, eval_on_test=True,
-                         model_fields=model_fields, **fields)
+                         model_fields=model_fields, data_fields=data_fields, **fields)
 
 
 def write_tiny_sweep_file(path: str, name: str, bert_dir: str, corpus_dir: str,

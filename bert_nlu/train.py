@@ -1,39 +1,45 @@
-"""The NLU trainer: data -> TFRecords -> Estimator train_and_evaluate -> best checkpoint -> results.
+"""The trainer: data -> TFRecords -> Estimator train_and_evaluate -> best checkpoint -> results.
 
-`run(config)` is the whole job of run_bert_nlu.py:
-  1. read the corpus, build label maps from train, build or reuse the TFRecord caches;
-  2. train with periodic dev evaluation of every new checkpoint (whole-set word-level metrics),
-     keeping the best checkpoint by dev whole-frame accuracy (SavedModel export + kept copy);
-  3. evaluate the BEST checkpoint on dev (and test) and write eval_results.json (with the
-     parameter counts, examples per second and the peak memory of training and evaluation);
+`run(config)` is the whole job of run_bert_nlu.py, for every task (`config.data.task`: NLU joint
+intent + slots, or a GLUE task):
+  1. read the corpus, build the label maps (NLU: from train; GLUE: the task's fixed labels), build
+     or reuse the TFRecord caches;
+  2. train with periodic dev evaluation (whole-set metrics): in process, of the training
+     session's weights every eval_every_steps (bert_nlu/evaluation.py), or of every new
+     checkpoint (Estimator train_and_evaluate); keep the best model by the task's selection
+     metric (NLU: dev whole-frame accuracy; GLUE: the GLUE convention,
+     `tasks.glue.SELECTION_METRICS`) as a SavedModel export + kept checkpoint;
+  3. evaluate the BEST checkpoint on the evaluation splits (dev; MNLI also dev_mismatched; test
+     when asked) and write eval_results.json;
   4. optionally predict raw text with the exported SavedModel.
+What differs between tasks is the task object (`make_task`): reader, labels, feature encoding,
+head, losses, metrics collector, selection metric, prediction rows.
 """
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
 import signal
 import threading
 import time
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-import numpy as np
-
-from bert_nlu import checkpoints, distill, encoder, hooks, hparams, io_utils, memory, metrics
-from bert_nlu import run_dir, warm_start
+from bert_nlu import checkpoints, cpu_features, distill, encoder, evaluation, hooks, hparams
+from bert_nlu import io_utils, memory, metrics, optimization, run_dir, warm_start
 from bert_nlu.compat import make_tokenizer, tf
-from bert_nlu.config import RunConfig
-from bert_nlu.data import augment, input_pipeline, limit, readers, tfrecords
-from bert_nlu.data.examples import NluSplit
+from bert_nlu.config import GLUE_TASK, RunConfig
+from bert_nlu.data import augment, glue, input_pipeline, limit, readers, stats, tfrecords
+from bert_nlu.data.examples import Split
 from bert_nlu.data.labels import LabelMaps
 from bert_nlu.model import LOSS_COLLECTION, model_fn_builder, parameter_counts
 from bert_nlu.model import session_config as model_session_config
 from bert_nlu.optimization import GRADIENT_NORM_COLLECTION, LOSS_SCALE_COLLECTION
-from bert_nlu.tasks.nlu import NluTask, WholeSetNluMetrics
+from bert_nlu.tasks.glue import GlueTask
+from bert_nlu.tasks.nlu import INTENT_THRESHOLD_METRIC, NluTask
 
-SELECTION_METRIC = "whole_frame_accuracy"
 EVAL_NAME = "dev"
 RESULTS_FILE = "eval_results.json"
 PREDICT_CONFIG_FILE = "predict_config.json"
@@ -41,21 +47,47 @@ PREDICT_CONFIG_FILE = "predict_config.json"
 
 @dataclasses.dataclass
 class PreparedData:
-  """Splits, label maps, tokenizer and TFRecord caches of a run."""
-  splits: Dict[str, NluSplit]
-  label_maps: LabelMaps
+  """Splits, label maps, tokenizer, TFRecord caches and the task of a run.
+
+  Attributes:
+    label_maps: `LabelMaps` (NLU) or `glue.GlueLabels`.
+    task: `NluTask` or `GlueTask` (see `make_task`).
+  """
+  splits: Dict[str, Split]
+  label_maps: object
   caches: Dict[str, tfrecords.CachedSplit]
   tokenizer: object
+  task: object
 
 
-def read_splits(config: RunConfig, names: Sequence[str]) -> Dict[str, NluSplit]:
+def read_splits(config: RunConfig, names: Sequence[str]) -> Dict[str, Split]:
   data = config.data
+  if data.task == GLUE_TASK:
+    return glue.read_glue_splits(data.data_dir, data.glue_task, names)
   if data.corpus_format == "seq":
     return readers.read_seq_corpus(data.data_dir, splits=tuple(names),
                                    multi_intent_policy=data.multi_intent_policy)
   if data.corpus_format == "snips_json":
     return {name: readers.read_snips_json_split(data.data_dir, name) for name in names}
   raise ValueError(f"unknown corpus_format {data.corpus_format!r} (expected seq or snips_json)")
+
+
+def build_label_maps(config: RunConfig, train_split: Split):
+  """NLU: intents and slot tags seen in train. GLUE: the task's labels as GLUE defines them."""
+  if config.data.task == GLUE_TASK:
+    return glue.GlueLabels.for_task(glue.canonical_task_name(config.data.glue_task))
+  return LabelMaps.from_labels(train_split.intents(), (e.slot_tags for e in train_split.examples),
+                               multilabel=config.data.multi_intent_policy == "multilabel")
+
+
+def evaluation_splits(config: RunConfig) -> List[str]:
+  """The splits the best checkpoint is evaluated on: "dev" first (it selects the checkpoint),
+  then MNLI's dev_mismatched, then "test" with eval_on_test."""
+  names = [EVAL_NAME]
+  if config.data.task == GLUE_TASK:
+    layout = glue.GLUE_LAYOUTS[glue.canonical_task_name(config.data.glue_task)]
+    names = list(layout.evaluation_splits)
+  return names + (["test"] if config.eval_on_test else [])
 
 
 def read_corpus(config: RunConfig, split_names: Sequence[str]):
@@ -85,23 +117,62 @@ def read_corpus(config: RunConfig, split_names: Sequence[str]):
         copies=data.augment_copies, same_intent=data.augment_same_intent)
     tf.logging.info("train: slot-substitution augmentation added %d copies to %d examples",
                     len(splits["train"]) - original_size, original_size)
-  train_split = splits["train"]
-  label_maps = LabelMaps.from_labels(
-      train_split.intents(), (e.slot_tags for e in train_split.examples))
-  return splits, label_maps
+  return splits, build_label_maps(config, splits["train"])
 
 
-def build_caches(config: RunConfig, splits: Dict[str, NluSplit],
-                 label_maps: LabelMaps) -> PreparedData:
-  """Builds or reuses the TFRecord cache of every split."""
+def resolve_max_seq_length(config: RunConfig, splits: Dict[str, Split],
+                           position_limit: int):
+  """Reports truncation per split and resolves --max_seq_length=auto.
+
+  With config.data.auto_max_seq_length the length becomes the smallest that truncates no
+  train/dev/test example (test is read for this if it is not evaluated), capped at
+  `position_limit` and config.data.max_seq_length. A split that still loses words gets a warning
+  naming the lengths that cover 100% and 99.9% of the examples.
+
+  Returns:
+    (config with the resolved max_seq_length, {split: LengthReport at that length}).
+  """
+  data = config.data
+  if data.task == GLUE_TASK:  # pairs are counted as they are truncated (tfrecords.CachedSplit)
+    return config, {}
+  tokenizer = make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
+  length_splits = dict(splits)
+  if data.auto_max_seq_length and "test" not in length_splits and data.corpus_format == "seq":
+    length_splits.update(read_splits(config, ["test"]))
+  reports = {name: stats.length_report(split, tokenizer, data.max_seq_length)
+             for name, split in length_splits.items()}
+  if data.auto_max_seq_length:
+    length = stats.covering_max_seq_length(reports.values(),
+                                           min(position_limit, data.max_seq_length))
+    config = dataclasses.replace(config, data=dataclasses.replace(data, max_seq_length=length))
+    reports = {name: report.at(length) for name, report in reports.items()}
+    tf.logging.warning("max_seq_length=auto: %d word pieces (the longest of %s)", length,
+                       "/".join(reports))
+  warning = stats.truncation_warning(list(reports.values()))
+  if warning:
+    tf.logging.warning("%s", warning)
+  return config, reports
+
+
+def length_summary(reports) -> Dict[str, Dict]:
+  """{split: {examples, truncated, words_lost, longest, covers_99_9}} for eval_results.json."""
+  return {name: {"examples": len(r.lengths), "truncated": r.num_truncated,
+                 "words_lost": r.words_lost, "longest": r.covering_length(1.0),
+                 "covers_99_9": r.covering_length(0.999)} for name, r in reports.items()}
+
+
+def build_caches(config: RunConfig, splits: Dict[str, Split], label_maps) -> PreparedData:
+  """Builds or reuses the TFRecord cache of every split (in the task's feature encoding)."""
+  task = make_task(config, label_maps)
   tokenizer = make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
   caches = {
       name: tfrecords.build_or_load(
           split, tokenizer, label_maps, config.model.vocab_file, config.model.do_lower_case,
-          config.data.max_seq_length, config.cache_dir)
+          config.data.max_seq_length, config.cache_dir, encoding=task.feature_encoding)
       for name, split in splits.items()
   }
-  return PreparedData(splits=splits, label_maps=label_maps, caches=caches, tokenizer=tokenizer)
+  return PreparedData(splits=splits, label_maps=label_maps, caches=caches, tokenizer=tokenizer,
+                      task=task)
 
 
 def prepare_data(config: RunConfig, split_names: Sequence[str]) -> PreparedData:
@@ -110,7 +181,10 @@ def prepare_data(config: RunConfig, split_names: Sequence[str]) -> PreparedData:
   return build_caches(config, splits, label_maps)
 
 
-def make_task(config: RunConfig, label_maps: LabelMaps) -> NluTask:
+def make_task(config: RunConfig, label_maps):
+  """The task of `config.data.task`: `GlueTask` over `glue.GlueLabels`, else `NluTask`."""
+  if config.data.task == GLUE_TASK:
+    return GlueTask(label_maps)
   return NluTask(label_maps, config.model.intent_loss_weight, config.model.slot_intent_context,
                  config.model.slot_crf, distill_temperature=config.train.distill_temperature,
                  distill_alpha=config.train.distill_alpha, focal_gamma=config.model.focal_gamma,
@@ -124,15 +198,18 @@ def training_steps(num_examples: int, batch_size: int, num_epochs: float,
   return num_train_steps, int(num_train_steps * warmup_proportion)
 
 
-def serving_input_receiver_fn_builder(task: NluTask):
+def serving_input_receiver_fn_builder(task):
   def serving_input_receiver_fn():
     features = task.serving_features()
     return tf.estimator.export.ServingInputReceiver(features, features)
   return serving_input_receiver_fn
 
 
-def build_estimator(config: RunConfig, task: NluTask, bert_config, num_train_steps: int,
-                    num_warmup_steps: int, eval_gold_examples) -> tf.estimator.Estimator:
+def build_estimator(config: RunConfig, task, bert_config, num_train_steps: int,
+                    num_warmup_steps: int, eval_gold_examples,
+                    bf16_active: bool = False) -> tf.estimator.Estimator:
+  """The Estimator of a run; `bf16_active` turns on the bfloat16 rewrite in its sessions
+  (`cpu_features.detect_bf16_support(config.model.bf16).active`)."""
   train = config.train
   run_config = tf.estimator.RunConfig(
       model_dir=config.output_dir,
@@ -142,15 +219,18 @@ def build_estimator(config: RunConfig, task: NluTask, bert_config, num_train_ste
       keep_checkpoint_max=train.keep_checkpoint_max,
       log_step_count_steps=train.save_summary_steps,
       session_config=model_session_config(config.model, config.intra_op_threads,
-                                          config.inter_op_threads))
+                                          config.inter_op_threads, bf16_active))
   model_fn = model_fn_builder(task, bert_config, config.model, train, num_train_steps,
                               num_warmup_steps, eval_gold_examples=eval_gold_examples,
                               profile_config=config.profile, profile_dir=config.profile_dir)
   return tf.estimator.Estimator(model_fn=model_fn, config=run_config)
 
 
-def _write_run_files(config: RunConfig, label_maps: LabelMaps) -> Dict[str, str]:
-  """Saves run_config.json, label_maps.json and predict_config.json; returns export assets."""
+def _write_run_files(config: RunConfig, label_maps) -> Dict[str, str]:
+  """Saves run_config.json, label_maps.json and predict_config.json; returns export assets.
+
+  predict_config.json names the task, so `bert_nlu.predict` knows how to read an export.
+  """
   os.makedirs(config.output_dir, exist_ok=True)
   io_utils.atomic_write_json(os.path.join(config.output_dir, "run_config.json"),
                              config.to_json_dict())
@@ -158,8 +238,10 @@ def _write_run_files(config: RunConfig, label_maps: LabelMaps) -> Dict[str, str]
   label_maps.save(label_maps_path)
   predict_config_path = os.path.join(config.output_dir, PREDICT_CONFIG_FILE)
   io_utils.atomic_write_json(predict_config_path, {
+      "task": config.data.task,
       "max_seq_length": config.data.max_seq_length,
-      "do_lower_case": config.model.do_lower_case})
+      "do_lower_case": config.model.do_lower_case,
+      "bf16": config.model.bf16})  # the predictor decides again on the machine it runs on
   return {"label_maps.json": label_maps_path, "vocab.txt": config.model.vocab_file,
           PREDICT_CONFIG_FILE: predict_config_path}
 
@@ -202,16 +284,18 @@ def _stop_on_signals(stop_request: hooks.StopRequest):
       signal.signal(sig, old_handler)
 
 
-def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -> Dict:
-  """Trains with periodic dev evaluation; returns a training summary."""
+def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
+                       bf16_active: bool = False) -> Dict:
+  """Trains with periodic dev evaluation (in bfloat16 if `bf16_active`); returns a training
+  summary."""
   train = config.train
-  task = make_task(config, prepared.label_maps)
+  task = prepared.task
   num_train_steps, num_warmup_steps = training_steps(
       prepared.caches["train"].num_examples, train.train_batch_size, train.num_train_epochs,
       train.warmup_proportion)
   dev_gold = prepared.splits["dev"].examples
   estimator = build_estimator(config, task, bert_config, num_train_steps, num_warmup_steps,
-                              dev_gold)
+                              dev_gold, bf16_active)
   assets = _write_run_files(config, prepared.label_maps)
   max_seq_length = config.data.max_seq_length
   train_input_fn = input_pipeline.make_input_fn(
@@ -219,7 +303,7 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
       batch_size=train.train_batch_size, max_seq_length=max_seq_length,
       bucket_by_length=config.data.bucket_by_length,
       pad_to_max_length=not config.data.bucket_by_length, seed=train.seed,
-      resume_model_dir=config.output_dir)
+      resume_model_dir=config.output_dir, feature_spec=task.feature_encoding.spec)
   if train.distill_teachers:
     teacher_targets = distill.load_or_compute_teacher_targets(
         train.distill_teachers, prepared.splits["train"].examples, prepared.label_maps,
@@ -227,35 +311,55 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
     train_input_fn = distill.with_teacher_targets(train_input_fn, teacher_targets)
   dev_input_fn = input_pipeline.make_input_fn(
       prepared.caches["dev"].tfrecord_path, is_training=False,
-      batch_size=train.eval_batch_size, max_seq_length=max_seq_length)
+      batch_size=train.eval_batch_size, max_seq_length=max_seq_length,
+      feature_spec=task.feature_encoding.spec)
   speed_hook = hooks.ExamplesPerSecondHook(train.train_batch_size, train.save_summary_steps,
                                            config.output_dir)
   stop_request = hooks.StopRequest()
   guard_hook = hooks.NonFiniteGuardHook(
       config.output_dir, LOSS_COLLECTION, GRADIENT_NORM_COLLECTION,
       loss_scale_collection=LOSS_SCALE_COLLECTION if config.model.fp16 else None)
+  exporter = hooks.BestModelExporter(
+      config.output_dir, task.selection_metric, serving_input_receiver_fn_builder(task), assets,
+      exported_metrics=task.exported_metrics)
+  progress_hook = hooks.ProgressHook(
+      num_train_steps, prepared.caches["train"].num_examples / train.train_batch_size,
+      train.train_batch_size, train.save_summary_steps, LOSS_COLLECTION, exporter.evaluated_steps)
   train_hooks = [
       guard_hook,
       hooks.GracefulStopHook(stop_request, config.output_dir),
       speed_hook,
+      progress_hook,
+      # The periodic saver runs after the guard: a step with non-finite weights is never saved.
+      # (Left to itself the Estimator makes its own saver a chief hook, which runs before every
+      # TrainSpec hook and would save the bad state when a save falls due at that step.)
+      tf.estimator.CheckpointSaverHook(config.output_dir,
+                                       save_steps=train.save_checkpoints_steps),
   ]
-  if train.early_stopping_evals > 0:
-    os.makedirs(estimator.eval_dir(EVAL_NAME), exist_ok=True)
-    train_hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
-        estimator, SELECTION_METRIC,
-        max_steps_without_increase=train.early_stopping_evals * train.save_checkpoints_steps,
-        eval_dir=estimator.eval_dir(EVAL_NAME),
-        run_every_secs=None, run_every_steps=train.save_checkpoints_steps))
-  exporter = hooks.BestModelExporter(
-      config.output_dir, SELECTION_METRIC, serving_input_receiver_fn_builder(task), assets)
-  train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
-                                      hooks=train_hooks)
-  eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
-                                    exporters=[exporter], start_delay_secs=0, throttle_secs=0)
   start = time.time()
-  _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
-  with _stop_on_signals(stop_request):
-    tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+  evaluation_summary = {}
+  if train.evaluator == "in_process":
+    evaluator_hook = evaluation.InProcessEvaluatorHook(
+        estimator, dev_input_fn,
+        functools.partial(optimization.eval_restore_map, train.weight_average_decay),
+        every_n_steps=train.evaluation_interval, exporter=exporter,
+        early_stopping_evals=train.early_stopping_evals, steps=train.eval_steps, name=EVAL_NAME)
+    train_hooks.append(evaluator_hook)  # after speed_hook: evaluation is not training time
+    if checkpoints.latest_step(config.output_dir) >= num_train_steps:
+      # Complete already (no training hook will run): a kill before its final evaluation.
+      _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
+    with _stop_on_signals(stop_request):
+      estimator.train(train_input_fn, max_steps=num_train_steps, hooks=train_hooks)
+    evaluation_summary = {
+        "evaluations_this_session": len(evaluator_hook.evaluations),
+        "evaluator_build_seconds": evaluator_hook.build_seconds,
+        "evaluation_seconds": sum(seconds for _, seconds in evaluator_hook.evaluations),
+        "best_model_io_seconds": evaluator_hook.export_seconds,
+    }
+  else:
+    _train_and_evaluate_checkpoints(estimator, config, num_train_steps, exporter,
+                                    task.selection_metric, train_input_fn, dev_input_fn,
+                                    train_hooks, stop_request)
   wall_seconds = time.time() - start
   # A run killed between saving and evaluating a checkpoint, or resumed when already complete.
   _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
@@ -264,9 +368,11 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config) -
       "num_warmup_steps": num_warmup_steps,
       "steps_run_this_session": speed_hook.train_steps,
       "train_examples_per_second": speed_hook.examples_per_second(),
+      "bf16_active": bf16_active,
       "train_step_seconds": speed_hook.train_seconds,
       "fp16_skipped_steps": guard_hook.skipped_steps,
       "wall_seconds": wall_seconds,
+      **evaluation_summary,
   }
 
 
@@ -305,48 +411,72 @@ class PredictionSpeed:
     return self._first_examples / self._first_seconds if self._first_seconds > 0 else 0.0
 
 
+def _train_and_evaluate_checkpoints(estimator, config: RunConfig, num_train_steps: int,
+                                    exporter: hooks.BestModelExporter, selection_metric: str,
+                                    train_input_fn, dev_input_fn, train_hooks,
+                                    stop_request) -> None:
+  """Estimator train_and_evaluate: every new checkpoint is evaluated in a new eval graph."""
+  train = config.train
+  train_hooks = list(train_hooks)
+  if train.early_stopping_evals > 0:
+    os.makedirs(estimator.eval_dir(EVAL_NAME), exist_ok=True)
+    train_hooks.append(tf.estimator.experimental.stop_if_no_increase_hook(
+        estimator, selection_metric,
+        max_steps_without_increase=train.early_stopping_evals * train.save_checkpoints_steps,
+        eval_dir=estimator.eval_dir(EVAL_NAME),
+        run_every_secs=None, run_every_steps=train.save_checkpoints_steps))
+  train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
+                                      hooks=train_hooks)
+  eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
+                                    exporters=[exporter], start_delay_secs=0, throttle_secs=0)
+  _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
+  with _stop_on_signals(stop_request):
+    tf.estimator.train_and_evaluate(estimator, train_spec, eval_spec)
+
+
 def predict_split(estimator: tf.estimator.Estimator, prepared: PreparedData, split_name: str,
-                  checkpoint_path: str, batch_size: int, max_seq_length: int):
-  """Predicts a split with one checkpoint; returns (metrics dict, per-example prediction rows)."""
-  split = prepared.splits[split_name]
+                  checkpoint_path: str, batch_size: int, max_seq_length: int,
+                  intent_threshold: Optional[float] = None):
+  """Predicts a split with one checkpoint; returns (metrics dict, per-example prediction rows).
+
+  Multilabel intents are decided with `intent_threshold`, or (None) with the threshold best on
+  this split (dev), reported as the metric "intent_threshold".
+  """
+  task = prepared.task
   input_fn = input_pipeline.make_input_fn(
       prepared.caches[split_name].tfrecord_path, is_training=False, batch_size=batch_size,
-      max_seq_length=max_seq_length)
-  collector = WholeSetNluMetrics(split.examples, prepared.label_maps)
-  intent_confidence = {}
+      max_seq_length=max_seq_length, feature_spec=task.feature_encoding.spec)
+  collector = task.metrics_collector(prepared.splits[split_name].examples, intent_threshold,
+                                     train_split=prepared.splits["train"])
   speed = PredictionSpeed()
   for batch in speed.timed(estimator.predict(input_fn, checkpoint_path=checkpoint_path,
                                              yield_single_examples=False)):
-    collector.update(batch["example_index"], batch["intent_id"], batch["slot_ids"],
-                     batch["first_piece_mask"])
-    for row, index in enumerate(batch["example_index"]):
-      intent_confidence[int(index)] = float(np.max(batch["intent_probabilities"][row]))
+    collector.update_batch(batch)
   result = dict(collector.result())
   result["prediction_examples_per_second"] = speed.examples_per_second()
-  rows = []
-  for index, example in enumerate(split.examples):
-    rows.append({
-        "guid": example.guid, "text": " ".join(example.words),
-        "gold_intent": example.intent, "pred_intent": collector.predicted_intent(index),
-        "intent_confidence": intent_confidence.get(index),
-        "gold_tags": list(example.slot_tags), "pred_tags": collector.predicted_tags(index)})
-  return result, rows
+  return result, collector.prediction_rows()
 
 
 def evaluate_best(config: RunConfig, prepared: PreparedData, bert_config,
-                  split_names: Sequence[str]) -> Dict:
-  """Evaluates the best checkpoint (else the latest) on each split; writes eval_results.json."""
-  task = make_task(config, prepared.label_maps)
-  estimator = build_estimator(config, task, bert_config, 1, 0, None)
+                  split_names: Sequence[str], bf16_active: bool = False) -> Dict:
+  """Evaluates the best checkpoint (else the latest) on each split (in bfloat16 if
+  `bf16_active`); returns the results."""
+  task = prepared.task
+  estimator = build_estimator(config, task, bert_config, 1, 0, None, bf16_active)
   best = hooks.read_best(config.output_dir)
   checkpoint = best["checkpoint"] if best else estimator.latest_checkpoint()
   if checkpoint is None:
     raise FileNotFoundError(f"{config.output_dir}: no checkpoint to evaluate; train first")
-  results = {"checkpoint": checkpoint, "selected_by": f"dev {SELECTION_METRIC}",
+  results = {"checkpoint": checkpoint, "selected_by": f"{EVAL_NAME} {task.selection_metric}",
              "best_step": best["step"] if best else None, "splits": {}}
+  intent_threshold = None  # multilabel: chosen on dev (the first split), then applied to test
   for name in split_names:
     split_metrics, rows = predict_split(estimator, prepared, name, checkpoint,
-                                        config.train.eval_batch_size, config.data.max_seq_length)
+                                        config.train.eval_batch_size, config.data.max_seq_length,
+                                        intent_threshold)
+    intent_threshold = split_metrics.get(INTENT_THRESHOLD_METRIC)
+    if intent_threshold is not None:
+      results[INTENT_THRESHOLD_METRIC] = intent_threshold
     split_metrics["num_truncated"] = prepared.caches[name].num_truncated
     results["splits"][name] = split_metrics
     io_utils.atomic_write_text(
@@ -362,21 +492,38 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
   run_manifest.json must be compatible with `config` (else IncompatibleRunError lists the
   differing keys), unless `overwrite_output_dir` clears it first.
   """
-  eval_splits = ["dev"] + (["test"] if config.eval_on_test else [])
+  eval_splits = evaluation_splits(config)
   os.makedirs(config.output_dir, exist_ok=True)
+  phase_seconds = {}
+  clock = time.perf_counter()
+
+  def phase_done(name):
+    nonlocal clock
+    now = time.perf_counter()
+    phase_seconds[name] = now - clock
+    clock = now
+
   with run_dir.RunDirectoryLock(config.output_dir):
     splits, label_maps = read_corpus(config, eval_splits)
     bert_config = encoder.load_bert_config(config.model.bert_config_file)
+    config, length_reports = resolve_max_seq_length(config, splits,
+                                                    bert_config.max_position_embeddings)
     manifest = run_dir.build_manifest(
         config.to_json_dict(), run_dir.fingerprint_splits(splits), label_maps.to_json_dict(),
         run_dir.model_shape_from_bert_config(bert_config.to_dict(),
                                              config.model.num_hidden_layers))
     status = run_dir.check_or_record_manifest(config.output_dir, manifest, overwrite_output_dir)
     tf.logging.info("Run directory %s: %s", config.output_dir, status)
+    phase_done("read_corpus")
     prepared = build_caches(config, splits, label_maps)
-    results: Dict = {"model": parameter_counts(make_task(config, label_maps), bert_config,
-                                               config.model),
-                     "train_intent_counts": limit.intent_counts(splits["train"])}
+    phase_done("data_cache")
+    # Decided once per run: a --bf16 that cannot run here warns once and runs float32.
+    precision = cpu_features.detect_bf16_support(config.model.bf16)
+    results: Dict = {"max_seq_length": config.data.max_seq_length,
+                     "truncation": length_summary(length_reports),
+                     "model": parameter_counts(prepared.task, bert_config, config.model)}
+    if config.data.task != GLUE_TASK:
+      results["train_intent_counts"] = limit.intent_counts(splits["train"])
     if config.run_train:
       if not config.model.random_init:
         checkpoints.check_init_checkpoint(config.model.init_checkpoint)
@@ -392,17 +539,38 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
         training_config = dataclasses.replace(config, model=dataclasses.replace(
             config.model, init_checkpoint=results["warm_start"]["checkpoint"]))
       with memory.PeakMemory() as training_memory:
-        results["training"] = train_and_evaluate(training_config, prepared, bert_config)
+        results["training"] = train_and_evaluate(training_config, prepared, bert_config,
+                                                 precision.active)
       results["memory"] = {"training": training_memory.result()}
+      phase_done("train_and_evaluate")
     if config.run_eval:
       with memory.PeakMemory() as evaluation_memory:
-        results.update(evaluate_best(config, prepared, bert_config, eval_splits))
+        results.update(evaluate_best(config, prepared, bert_config, eval_splits,
+                                     precision.active))
       results.setdefault("memory", {})["evaluation"] = evaluation_memory.result()
+      phase_done("evaluate_best")
+      # Wall time of each phase of this invocation (the process's imports come before).
+      results["phase_seconds"] = phase_seconds
+      results["precision"] = precision.to_json_dict()
       results["config"] = config.to_json_dict()
       io_utils.atomic_write_json(os.path.join(config.output_dir, RESULTS_FILE), results)
       hparams.write_hparams_summary(config.output_dir, results["config"], results)
       for name in eval_splits:
-        print(metrics.format_metrics_table(results["splits"][name],
-                                           title=f"{name} (best checkpoint, step "
-                                           f"{results['best_step']})"))
+        print(prepared.task.format_metrics_table(
+            results["splits"][name],
+            title=f"{name} (best checkpoint, step {results['best_step']})"))
+    summary = final_summary_line(config.output_dir)
+    if summary:
+      print(summary)
   return results
+
+
+def final_summary_line(output_dir: str) -> Optional[str]:
+  """"best checkpoint ... | export ... | predict: <command>", or None before any best exists."""
+  best = hooks.read_best(output_dir)
+  if best is None:
+    return None
+  return (f"best checkpoint: {best['checkpoint']} (dev {best['metric']} "
+          f"{metrics.format_percent(best['value'])}, step {best['step']}) | export: "
+          f"{best['saved_model']} | predict: python -m bert_nlu.predict "
+          f"--model_dir={output_dir} \"your utterance\"")

@@ -17,6 +17,30 @@ def tiny_corpus_dir(tmp_path_factory):
   return make_corpus(str(tmp_path_factory.mktemp("tiny_corpus")))
 
 
+@pytest.fixture
+def poison_gradients(monkeypatch):
+  """`poison_gradients(steps)`: from then on, graphs built by NluTask.build_losses keep the loss's
+  value but multiply its gradient by 1e38 at the given global steps (read before the step's
+  increment, so poisoning step s makes the update s -> s + 1 overflow): an overflow once
+  multiplied by an fp16 loss scale, and a non-finite global gradient norm in float32."""
+  from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
+  from bert_nlu.tasks.nlu import NluTask  # pylint: disable=g-import-not-at-top
+
+  def poison(steps):
+    real_build_losses = NluTask.build_losses
+
+    def poisoned_build_losses(self, logits, features):
+      loss, parts = real_build_losses(self, logits, features)
+      step = tf.train.get_or_create_global_step()
+      hit = tf.reduce_any(tf.equal(step, tf.constant(list(steps), tf.int64)))
+      factor = tf.where(hit, tf.constant(1e38), tf.constant(1.0))
+      return tf.stop_gradient(loss) + (loss - tf.stop_gradient(loss)) * factor, parts
+
+    monkeypatch.setattr(NluTask, "build_losses", poisoned_build_losses)
+
+  return poison
+
+
 def real_data_dir():
   """The shared real corpora: $BERT_NLU_DATA_DIR or <repo>/../shared/data (may not exist)."""
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,13 +1,15 @@
-"""Word -> word-piece alignment, first-piece labels, truncation, label maps."""
+"""Word -> word-piece alignment, first-piece labels, truncation, label maps; sentence pairs."""
 
 import os
 
 import pytest
 
 from bert_nlu.compat import make_tokenizer
-from bert_nlu.data.examples import NluExample
-from bert_nlu.data.features import (align_words, convert_example, word_level_tags,
-                                    words_to_predict_feature)
+from bert_nlu.data.examples import NluExample, SentencePairExample
+from bert_nlu.data.features import (align_words, convert_example, convert_pair_example,
+                                    lay_out_pair, pair_to_predict_feature, truncate_seq_pair,
+                                    word_level_tags, words_to_predict_feature)
+from bert_nlu.data.glue import GlueLabels
 from bert_nlu.data.labels import UNKNOWN_ID, LabelMaps
 
 
@@ -85,3 +87,84 @@ def test_word_level_tags_maps_back_and_fills_truncated_words():
 def test_max_seq_length_below_three_is_rejected():
   with pytest.raises(ValueError, match="max_seq_length"):
     align_words([["a"]], max_seq_length=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentence pairs (GLUE).
+
+
+def _reference_truncation(len_a, len_b, max_length):
+  """Closed form of the longest-first rule: a side no longer than its share (text_a's share is
+  the larger half, as ties cost text_b a piece first) is kept whole and the other takes the
+  rest; otherwise both end at their shares."""
+  if len_a + len_b <= max_length:
+    return len_a, len_b
+  share_a, share_b = (max_length + 1) // 2, max_length // 2
+  if len_b <= share_b:
+    return max_length - len_b, len_b
+  if len_a <= share_a:
+    return len_a, max_length - len_a
+  return share_a, share_b
+
+
+@pytest.mark.parametrize("len_a,len_b,max_length", [
+    (10, 2, 6), (2, 10, 6), (5, 5, 6), (5, 5, 7), (4, 9, 9), (0, 8, 3), (7, 0, 3), (3, 3, 10),
+    (6, 6, 0), (9, 4, 8), (5, 4, 8), (4, 5, 8), (5, 4, 7), (1, 1, 1)])
+def test_truncate_seq_pair_shortens_the_longer_side_first(len_a, len_b, max_length):
+  tokens_a = [f"a{i}" for i in range(len_a)]
+  tokens_b = [f"b{i}" for i in range(len_b)]
+  kept_a, kept_b = truncate_seq_pair(tokens_a, tokens_b, max_length)
+  assert kept_a == tokens_a[:len(kept_a)] and kept_b == tokens_b[:len(kept_b)]  # tails go
+  assert (len(kept_a), len(kept_b)) == _reference_truncation(len_a, len_b, max_length)
+
+
+def test_truncate_seq_pair_examples_by_hand():
+  # 10 + 2 into 6: a loses 6 pieces and b none.
+  assert truncate_seq_pair(list("abcdefghij"), ["x", "y"], 6) == (list("abcd"), ["x", "y"])
+  # 5 + 5 into 7: b loses on the tie (5,4), then a (4,4), then b (4,3).
+  assert truncate_seq_pair(list("abcde"), list("vwxyz"), 7) == (list("abcd"), list("vwx"))
+
+
+def test_pair_layout_uses_segment_ids_and_counts_removed_pieces(tokenizer):
+  tokens, segment_ids, removed = lay_out_pair(["play", "rome"], ["in", "rome", "play"], 16)
+  assert tokens == ["[CLS]", "play", "rome", "[SEP]", "in", "rome", "play", "[SEP]"]
+  assert segment_ids == [0, 0, 0, 0, 1, 1, 1, 1]
+  assert removed == 0
+  # 2 + 3 pieces into 7 - 3 = 4: b (the longer) loses one.
+  tokens, segment_ids, removed = lay_out_pair(["play", "rome"], ["in", "rome", "play"], 7)
+  assert tokens == ["[CLS]", "play", "rome", "[SEP]", "in", "rome", "[SEP]"]
+  assert segment_ids == [0, 0, 0, 0, 1, 1, 1] and removed == 1
+  # A single sentence keeps its head and segment 0.
+  tokens, segment_ids, removed = lay_out_pair(["play", "in", "rome"], None, 4)
+  assert tokens == ["[CLS]", "play", "in", "[SEP]"] and segment_ids == [0] * 4 and removed == 1
+  with pytest.raises(ValueError, match="max_seq_length must be >= 3"):
+    lay_out_pair([], [], 2)
+
+
+def test_convert_pair_example_labels_and_truncation(tokenizer):
+  labels = GlueLabels.for_task("RTE")
+  example = SentencePairExample("dev-0", "play hakkasan", "in rome", label="not_entailment")
+  feature = convert_pair_example(example, 4, tokenizer, labels, 16)
+  ids = tokenizer.convert_tokens_to_ids(
+      ["[CLS]", "play", "hak", "##kas", "##an", "[SEP]", "in", "rome", "[SEP]"])
+  assert feature.input_ids == tuple(ids)
+  assert feature.segment_ids == (0,) * 6 + (1,) * 3
+  assert (feature.example_index, feature.label_id, feature.score) == (4, 1, 0.0)
+  assert not feature.truncated and feature.length == 9
+  short = convert_pair_example(example, 4, tokenizer, labels, 7)  # 4 + 2 pieces into 4
+  assert short.truncated and (short.num_pieces, short.num_pieces_kept) == (6, 4)
+  assert short.input_ids == tuple(tokenizer.convert_tokens_to_ids(
+      ["[CLS]", "play", "hak", "[SEP]", "in", "rome", "[SEP]"]))
+  regression = convert_pair_example(
+      SentencePairExample("t-1", "play", "rome", score=3.8), 0, tokenizer,
+      GlueLabels.for_task("STS-B"), 16)
+  assert (regression.label_id, regression.score) == (0, 3.8)
+
+
+def test_pair_to_predict_feature_matches_training_features(tokenizer):
+  example = SentencePairExample("dev-0", "play hakkasan in rome", "rome", label="1")
+  feature = convert_pair_example(example, 0, tokenizer, GlueLabels.for_task("MRPC"), 6)
+  input_ids, segment_ids, removed = pair_to_predict_feature(example.text_a, example.text_b,
+                                                            tokenizer, 6)
+  assert (tuple(input_ids), tuple(segment_ids)) == (feature.input_ids, feature.segment_ids)
+  assert removed == feature.num_pieces - feature.num_pieces_kept == 4

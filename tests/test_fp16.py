@@ -10,7 +10,6 @@ import pytest
 
 from bert_nlu import hooks, model, optimization, train
 from bert_nlu.compat import tf
-from bert_nlu.tasks.nlu import NluTask
 from bert_nlu.testing import tiny_training_config as make_config
 from tensorflow.core.protobuf import rewriter_config_pb2
 
@@ -83,26 +82,19 @@ def test_fp16_needs_the_fused_optimizer():
                                   dynamic_loss_scale=True)
 
 
-def _poison_gradients_at(monkeypatch, steps):
-  """The loss keeps its value but its gradient is multiplied by 1e38 at the given global steps
-  (an overflow once multiplied by the loss scale, as float16 activations overflow on a GPU)."""
-  real_build_losses = NluTask.build_losses
-
-  def poisoned_build_losses(self, logits, features):
-    loss, parts = real_build_losses(self, logits, features)
-    step = tf.train.get_or_create_global_step()
-    hit = tf.reduce_any(tf.equal(step, tf.constant(steps, tf.int64)))
-    factor = tf.where(hit, tf.constant(1e38), tf.constant(1.0))
-    return tf.stop_gradient(loss) + (loss - tf.stop_gradient(loss)) * factor, parts
-
-  monkeypatch.setattr(NluTask, "build_losses", poisoned_build_losses)
+def _float_variables(checkpoint):
+  reader = tf.train.load_checkpoint(checkpoint)
+  return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+          if np.asarray(reader.get_tensor(name)).dtype.kind == "f"}
 
 
 def test_fp16_run_counts_and_logs_skipped_steps_and_finishes(tiny_bert_dir, tiny_corpus_dir,
-                                                             tmp_path, monkeypatch, caplog):
-  _poison_gradients_at(monkeypatch, [10, 11])
+                                                             tmp_path, poison_gradients, caplog):
+  # Updates 10 -> 11 ... 19 -> 20 overflow; step 20 is also a checkpoint save.
+  poison_gradients(range(10, 20))
   config = make_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path / "run"),
-                       model_fields={"fp16": True}, num_train_epochs=3, save_checkpoints_steps=20)
+                       model_fields={"fp16": True}, num_train_epochs=3, save_checkpoints_steps=10,
+                       keep_checkpoint_max=10)
   tf_logger = logging.getLogger("tensorflow")
   capture = caplog.handler if not tf_logger.propagate else logging.NullHandler()
   tf_logger.addHandler(capture)
@@ -115,23 +107,31 @@ def test_fp16_run_counts_and_logs_skipped_steps_and_finishes(tiny_bert_dir, tiny
     tf_logger.removeHandler(capture)
   skips = [r.getMessage() for r in caplog.records if "overflowed" in r.getMessage()]
   assert skips == [
-      "step 11: gradients overflowed at loss scale 32768; update skipped, scale halved "
-      "(1 steps skipped so far)",
-      "step 12: gradients overflowed at loss scale 16384; update skipped, scale halved "
-      "(2 steps skipped so far)"]
-  assert results["training"]["fp16_skipped_steps"] == 2
+      f"step {11 + k}: gradients overflowed at loss scale {2 ** (15 - k)}; update skipped, "
+      f"scale halved ({k + 1} steps skipped so far)" for k in range(10)]
+  assert results["training"]["fp16_skipped_steps"] == 10
   assert results["training"]["num_train_steps"] == 29  # ceil(150 * 3 / 16): all steps ran
   checkpoint = tf.train.latest_checkpoint(config.output_dir)
   assert checkpoint.endswith("-29")
-  assert tf.train.load_variable(checkpoint, "loss_scale/skipped_steps") == 2
-  assert tf.train.load_variable(checkpoint, "loss_scale/scale") == 2.0 ** 13  # halved twice
+  assert tf.train.load_variable(checkpoint, "loss_scale/skipped_steps") == 10
+  assert tf.train.load_variable(checkpoint, "loss_scale/scale") == 2.0 ** 5  # halved 10 times
+  # The checkpoint saved at the last skipped step holds finite weights and optimizer slots,
+  # exactly those of the checkpoint before the skips; training then moved them again.
+  prefix = checkpoint[:-len("-29")]
+  before, at_skip, after = (_float_variables(f"{prefix}-{step}") for step in (10, 20, 29))
+  weights = [name for name in before if not name.startswith("loss_scale/")]
+  assert any(name.endswith("/adam_m") for name in weights)
+  for name in weights:
+    assert np.all(np.isfinite(at_skip[name])), name
+    np.testing.assert_array_equal(at_skip[name], before[name], err_msg=name)
+  assert any(not np.array_equal(after[name], at_skip[name]) for name in weights)
 
 
 def test_without_fp16_the_same_overflow_stops_training(tiny_bert_dir, tiny_corpus_dir, tmp_path,
-                                                       monkeypatch):
+                                                       poison_gradients):
   # Without loss scaling, gradients * 1e38 keep the loss finite but overflow the global gradient
   # norm: a non-finite gradient is fatal in an fp32 run.
-  _poison_gradients_at(monkeypatch, [10, 11])
+  poison_gradients([10, 11])
   config = make_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path / "run"),
                        num_train_epochs=3, save_checkpoints_steps=20)
   with pytest.raises(hooks.NonFiniteLossError) as error:

@@ -44,12 +44,12 @@ from bert_nlu.data import features, readers
 from bert_nlu.data.examples import NluExample, NluSplit
 from bert_nlu.data.labels import UNKNOWN_ID, LabelMaps
 from bert_nlu.errors import InputError
+from bert_nlu import convert
 from bert_nlu import metrics
 from bert_nlu import predict
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NASTY_DIR = os.path.join(REPO_DIR, "tests", "data", "nasty")
-MINILM_VOCAB = os.path.join(REPO_DIR, "cache", "all-MiniLM-L6-v2", "vocab.txt")
 
 RESULT = "result"
 CONTROLLED = "controlled_error"
@@ -78,15 +78,31 @@ def _encodable(text: str) -> bool:
 # Context: what the targets need, built once per session (pytest) or run (bench/fuzz.py).
 
 
+def real_vocab_file() -> str:
+  """The converted all-MiniLM-L6-v2 vocabulary where the product keeps it: `bert_nlu.convert`'s
+  cache ($BERT_NLU_CACHE, else ~/.cache/bert_nlu), as `make weights` writes it. May not exist."""
+  return os.path.join(convert.default_cache_dir(), convert.MINILM_OUTPUT_NAME, convert.VOCAB_NAME)
+
+
 class FuzzContext:
-  """Scratch space, tokenizers, the tiny BERT and corpus, and (lazily) predictors."""
+  """Scratch space, tokenizers, the tiny BERT and corpus, and (lazily) predictors.
+
+  Tokenizers: "tiny" (the tiny BERT's vocabulary) always; "uncased" and "cased" on the real
+  MiniLM vocabulary (`real_vocab_file()`) only when it is installed. Without it the targets run on
+  the tiny vocabulary alone and `missing_real_vocabulary` says so (the test of the real vocabulary
+  skips with that reason; bench/fuzz.py records it).
+  """
 
   def __init__(self, scratch_root: str, tiny_bert_dir: str, tiny_corpus_dir: str,
-               export_dir: str = ""):
+               export_dir: str = "", vocab_file: str = ""):
     self.scratch_root = scratch_root
     self.tiny_bert_dir = tiny_bert_dir
     self.tiny_corpus_dir = tiny_corpus_dir
     self.export_dir = export_dir
+    self.real_vocab_file = vocab_file or real_vocab_file()
+    self.missing_real_vocabulary = "" if os.path.isfile(self.real_vocab_file) else (
+        f"the MiniLM vocabulary is not installed at {self.real_vocab_file} (set $BERT_NLU_CACHE "
+        "or run `make weights`): word-piece targets ran on the tiny vocabulary only")
 
   @contextlib.contextmanager
   def scratch(self):
@@ -96,10 +112,16 @@ class FuzzContext:
   @functools.cached_property
   def tokenizers(self):
     from bert_nlu.compat import make_tokenizer  # pylint: disable=g-import-not-at-top
-    tiny_vocab = os.path.join(self.tiny_bert_dir, "vocab.txt")
-    vocab = MINILM_VOCAB if os.path.exists(MINILM_VOCAB) else tiny_vocab
-    return {"uncased": make_tokenizer(vocab, True), "cased": make_tokenizer(vocab, False),
-            "tiny": make_tokenizer(tiny_vocab, True)}
+    tokenizers = {"tiny": make_tokenizer(os.path.join(self.tiny_bert_dir, "vocab.txt"), True)}
+    if not self.missing_real_vocabulary:
+      tokenizers["uncased"] = make_tokenizer(self.real_vocab_file, True)
+      tokenizers["cased"] = make_tokenizer(self.real_vocab_file, False)
+    return tokenizers
+
+  @property
+  def tokenizer_names(self):
+    """The available tokenizers, the real vocabulary's first."""
+    return [name for name in ("uncased", "cased", "tiny") if name in self.tokenizers]
 
   @functools.cached_property
   def export_predictor(self):
@@ -555,7 +577,7 @@ def check_read_snips_json_split(ctx, case):
 
 
 @st.composite
-def alignment_cases(draw):
+def alignment_cases(draw, tokenizer_names=("uncased", "cased", "tiny")):
   mode = draw(st.sampled_from(["example", "predict", "pieces"]))
   max_seq_length = draw(mostly(st.integers(3, 64), st.integers(-3, 600), 20))
   if mode == "pieces":
@@ -572,7 +594,7 @@ def alignment_cases(draw):
   known_tags = draw(st.lists(valid_tags(), max_size=6)) + tags[:draw(st.integers(0, 5))]
   return {"mode": mode, "words": word_list, "tags": tags, "known_tags": known_tags,
           "intent": draw(st.sampled_from(["A", "B", "Unseen"])),
-          "tokenizer": draw(st.sampled_from(["uncased", "cased", "tiny"])),
+          "tokenizer": draw(st.sampled_from(list(tokenizer_names))),
           "max_seq_length": max_seq_length}
 
 
@@ -757,10 +779,10 @@ def random_model_predictor(ctx, seed, max_seq_length):
                                    slot_tags=("O", "B-artist", "B-city", "I-artist", "I-city",
                                               "B-\u5730\u70b9", "I-\u5730\u70b9"))
   predictor.max_seq_length = max_seq_length
-  predictor.tokenizer = ctx.tokenizers["uncased"]
+  predictor.tokenizer = ctx.tokenizers[ctx.tokenizer_names[0]]
   model = RandomModel(seed, len(predictor.label_maps.intents), len(predictor.label_maps.slot_tags))
   predictor._serve = model  # pylint: disable=protected-access
-  predictor._takes_first_piece_mask = bool(seed % 2)  # pylint: disable=protected-access
+  predictor.takes_first_piece_mask = bool(seed % 2)
   return predictor
 
 
@@ -768,7 +790,8 @@ def expect_well_formed_predictions(predictor, texts, results) -> None:
   expect(isinstance(results, list) and len(results) == len(texts), "one result per text")
   for text, result in zip(texts, results):
     expect(isinstance(result, dict)
-           and set(result) == {"text", "intent", "slots", "truncated_words"}, "result keys")
+           and set(result) == {"text", "intent", "intents", "slots", "truncated_words"},
+           "result keys")
     expect(result["text"] == text, "result text differs from the input")
     word_list = text.split()
     offsets = predict.word_offsets(text)
@@ -779,6 +802,7 @@ def expect_well_formed_predictions(predictor, texts, results) -> None:
              and result["truncated_words"] == 0, "empty text must give no prediction")
       continue
     intent = result["intent"]
+    expect(result["intents"] == [intent], lambda: f"intents {result['intents']!r}")
     expect(isinstance(intent, dict) and intent["name"] in predictor.label_maps.intents
            and isinstance(intent["probability"], float)
            and -1e-6 <= intent["probability"] <= 1 + 1e-6, lambda: f"intent {intent!r}")
@@ -963,6 +987,11 @@ def expect_sane_run_config(run_config) -> None:
     expect(1 <= value <= 2**31 - 1, "an integer flag out of range")
   expect(train.eval_steps is None or 1 <= train.eval_steps <= 2**31 - 1, "eval_steps")
   expect(0 <= train.early_stopping_evals <= 2**31 - 1, "early_stopping_evals")
+  expect(train.eval_every_steps is None or 1 <= train.eval_every_steps <= 2**31 - 1,
+         "eval_every_steps")
+  expect(train.evaluator == "in_process"
+         or train.evaluation_interval == train.save_checkpoints_steps,
+         "the checkpoint evaluator with an evaluation interval other than the checkpoints'")
   expect(0 < train.learning_rate < math.inf and 0 < train.num_train_epochs < math.inf
          and 0 <= train.weight_decay < math.inf and 0 <= model.intent_loss_weight < math.inf,
          "a float flag not finite / out of range")
@@ -1000,7 +1029,7 @@ TARGETS = {
     "read_seq_split": (check_read_seq_split, lambda ctx: seq_split_cases(), False),
     "read_seq_corpus": (check_read_seq_corpus, lambda ctx: seq_corpus_cases(), False),
     "read_snips_json_split": (check_read_snips_json_split, lambda ctx: snips_json_cases(), False),
-    "alignment": (check_alignment, lambda ctx: alignment_cases(), False),
+    "alignment": (check_alignment, lambda ctx: alignment_cases(ctx.tokenizer_names), False),
     "tags_to_spans": (check_tags_to_spans, lambda ctx: span_cases(), False),
     "read_utterances": (check_read_utterances, lambda ctx: utterance_files(), False),
     "predict_random_model": (check_predict_random_model, lambda ctx: predict_cases(), False),
@@ -1046,6 +1075,39 @@ def _run_target(name, context, max_examples=CI_EXAMPLES):
                                   if not needs_export])
 def test_target_never_crashes_uncontrolled(ctx, name):
   _run_target(name, ctx)
+
+
+def test_word_piece_targets_use_the_real_vocabulary_where_the_product_keeps_it(ctx):
+  assert ctx.real_vocab_file == os.path.join(convert.default_cache_dir(), "all-MiniLM-L6-v2",
+                                             "vocab.txt")
+  if ctx.missing_real_vocabulary:
+    pytest.skip(ctx.missing_real_vocabulary)
+  with open(ctx.real_vocab_file, encoding="utf-8") as f:
+    vocabulary_size = sum(1 for _ in f)
+  assert vocabulary_size > 20000  # a real BERT vocabulary, not the tiny one
+  for name in ("uncased", "cased"):
+    assert len(ctx.tokenizers[name].vocab) == vocabulary_size, name
+  assert ctx.tokenizer_names[0] == "uncased"  # the predictor targets' tokenizer
+  assert ctx.tokenizers["uncased"].tokenize("Unaffable") == ["una", "##ffa", "##ble"]
+  drawn = set()
+
+  @_ci_settings(50)
+  @hypothesis.given(alignment_cases(ctx.tokenizer_names))
+  def collect(case):
+    drawn.add(case.get("tokenizer"))
+
+  collect()
+  assert {"uncased", "cased", "tiny"} <= drawn
+
+
+def test_the_real_vocabulary_is_found_through_bert_nlu_cache(monkeypatch, tmp_path):
+  monkeypatch.setenv(convert.CACHE_DIR_ENV, str(tmp_path))
+  assert real_vocab_file() == str(tmp_path / "all-MiniLM-L6-v2" / "vocab.txt")
+  missing = FuzzContext(str(tmp_path), str(tmp_path), str(tmp_path))
+  assert str(tmp_path) in missing.missing_real_vocabulary
+  (tmp_path / "all-MiniLM-L6-v2").mkdir()
+  (tmp_path / "all-MiniLM-L6-v2" / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+  assert FuzzContext(str(tmp_path), str(tmp_path), str(tmp_path)).missing_real_vocabulary == ""
 
 
 def test_predict_export_never_crashes_uncontrolled(export_ctx):
@@ -1109,7 +1171,7 @@ def test_nasty_corpus(ctx):
       for max_seq_length in (3, 16, 64):
         assert check_predict_random_model(
             ctx, {"texts": lines, "max_seq_length": max_seq_length, "seed": 0}) == RESULT
-        for tokenizer in ("uncased", "cased", "tiny"):
+        for tokenizer in ctx.tokenizer_names:
           for mode in ("example", "predict"):
             word_lists = [line.split() for line in lines] + [[""], [" "], ["\u200b"]]
             for word_list in word_lists:
@@ -1169,6 +1231,6 @@ def test_ten_thousand_word_line_is_read_and_truncated(ctx):
     split = readers.read_seq_split(root, "train")
   expect_well_formed_split(split, "train")
   assert len(split.examples[0].words) == 10000
-  feature = features.convert_example(split.examples[0], 0, ctx.tokenizers["uncased"],
+  feature = features.convert_example(split.examples[0], 0, ctx.tokenizers[ctx.tokenizer_names[0]],
                                      LabelMaps.from_labels(["Long"], [["O"]]), 64)
   assert feature.length <= 64 and feature.truncated and feature.num_words == 10000

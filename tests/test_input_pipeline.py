@@ -16,7 +16,8 @@ from conftest import corpus_vocabulary, make_corpus
 def _features(lengths):
   return [NluFeature(example_index=i, input_ids=tuple(range(1, n + 1)), segment_ids=(0,) * n,
                      first_piece_mask=(0,) + (1,) * (n - 2) + (0,), slot_ids=(0,) * n,
-                     intent_id=i % 3, num_words=n - 2, num_words_kept=n - 2)
+                     intent_id=i % 3, intent_ids=tuple(range(i % 3, 3)), num_words=n - 2,
+                     num_words_kept=n - 2)
           for i, n in enumerate(lengths)]
 
 
@@ -42,6 +43,16 @@ def test_eval_input_sees_every_example_once_in_order(record_path):
     true_lengths = batch["input_mask"].sum(axis=1)
     assert batch["input_ids"].shape[1] == true_lengths.max()
     assert list(true_lengths) == [lengths[i] for i in batch["example_index"]]
+
+
+def test_intent_sets_are_padded_with_minus_one(record_path):
+  path, _ = record_path
+  for is_training in (False, True):
+    for batch in _batches(input_pipeline.make_input_fn(path, is_training, 16, 40, seed=1), 3):
+      for row, index in enumerate(batch["example_index"]):
+        expected = list(range(index % 3, 3))
+        padded = expected + [-1] * (batch["intent_ids"].shape[1] - len(expected))
+        assert list(batch["intent_ids"][row]) == padded
 
 
 def test_training_buckets_group_similar_lengths(record_path):
@@ -102,3 +113,16 @@ def test_resumed_training_input_continues_the_same_batch_sequence(record_path, t
                                                   resume_model_dir=str(model_dir)), 5)
   for a, b in zip(fresh[7:12], resumed):
     assert list(a["example_index"]) == list(b["example_index"])
+
+
+def test_parsed_record_cache_keeps_the_shuffled_order_of_serialized_records(record_path):
+  # Reference: the order before the in-memory cache, shuffling serialized records then parsing.
+  path, _ = record_path
+  import tensorflow as tf2  # pylint: disable=g-import-not-at-top  (eager tf.data)
+  reference = (tf2.data.TFRecordDataset(path)
+               .shuffle(input_pipeline._SHUFFLE_BUFFER, seed=5, reshuffle_each_iteration=True)
+               .repeat().map(input_pipeline.parse_record))
+  expected = [int(f["example_index"]) for f in itertools.islice(reference, 600)]  # 3 epochs
+  input_fn = input_pipeline.make_input_fn(path, True, 1, 40, bucket_by_length=False, seed=5)
+  got = [int(b["example_index"][0]) for b in itertools.islice(input_fn(), 600)]
+  assert got == expected

@@ -3,6 +3,7 @@
 import json
 import warnings
 
+import numpy as np
 import pytest
 
 from bert_nlu import metrics
@@ -95,19 +96,31 @@ def test_per_intent_by_hand():
   # PlayMusic = ex0 + ex2. Both intents right -> 2/2.
   # Gold entities: artist(ex0), genre(ex2), artist(ex2 3-4) = 3; predicted: artist(ex0),
   # genre(ex2), artist(ex2 3-3) = 3; matches 2 -> P = R = F1 = 2/3. Whole frame: ex0 only -> 1/2.
+  # Token F1 over PlayMusic's words only (labels B-artist, B-genre, I-artist; no B-playlist or
+  # B-rating_value, which are not in these examples):
+  #             gold  pred  tp  F1
+  # B-artist      2     2    2  1
+  # B-genre       1     1    1  1
+  # I-artist      2     1    1  2/3
+  # micro: tp 4, pred 4, gold 5 -> P = 1, R = 4/5, F1 = 8/9; macro (1 + 1 + 2/3) / 3 = 8/9;
+  # weighted (2 + 1 + 2 * 2/3) / 5 = 13/15.
   assert per_intent["PlayMusic"] == pytest.approx({
       "count": 2, "intent_accuracy": 1.0, "slot_precision": 2 / 3, "slot_recall": 2 / 3,
-      "slot_f1": 2 / 3, "whole_frame_accuracy": 0.5})
+      "slot_f1": 2 / 3, "token_f1_micro": 8 / 9, "token_f1_macro": 8 / 9,
+      "token_f1_weighted": 13 / 15, "whole_frame_accuracy": 0.5})
   # AddToPlaylist = ex1. Intent wrong -> 0/1; playlist entity right -> P = R = F1 = 1;
-  # whole frame 0/1 because of the intent.
+  # whole frame 0/1 because of the intent; its one B-playlist word right -> token F1 1.
   assert per_intent["AddToPlaylist"] == pytest.approx({
       "count": 1, "intent_accuracy": 0.0, "slot_precision": 1.0, "slot_recall": 1.0,
-      "slot_f1": 1.0, "whole_frame_accuracy": 0.0})
+      "slot_f1": 1.0, "token_f1_micro": 1.0, "token_f1_macro": 1.0, "token_f1_weighted": 1.0,
+      "whole_frame_accuracy": 0.0})
   # RateBook = ex3. Intent right -> 1/1; 1 gold entity, 0 predicted -> P = 0 (0/0 with
-  # zero_division 0), R = 0/1 = 0, F1 = 0; whole frame 0/1.
+  # zero_division 0), R = 0/1 = 0, F1 = 0; whole frame 0/1. Its one B-rating_value word is
+  # predicted O: token F1 0 (micro, macro and weighted).
   assert per_intent["RateBook"] == pytest.approx({
       "count": 1, "intent_accuracy": 1.0, "slot_precision": 0.0, "slot_recall": 0.0,
-      "slot_f1": 0.0, "whole_frame_accuracy": 0.0})
+      "slot_f1": 0.0, "token_f1_micro": 0.0, "token_f1_macro": 0.0, "token_f1_weighted": 0.0,
+      "whole_frame_accuracy": 0.0})
 
 
 def test_per_slot_by_hand():
@@ -304,6 +317,50 @@ def test_tags_to_spans_length_mismatch_raises():
     metrics.tags_to_spans(["a", "b"], ["O"])
 
 
+def test_multi_intent_metrics_by_hand():
+  # Train saw the sets {a}, {b}, {a, b}; {a, c} and {c} are unseen combinations.
+  gold = ["a#b", "b#a", "a#c", "c", "a"]
+  pred = ["b#a", "a", "c#a", "a", "a"]
+  gold_tags = [["O"], ["B-x"], ["O"], ["O"], ["B-x"]]
+  pred_tags = [["O"], ["B-x"], ["B-x"], ["O"], ["B-x"]]
+  result = metrics.multi_intent_metrics(gold, gold_tags, pred, pred_tags, ["a", "b", "a#b"])
+  # Sets right: 0 ("b#a" == {a, b}), 2, 4 -> 3 / 5 (row 1 misses b, row 3 says a for c).
+  assert result["intent_set_accuracy"] == pytest.approx(3 / 5)
+  # Atomic counts: a: tp 4 (rows 0, 2, 4, and row 1 is a false positive) -> tp 3? Row by row:
+  # 0 {a,b}/{a,b}: tp a, b. 1 {a,b}/{a}: tp a, fn b. 2 {a,c}/{a,c}: tp a, c. 3 {c}/{a}: fp a,
+  # fn c. 4 {a}/{a}: tp a. -> a: tp 4, fp 1, fn 0; b: tp 1, fn 1; c: tp 1, fn 1.
+  per_intent = result["per_intent"]
+  assert per_intent["a"] == pytest.approx({"precision": 0.8, "recall": 1.0, "f1": 8 / 9,
+                                           "support": 4})
+  assert per_intent["b"] == pytest.approx({"precision": 1.0, "recall": 0.5, "f1": 2 / 3,
+                                           "support": 2})
+  assert per_intent["c"]["f1"] == pytest.approx(2 / 3)
+  # Micro: tp 6, fp 1, fn 2 -> P 6/7, R 6/8, F1 = 12/15.
+  assert result["intent_precision_micro"] == pytest.approx(6 / 7)
+  assert result["intent_recall_micro"] == pytest.approx(6 / 8)
+  assert result["intent_f1_micro"] == pytest.approx(0.8)
+  assert result["intent_f1_macro"] == pytest.approx((8 / 9 + 2 / 3 + 2 / 3) / 3)
+  assert result["per_combination"] == {
+      "a": {"count": 1, "predicted": 3, "correct": 1, "seen_in_train": True},
+      "a#b": {"count": 2, "predicted": 1, "correct": 1, "seen_in_train": True},
+      "a#c": {"count": 1, "predicted": 1, "correct": 1, "seen_in_train": False},
+      "c": {"count": 1, "predicted": 0, "correct": 0, "seen_in_train": False}}
+  # Unseen: rows 2 (set right, tags wrong) and 3 (set wrong).
+  assert result["unseen_combinations"] == {"count": 2, "intent_set_accuracy": 0.5,
+                                           "whole_frame_accuracy": 0.0}
+  assert result["seen_combinations"] == pytest.approx(
+      {"count": 3, "intent_set_accuracy": 2 / 3, "whole_frame_accuracy": 2 / 3})
+  assert result["multi_intent_utterances"] == {"count": 3, "intent_set_accuracy": 2 / 3,
+                                               "whole_frame_accuracy": 1 / 3}
+  json.dumps(result)
+
+
+def test_multi_intent_metrics_without_unseen_combinations_report_none():
+  result = metrics.multi_intent_metrics(["a"], [["O"]], ["a"], [["O"]], ["a"])
+  assert result["unseen_combinations"] == {"count": 0, "intent_set_accuracy": None,
+                                           "whole_frame_accuracy": None}
+
+
 def test_format_metrics_table_shows_intents_and_percentages():
   table = metrics.format_metrics_table(small_set_metrics(), title="dev set")
   assert table.startswith("dev set\n")
@@ -315,4 +372,61 @@ def test_format_metrics_table_shows_intents_and_percentages():
   assert "83.33%" in table   # token F1 micro = 5/6
   assert "25.00%" in table   # whole-frame accuracy
   assert "whole-frame acc" in table
+  assert "token F1 micro" in table and "88.89%" in table  # PlayMusic token F1 micro = 8/9
   assert "100.00%" in table  # PlayMusic intent accuracy
+
+
+# ---------------------------------------------------------------------------------------------
+# GLUE. Five examples, positive class "1":
+#   gold 1 0 1 1 0
+#   pred 1 1 1 0 0      TP = 2 (ex0, ex2), FP = 1 (ex1), FN = 1 (ex3), TN = 1 (ex4)
+GLUE_GOLD = ["1", "0", "1", "1", "0"]
+GLUE_PRED = ["1", "1", "1", "0", "0"]
+
+
+def test_glue_classification_metrics_by_hand():
+  result = metrics.classification_metrics(GLUE_GOLD, GLUE_PRED, ["0", "1"], positive_label="1",
+                                          with_matthews=True)
+  assert result["num_examples"] == 5
+  assert result["accuracy"] == pytest.approx(3 / 5)
+  # precision 2/3, recall 2/3
+  assert result["f1"] == pytest.approx(2 / 3)
+  assert result["accuracy_f1_mean"] == pytest.approx((3 / 5 + 2 / 3) / 2)
+  # (TP*TN - FP*FN) / sqrt((TP+FP)(TP+FN)(TN+FP)(TN+FN)) = (2 - 1) / sqrt(3*3*2*2)
+  assert result["matthews_corrcoef"] == pytest.approx(1 / 6)
+  assert result["confusion_matrix"] == {"labels": ["0", "1"], "counts": [[1, 1], [1, 2]]}
+  plain = metrics.classification_metrics(GLUE_GOLD, GLUE_PRED, ["0", "1"])
+  assert set(plain) == {"num_examples", "accuracy", "confusion_matrix"}
+
+
+def test_glue_degenerate_classification_is_zero_not_nan():
+  # Every prediction "0": F1 of "1" and the Matthews correlation are undefined -> 0.
+  assert metrics.positive_class_f1(["1", "0"], ["0", "0"], "1") == 0.0
+  assert metrics.matthews_correlation(["1", "0"], ["0", "0"]) == 0.0
+  with pytest.raises(ValueError, match="2 gold values but 1 predictions"):
+    metrics.accuracy(["1", "0"], ["1"])
+
+
+def test_glue_regression_metrics_against_numpy_and_ranks():
+  gold = [1.0, 2.0, 3.0, 4.0]
+  pred = [1.0, 3.0, 2.0, 8.0]
+  result = metrics.regression_metrics(gold, pred)
+  assert result["pearson"] == pytest.approx(np.corrcoef(gold, pred)[0, 1])
+  # Ranks 1 2 3 4 vs 1 3 2 4: d^2 sums to 2; 1 - 6 * 2 / (4 * (16 - 1)) = 0.8
+  assert result["spearman"] == pytest.approx(0.8)
+  assert result["pearson_spearman_mean"] == pytest.approx((result["pearson"] + 0.8) / 2)
+  assert result["mse"] == pytest.approx((0 + 1 + 1 + 16) / 4)
+  # A constant prediction has no correlation: 0, not NaN.
+  assert metrics.pearson_spearman(gold, [2.5] * 4) == (0.0, 0.0)
+
+
+def test_glue_table_lists_present_metrics_and_confusion_matrix():
+  result = metrics.classification_metrics(GLUE_GOLD, GLUE_PRED, ["0", "1"], positive_label="1")
+  result["num_truncated"] = 2
+  table = metrics.format_glue_metrics_table(result, title="dev")
+  lines = table.splitlines()
+  assert lines[0] == "dev"
+  assert lines[2].split() == ["examples", "5"]
+  assert lines[3].split() == ["accuracy", "60.00"]
+  assert "66.67" in lines[4] and "Matthews" not in table
+  assert "truncated examples" in table and "rows gold, columns predicted" in table

@@ -7,7 +7,7 @@ import pytest
 from bert_nlu import encoder, optimization
 from bert_nlu.compat import tf
 from bert_nlu.data.labels import LabelMaps
-from bert_nlu.tasks.nlu import NluTask
+from bert_nlu.tasks.nlu import NluTask, multilabel_intent_loss
 
 LABELS = LabelMaps.from_labels(["a", "b", "c"], [["O", "B-x", "I-x"]])
 
@@ -145,6 +145,76 @@ def test_losses_ignore_unknown_intents_and_non_first_pieces(tiny_bert_dir):
   # The 4th example's intent is unknown (-1): excluded, so the mean is over 3 examples of -log .5.
   assert values["intent_loss"] == pytest.approx(-np.log(0.5), rel=1e-5)
   assert values["slot_loss"] == pytest.approx(np.log(3.0), rel=1e-5)
+
+
+def test_softmax_slot_loss_is_the_mean_over_first_pieces_of_seen_tags():
+  # [CLS] w1 w2 ##w2 ##w2 w3 [SEP] ; [CLS] w1 ##w1 w2 [SEP] pad pad ; [CLS] w1 w2 w3 w4 [SEP] pad
+  first_piece_mask = np.array([[0, 1, 1, 0, 0, 1, 0],
+                               [0, 1, 0, 1, 0, 0, 0],
+                               [0, 1, 1, 1, 1, 0, 0]], np.int32)
+  # As features.convert_example writes them: 0 off first pieces, -1 for a tag unseen in training
+  # (row 0's w3 and row 2's w2).
+  slot_ids = np.array([[0, 1, 2, 0, 0, -1, 0],
+                       [0, 2, 0, 0, 0, 0, 0],
+                       [0, 0, -1, 1, 2, 0, 0]], np.int32)
+  rng = np.random.RandomState(3)
+  slot_logits = (3.0 * rng.randn(3, 7, len(LABELS.slot_tags))).astype(np.float32)
+  intent_logits = rng.randn(3, len(LABELS.intents)).astype(np.float32)
+  with tf.Graph().as_default(), tf.Session() as session:
+    _, parts = NluTask(LABELS).build_losses(
+        {"intent_logits": tf.constant(intent_logits), "slot_logits": tf.constant(slot_logits)},
+        {"intent_id": tf.constant([0, 1, 2]), "slot_ids": tf.constant(slot_ids),
+         "first_piece_mask": tf.constant(first_piece_mask)})
+    slot_loss = session.run(parts["slot_loss"])
+  log_probabilities = slot_logits - np.log(np.exp(slot_logits).sum(-1, keepdims=True))
+  scored = [(b, i) for b in range(3) for i in range(7)
+            if first_piece_mask[b, i] and slot_ids[b, i] >= 0]
+  assert len(scored) == 7  # of 9 words (2 unseen tags) and 17 positions
+  expected = -np.mean([log_probabilities[b, i, slot_ids[b, i]] for b, i in scored])
+  assert slot_loss == pytest.approx(expected, rel=1e-5)
+  # Both masks matter at these logits: scoring unseen tags as tag 0, or pieces after the first,
+  # gives another loss.
+  with_unseen = -np.mean([log_probabilities[b, i, max(slot_ids[b, i], 0)]
+                          for b in range(3) for i in range(7) if first_piece_mask[b, i]])
+  with_later_pieces = -np.mean([log_probabilities[b, i, slot_ids[b, i]]
+                                for b in range(3) for i in range(7) if slot_ids[b, i] >= 0])
+  assert min(abs(with_unseen - expected), abs(with_later_pieces - expected)) > 0.1
+def _numpy_binary_cross_entropy(logits, targets):
+  """Sum over intents of -[y log p + (1 - y) log(1 - p)], mean over examples (float64)."""
+  probabilities = 1 / (1 + np.exp(-np.asarray(logits, np.float64)))
+  return (-(targets * np.log(probabilities)
+            + (1 - targets) * np.log(1 - probabilities)).sum(axis=1)).mean()
+
+
+def test_multilabel_intent_loss_is_binary_cross_entropy_per_intent():
+  logits = np.random.RandomState(0).randn(3, 4).astype(np.float32)
+  intent_ids = np.array([[0, 2], [1, -1], [-1, -1]], np.int32)  # {0, 2}, {1}, {} (unknown)
+  targets = np.array([[1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0]])
+  with tf.Graph().as_default():
+    loss = multilabel_intent_loss(tf.constant(logits), tf.constant(intent_ids))
+    with tf.Session() as session:
+      assert session.run(loss) == pytest.approx(_numpy_binary_cross_entropy(logits, targets),
+                                                rel=1e-5)
+
+
+def test_multilabel_task_uses_the_sigmoid_loss_and_probabilities():
+  labels = LabelMaps.from_labels(["a", "b#c"], [["O", "B-x", "I-x"]], multilabel=True)
+  logits = np.array([[2.0, -1.0, 0.0], [0.5, 1.0, -2.0]], np.float32)
+  intent_ids = np.array([[0, -1], [1, 2]], np.int32)  # {a}, {b, c}
+  with tf.Graph().as_default():
+    features = {"intent_ids": tf.constant(intent_ids),
+                "slot_ids": tf.zeros([2, 3], tf.int32),
+                "first_piece_mask": tf.constant([[0, 1, 0], [0, 1, 0]])}
+    task_logits = {"intent_logits": tf.constant(logits), "slot_logits": tf.zeros([2, 3, 3])}
+    task = NluTask(labels)
+    _, parts = task.build_losses(task_logits, features)
+    predictions = task.build_predictions(task_logits, features)
+    with tf.Session() as session:
+      values, probabilities = session.run([parts, predictions["intent_probabilities"]])
+  assert probabilities == pytest.approx(1 / (1 + np.exp(-logits.astype(np.float64))), rel=1e-5)
+  targets = np.array([[1, 0, 0], [0, 1, 1]])
+  assert values["intent_loss"] == pytest.approx(_numpy_binary_cross_entropy(logits, targets),
+                                                rel=1e-5)
 
 
 def _train_steps(tiny_bert_dir, implementation, steps=3):

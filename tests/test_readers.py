@@ -218,6 +218,13 @@ def test_multi_intent_first_keeps_first_intent(tmp_path):
   assert split.intents() == ["atis_flight", "atis_flight", "atis_airline"]
 
 
+def test_multi_intent_multilabel_writes_each_set_canonically(tmp_path):
+  split = readers.read_seq_split(_multi_intent_split_dir(tmp_path), "train",
+                                 multi_intent_policy="multilabel")
+  assert split.intents() == [
+      "atis_airfare#atis_flight", "atis_flight", "atis_airline#atis_flight_no"]
+
+
 def test_multi_intent_unknown_policy_raises_value_error(tmp_path):
   with pytest.raises(ValueError, match="multi_intent_policy 'all'"):
     readers.read_seq_split(_multi_intent_split_dir(tmp_path), "train", multi_intent_policy="all")

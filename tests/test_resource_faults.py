@@ -18,7 +18,8 @@ def _command(bert_dir, corpus_dir, output_dir, epochs=2):
   return [sys.executable, os.path.join(REPO, "run_bert_nlu.py"), f"--bert_dir={bert_dir}",
           f"--data_dir={corpus_dir}", f"--output_dir={output_dir}", "--max_seq_length=16",
           "--train_batch_size=16", f"--num_train_epochs={epochs}", "--learning_rate=1e-3",
-          "--save_checkpoints_steps=10", "--save_summary_steps=10"]
+          "--save_checkpoints_steps=10", "--save_summary_steps=10",
+          "--verbosity=1"]  # TensorFlow's log ("Restoring parameters from ...")
 
 
 def _run(command, file_size_limit=None):

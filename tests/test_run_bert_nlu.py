@@ -1,5 +1,7 @@
-"""run_bert_nlu.py's flags: aliases, validation with UsageErrors that name the flag, the config."""
+"""run_bert_nlu.py's flags -> RunConfig: aliases, the task flags (--task, --glue_task), validation
+with UsageErrors that name the flag."""
 
+import contextlib
 import os
 import sys
 
@@ -7,6 +9,9 @@ from absl import app, flags
 from absl.testing import flagsaver
 import numpy as np
 import pytest
+
+from bert_nlu import config as config_lib
+from bert_nlu import testing
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_DIR not in sys.path:
@@ -52,6 +57,8 @@ def test_layers_and_its_alias_set_the_same_field(build_config, flag):
     (["--layers=1", "--train_layers_from=2"], "--train_layers_from must be in [0, 1]"),
     (["--focal_gamma=-1"], "--focal_gamma must be finite and >= 0"),
     (["--focal_gamma=nan"], "--focal_gamma must be finite and >= 0"),
+    (["--per_intent_slot_heads", "--multi_intent_policy=multilabel"],
+     "--per_intent_slot_heads routes each utterance through ONE intent's slot layer"),
 ])
 def test_bad_values_are_usage_errors_naming_the_flag(build_config, args, message):
   with pytest.raises(app.UsageError) as error:
@@ -106,18 +113,102 @@ def test_loss_variants_reach_the_config(build_config):
   assert not build_config().model.per_intent_slot_heads
 
 
-def test_init_checkpoint_may_name_a_fine_tuned_run(build_config, tmp_path):
+def _fake_fine_tuned_run(run_dir):
+  """A run directory with a best checkpoint (one variable) and label maps; returns its prefix."""
   from bert_nlu import warm_start  # pylint: disable=g-import-not-at-top
   from bert_nlu.data.labels import LabelMaps  # pylint: disable=g-import-not-at-top
-  run_dir = tmp_path / "earlier_run"
-  (run_dir / "best_checkpoint").mkdir(parents=True)
-  with pytest.raises(app.UsageError, match="--init_checkpoint: .* holds no best checkpoint"):
-    build_config(f"--init_checkpoint={run_dir}")
   prefix = str(run_dir / "best_checkpoint" / "step-3" / "model.ckpt-3")
   warm_start.save_checkpoint({"bert/pooler/dense/bias": np.zeros(2, np.float32)}, prefix)
   (run_dir / "best_checkpoint" / "best_metrics.json").write_text(
       f'{{"checkpoint": "{prefix}", "step": 3}}')
   LabelMaps(("a",), ("O",)).save(str(run_dir / "label_maps.json"))
+  return prefix
+
+
+def test_init_checkpoint_may_name_a_fine_tuned_run(build_config, tmp_path):
+  run_dir = tmp_path / "earlier_run"
+  (run_dir / "best_checkpoint").mkdir(parents=True)
+  with pytest.raises(app.UsageError, match="--init_checkpoint: .* holds no best checkpoint"):
+    build_config(f"--init_checkpoint={run_dir}")
+  prefix = _fake_fine_tuned_run(run_dir)
   model = build_config(f"--init_checkpoint={run_dir}").model
   assert (model.init_run_dir, model.init_checkpoint) == (str(run_dir), prefix)
   assert build_config().model.init_run_dir == ""
+
+
+@contextlib.contextmanager
+def run_flags(**values):
+  """Sets run_bert_nlu.py flags for one build_run_config call; restores the defaults after."""
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+  try:
+    for name, value in values.items():
+      setattr(flags.FLAGS, name, value)
+    yield
+  finally:
+    for flag in flags.FLAGS.get_flags_for_module(run_bert_nlu.__name__):
+      flag.unparse()
+
+
+@pytest.fixture(scope="module")
+def glue_root(tmp_path_factory):
+  """A data root holding glue/MRPC and glue/SNLI."""
+  root = tmp_path_factory.mktemp("data")
+  testing.make_glue_corpus(str(root / "glue" / "MRPC"), "MRPC", sizes=(("train", 4), ("dev", 2)))
+  testing.make_glue_corpus(str(root / "glue" / "SNLI"), "SNLI",
+                           sizes=(("train", 4), ("dev", 2), ("test", 2)))
+  return str(root)
+
+
+def test_glue_task_in_any_case_and_default_data_dir(tiny_bert_dir, glue_root, monkeypatch):
+  monkeypatch.setenv(run_bert_nlu.DATA_DIR_ENV, glue_root)
+  with run_flags(task="glue", glue_task="mrpc", bert_dir=tiny_bert_dir):
+    run_config = run_bert_nlu.build_run_config()
+  assert run_config.data.task == config_lib.GLUE_TASK
+  assert run_config.data.glue_task == "MRPC"
+  assert run_config.data.data_dir == os.path.join(glue_root, "glue", "MRPC")
+  with run_flags(bert_dir=tiny_bert_dir, data_dir=glue_root):  # the NLU default is unchanged
+    nlu_config = run_bert_nlu.build_run_config()
+  assert (nlu_config.data.task, nlu_config.data.glue_task) == ("nlu", "")
+
+
+@pytest.mark.parametrize("settings,message", [
+    (dict(task="glue"), "--task=glue needs --glue_task"),
+    (dict(task="glue", glue_task="STSB"), "--glue_task: unknown GLUE task 'STSB'"),
+    (dict(glue_task="MRPC"), "--glue_task needs --task=glue"),
+    (dict(task="glue", glue_task="MRPC", slot_crf=True), "--slot_crf applies to --task=nlu only"),
+    (dict(task="glue", glue_task="MRPC", augment_slot_substitution=0.5),
+     "--augment_slot_substitution applies to --task=nlu only"),
+    (dict(task="glue", glue_task="MRPC", distill_teachers=["/"]),
+     "--distill_teachers applies to --task=nlu only"),
+    (dict(task="glue", glue_task="MRPC", corpus="atis"), "--corpus names an NLU corpus"),
+    (dict(task="glue", glue_task="MRPC", eval_on_test=True),
+     "--eval_on_test: GLUE keeps the MRPC test labels private"),
+    (dict(task="glue", glue_task="RTE"), r"--glue_task: .*glue.RTE is not a directory"),
+])
+def test_glue_flag_errors_name_the_flag(settings, message, tiny_bert_dir, glue_root,
+                                        monkeypatch):
+  monkeypatch.setenv(run_bert_nlu.DATA_DIR_ENV, glue_root)
+  with run_flags(bert_dir=tiny_bert_dir, **settings):
+    with pytest.raises(app.UsageError, match=message):
+      run_bert_nlu.build_run_config()
+
+
+def test_snli_test_split_is_labelled_so_eval_on_test_is_allowed(tiny_bert_dir, glue_root,
+                                                                monkeypatch):
+  monkeypatch.setenv(run_bert_nlu.DATA_DIR_ENV, glue_root)
+  with run_flags(task="glue", glue_task="snli", eval_on_test=True, bert_dir=tiny_bert_dir):
+    run_config = run_bert_nlu.build_run_config()
+  assert run_config.eval_on_test and run_config.data.glue_task == "SNLI"
+
+
+def test_glue_refuses_a_warm_start_by_label_name(tiny_bert_dir, glue_root, tmp_path,
+                                                 monkeypatch):
+  run_dir = tmp_path / "earlier_run"
+  (run_dir / "best_checkpoint").mkdir(parents=True)
+  _fake_fine_tuned_run(run_dir)
+  monkeypatch.setenv(run_bert_nlu.DATA_DIR_ENV, glue_root)
+  with run_flags(task="glue", glue_task="MRPC", bert_dir=tiny_bert_dir,
+                 init_checkpoint=str(run_dir)):
+    with pytest.raises(app.UsageError, match="--init_checkpoint: a fine-tuned run directory"):
+      run_bert_nlu.build_run_config()

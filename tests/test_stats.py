@@ -53,3 +53,17 @@ def test_stats_command_prints_table_and_reports_bad_input(tmp_path):
   result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
   assert result.returncode == 2
   assert "label" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_covering_length_and_truncation_at_other_lengths():
+  assert stats.covering_length([5, 3, 9, 4], 1.0) == 9
+  assert stats.covering_length([5, 3, 9, 4], 0.75) == 5
+  assert stats.covering_length(list(range(1, 1001)) + [5000], 0.999) == 1000
+  report = stats.LengthReport("dev", pieces_per_word=((1, 1, 1), (2, 3, 1)), max_seq_length=5)
+  assert report.lengths == [5, 8]
+  assert (report.num_truncated, report.words_lost) == (1, 2)  # 3 pieces fit: the 2-piece word
+  wider = report.at(8)
+  assert (wider.num_truncated, wider.words_lost) == (0, 0)
+  assert stats.truncation_warning([wider]) is None
+  assert stats.covering_max_seq_length([report], position_limit=512) == 8
+  assert stats.covering_max_seq_length([report], position_limit=6) == 6

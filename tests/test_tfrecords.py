@@ -76,11 +76,11 @@ def test_crash_mid_write_leaves_nothing_trusted(setup, monkeypatch):
   real_example = tfrecords.feature_to_tf_example
   calls = {"n": 0}
 
-  def exploding(feature):
+  def exploding(feature, *spec):
     calls["n"] += 1
     if calls["n"] == 20:
       raise KeyboardInterrupt("killed mid-write")
-    return real_example(feature)
+    return real_example(feature, *spec)
 
   monkeypatch.setattr(tfrecords, "feature_to_tf_example", exploding)
   with pytest.raises(KeyboardInterrupt):

@@ -1,12 +1,15 @@
 """--weight_average_decay end to end: evaluation, the kept best checkpoint and the export use the
 moving average of the weights, not the raw weights."""
 
+import os
+
 import numpy as np
 import pytest
 
 from bert_nlu import encoder, hooks, testing, train
 from bert_nlu.compat import tf
 from bert_nlu.predict import NluPredictor
+from bert_nlu.tasks.nlu import NluTask
 
 _KERNEL = "slot_head/dense/kernel"
 
@@ -14,8 +17,10 @@ _KERNEL = "slot_head/dense/kernel"
 @pytest.fixture(scope="module")
 def averaged_run(tiny_bert_dir, tiny_corpus_dir, tmp_path_factory):
   output_dir = str(tmp_path_factory.mktemp("averaged_run"))
+  # All checkpoints kept: each periodic evaluation can be redone.
   config = testing.tiny_training_config(tiny_bert_dir, tiny_corpus_dir, output_dir,
-                                        weight_average_decay=0.9, layer_learning_rate_decay=0.8)
+                                        weight_average_decay=0.9, layer_learning_rate_decay=0.8,
+                                        save_checkpoints_steps=40, keep_checkpoint_max=10)
   return config, train.run(config)
 
 
@@ -41,13 +46,20 @@ def test_the_export_holds_the_averaged_weights_of_the_best_checkpoint(averaged_r
   assert predictions[0]["intent"]["name"] == "GetWeather"
 
 
-def _predict_dev(config, checkpoint):
+def _dev_predictor(config):
+  """predict(checkpoint) -> (dev metrics, prediction rows), reading the weights as `config` says
+  (the averages with weight_average_decay, else the raw weights)."""
   prepared = train.prepare_data(config, ["dev"])
   task = train.make_task(config, prepared.label_maps)
   bert_config = encoder.load_bert_config(config.model.bert_config_file)
   estimator = train.build_estimator(config, task, bert_config, 1, 0, None)
-  return train.predict_split(estimator, prepared, "dev", checkpoint,
-                             config.train.eval_batch_size, config.data.max_seq_length)
+  return lambda checkpoint: train.predict_split(
+      estimator, prepared, "dev", checkpoint, config.train.eval_batch_size,
+      config.data.max_seq_length)
+
+
+def _predict_dev(config, checkpoint):
+  return _dev_predictor(config)(checkpoint)
 
 
 def test_evaluation_reads_the_averaged_weights(averaged_run, tiny_bert_dir, tiny_corpus_dir,
@@ -64,3 +76,27 @@ def test_evaluation_reads_the_averaged_weights(averaged_run, tiny_bert_dir, tiny
   averaged_confidence = np.array([row["intent_confidence"] for row in averaged_rows])
   raw_confidence = np.array([row["intent_confidence"] for row in raw_rows])
   assert np.abs(averaged_confidence - raw_confidence).max() > 1e-4
+
+
+def test_the_periodic_evaluations_that_select_the_best_checkpoint_read_the_averages(
+    averaged_run, tiny_bert_dir, tiny_corpus_dir, tmp_path):
+  """Every periodic dev evaluation (the ones that pick the best checkpoint) reproduces an
+  evaluation of the averaged weights of its checkpoint; the raw weights score otherwise."""
+  config, _ = averaged_run
+  periodic = hooks.BestModelExporter(config.output_dir, NluTask.selection_metric, None,
+                                     {}).evaluated_steps()
+  assert sorted(periodic) == [40, 80, 120, 160, 188]
+  predict_averaged = _dev_predictor(config)
+  predict_raw = _dev_predictor(
+      testing.tiny_training_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path)))
+  averaged, raw = {}, {}
+  for step in periodic:
+    checkpoint = os.path.join(config.output_dir, f"model.ckpt-{step}")
+    averaged[step] = predict_averaged(checkpoint)[0][NluTask.selection_metric]
+    raw[step] = predict_raw(checkpoint)[0][NluTask.selection_metric]
+  assert periodic == pytest.approx(averaged, abs=1e-6)
+  assert any(raw[step] != averaged[step] for step in periodic), (raw, averaged)
+  best = hooks.read_best(config.output_dir)
+  assert best["value"] == pytest.approx(max(averaged.values()), abs=1e-6)
+  assert best["step"] == min(step for step, value in averaged.items()
+                             if value == pytest.approx(best["value"], abs=1e-6))

@@ -4,35 +4,85 @@ The maps are saved as `label_maps.json` next to the TFRecord cache and in every 
 exported SavedModel, so that predicted ids always map back to the strings they were trained on.
 Labels seen only in dev/test have no id: they are encoded as -1, excluded from the loss and, since
 the model can never predict them, count as errors in the metrics.
+
+Multi-intent labels join atomic intents with "#" ("atis_flight#atis_airfare"). With
+`multilabel=True` a label is the SET of its atomic intents: the intent vocabulary holds atomic
+intents only, and a set is written canonically as its sorted members joined by "#"
+(`intent_set` / `join_intent_set`), so two labels are equal exactly when their sets are.
 """
 
 import dataclasses
 import functools
-from typing import Iterable, Sequence, Tuple
+from typing import FrozenSet, Iterable, Sequence, Tuple
 
 from bert_nlu import io_utils
 from bert_nlu.errors import InputError
 
 UNKNOWN_ID = -1
 OUTSIDE_TAG = "O"
+INTENT_SEPARATOR = "#"
+
+
+def intent_set(label: str) -> FrozenSet[str]:
+  """The atomic intents of a possibly "#"-joined label: "a#b" -> {"a", "b"}.
+
+  Raises:
+    ValueError: a part around "#" is empty.
+  """
+  parts = label.split(INTENT_SEPARATOR)
+  if not all(parts):
+    raise ValueError(f"intent label {label!r} has an empty part around {INTENT_SEPARATOR!r}")
+  return frozenset(parts)
+
+
+def join_intent_set(intents: Iterable[str]) -> str:
+  """The canonical label of a set of atomic intents: sorted, joined by "#" ({"b", "a"} -> "a#b")."""
+  return INTENT_SEPARATOR.join(sorted(set(intents)))
+
+
+def canonical_intent_label(label: str) -> str:
+  """`label` as a set, written canonically ("b#a#b" -> "a#b")."""
+  return join_intent_set(intent_set(label))
 
 
 @dataclasses.dataclass(frozen=True)
 class LabelMaps:
-  """Ordered intent and slot-tag vocabularies; the position is the id."""
+  """Ordered intent and slot-tag vocabularies; the position is the id.
+
+  Attributes:
+    intents: intent classes; with multilabel the atomic intents.
+    slot_tags: BIO tags, "O" first.
+    multilabel: labels are sets of atomic intents (see the module docstring).
+  """
   intents: Tuple[str, ...]
   slot_tags: Tuple[str, ...]
+  multilabel: bool = False
 
   @classmethod
-  def from_labels(cls, intents: Iterable[str], slot_tag_lists: Iterable[Sequence[str]]):
-    """Builds sorted vocabularies; "O" always gets slot id 0."""
+  def from_labels(cls, intents: Iterable[str], slot_tag_lists: Iterable[Sequence[str]],
+                  multilabel: bool = False):
+    """Builds sorted vocabularies; "O" always gets slot id 0.
+
+    With multilabel, the intent vocabulary is the atomic intents of every (joined) label.
+    """
     tags = {tag for tags in slot_tag_lists for tag in tags}
     tags.discard(OUTSIDE_TAG)
-    return cls(intents=tuple(sorted(set(intents))),
-               slot_tags=(OUTSIDE_TAG,) + tuple(sorted(tags)))
+    intents = set(intents)
+    if multilabel:
+      intents = {intent for label in intents for intent in intent_set(label)}
+    return cls(intents=tuple(sorted(intents)),
+               slot_tags=(OUTSIDE_TAG,) + tuple(sorted(tags)), multilabel=multilabel)
 
   def intent_id(self, intent: str) -> int:
     return self._intent_index.get(intent, UNKNOWN_ID)
+
+  def intent_set_ids(self, label: str) -> Tuple[int, ...]:
+    """Sorted ids of the atomic intents of `label` (UNKNOWN_ID for one unseen in training)."""
+    return tuple(sorted(self.intent_id(intent) for intent in intent_set(label)))
+
+  def intent_label_of_ids(self, intent_ids: Iterable[int]) -> str:
+    """The canonical label of a set of atomic intent ids."""
+    return join_intent_set(self.intents[i] for i in intent_ids)
 
   def slot_tag_id(self, tag: str) -> int:
     return self._tag_index.get(tag, UNKNOWN_ID)
@@ -46,7 +96,11 @@ class LabelMaps:
     return {label: i for i, label in enumerate(self.slot_tags)}
 
   def to_json_dict(self) -> dict:
-    return {"intents": list(self.intents), "slot_tags": list(self.slot_tags)}
+    """{"intents", "slot_tags"} (+ "multilabel": true only when set, so older maps are equal)."""
+    obj = {"intents": list(self.intents), "slot_tags": list(self.slot_tags)}
+    if self.multilabel:
+      obj["multilabel"] = True
+    return obj
 
   @classmethod
   def from_json_dict(cls, obj: dict, source: str = "label_maps.json") -> "LabelMaps":
@@ -58,7 +112,8 @@ class LabelMaps:
       raise InputError(source, "label map needs >= 1 intent and slot tags starting with 'O'")
     if len(set(intents)) != len(intents) or len(set(tags)) != len(tags):
       raise InputError(source, "label map holds duplicate labels")
-    return cls(intents=tuple(intents), slot_tags=tuple(tags))
+    return cls(intents=tuple(intents), slot_tags=tuple(tags),
+               multilabel=bool(obj.get("multilabel", False)))
 
   def save(self, path: str) -> None:
     io_utils.atomic_write_json(path, self.to_json_dict())

@@ -27,6 +27,8 @@ Multi-intent labels (ATIS joins several intents with "#", e.g. "atis_flight#atis
   published JointBERT / Goo et al. numbers treat it, so a combination that occurs in dev/test but
   never in train can only be predicted wrongly and simply counts as an error.
 * "first": keep only the first intent ("atis_flight#atis_airfare" -> "atis_flight").
+* "multilabel": the label is the SET of its intents, written canonically (sorted, joined by "#":
+  "b#a" -> "a#b"); the model predicts each atomic intent on its own (`labels.intent_set`).
 
 SNIPS JSON chunks -> BIO tags: the chunk texts are concatenated, every character remembers the
 chunk it came from, and the text is split into whitespace-separated words. A word takes the
@@ -46,11 +48,12 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from bert_nlu.data import labels
 from bert_nlu.data.examples import NluExample, NluSplit
 from bert_nlu.errors import InputError
 
-MULTI_INTENT_POLICIES = ("atomic", "first")
-MULTI_INTENT_SEPARATOR = "#"
+MULTI_INTENT_POLICIES = ("atomic", "first", "multilabel")
+MULTI_INTENT_SEPARATOR = labels.INTENT_SEPARATOR
 
 SEQ_IN_FILE = "seq.in"
 SEQ_OUT_FILE = "seq.out"
@@ -181,7 +184,8 @@ def apply_multi_intent_policy(label: str, policy: str) -> str:
 
   Args:
     label: e.g. "atis_flight" or "atis_flight#atis_airfare".
-    policy: "atomic" (keep the joined string) or "first" (keep the first intent).
+    policy: "atomic" (keep the joined string), "first" (keep the first intent) or
+      "multilabel" (the set of intents, canonically sorted and joined).
 
   Returns:
     The intent class.
@@ -196,6 +200,8 @@ def apply_multi_intent_policy(label: str, policy: str) -> str:
                      f"{MULTI_INTENT_SEPARATOR!r}")
   if policy == "first":
     return parts[0]
+  if policy == "multilabel":
+    return labels.canonical_intent_label(label)
   return label
 
 
@@ -297,7 +303,7 @@ def read_seq_split(split_dir: str, name: str,
   Args:
     split_dir: directory holding seq.in, seq.out and label.
     name: split name ("train", "dev", "test"); examples get guid "<name>-<0-based index>".
-    multi_intent_policy: "atomic" or "first", see the module docstring.
+    multi_intent_policy: "atomic", "first" or "multilabel", see the module docstring.
 
   Returns:
     The split, examples in file order, `bad_bytes` summed over the three files.
@@ -344,7 +350,7 @@ def read_seq_corpus(data_dir: str, splits: Sequence[str] = ("train", "dev", "tes
   Args:
     data_dir: directory with one sub-directory per split (`valid` is accepted for `dev`).
     splits: names of the splits to read.
-    multi_intent_policy: "atomic" or "first", see the module docstring.
+    multi_intent_policy: "atomic", "first" or "multilabel", see the module docstring.
 
   Returns:
     {split name: NluSplit} in the order of `splits`.

@@ -7,7 +7,9 @@ Heads:
     PIECES of the words only (gathered into [batch, words, num_tags]), not over the attention mask.
 Losses (both means over what they cover):
   intent_loss: cross-entropy (focal with focal_gamma > 0) over examples whose intent is known in
-    training.
+    training. With multilabel (label maps of atomic intents, a label is a set): one sigmoid per
+    atomic intent, binary cross-entropy summed over the intents and averaged over the examples
+    (`multilabel_intent_loss`); intents unseen in training are absent from the target.
   slot_loss: cross-entropy (focal with focal_gamma > 0) over first pieces of words whose tag is
     known in training, averaged over the batch's words ("token") or per sentence, then over
     sentences ("sentence" slot_loss_normalization); other pieces,
@@ -16,25 +18,30 @@ Losses (both means over what they cover):
     (the same per-word scale as the cross-entropy). A tag unseen in training (dev/test only) has
     no index; the CRF scores it as tag 0 in the evaluation loss (metrics are unaffected).
   loss = intent_loss_weight * intent_loss + slot_loss.
-Decoding: argmax per first piece, or with slot_crf the Viterbi path over the words.
+Decoding: argmax per first piece, or with slot_crf the Viterbi path over the words. Multilabel
+intents: every intent with probability >= a threshold chosen on dev, at least the top one
+(`bert_nlu.intent_sets`); the evaluation reports the threshold as the metric "intent_threshold".
 Evaluation metrics are exact and whole-set: each eval batch's predictions are collected (by
 example_index) and `bert_nlu.metrics.nlu_metrics` runs once on all of them, against the gold words
 of the examples, when the Estimator asks for the metric values.
 """
 
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bert_nlu import distill, metrics
+from bert_nlu import distill, intent_sets, metrics, mixed_precision
 from bert_nlu.compat import crf, tf
+from bert_nlu.data import tfrecords
 from bert_nlu.data.examples import NluExample
 from bert_nlu.data.features import word_level_tags
-from bert_nlu.data.labels import LabelMaps
+from bert_nlu.data.labels import LabelMaps, intent_set
 
 # Dev metrics reported at every periodic evaluation (TensorBoard + eval_result dict).
 EVAL_METRIC_NAMES = ("intent_accuracy", "slot_f1", "slot_precision", "slot_recall",
                      "whole_frame_accuracy", "token_f1_micro", "token_f1_macro")
+# ... and with multilabel intents the dev-chosen decision threshold.
+INTENT_THRESHOLD_METRIC = "intent_threshold"
 
 
 def _dense(inputs: tf.Tensor, units: int, initializer_range: float, name: str) -> tf.Tensor:
@@ -119,6 +126,23 @@ def gather_first_pieces(values: tf.Tensor, first_piece_mask: tf.Tensor):
   return word_values, word_lengths, order
 
 
+def multilabel_intent_loss(intent_logits: tf.Tensor, intent_ids: tf.Tensor) -> tf.Tensor:
+  """Binary cross-entropy of one sigmoid per atomic intent, summed over intents, mean over examples.
+
+  Args:
+    intent_logits: [batch, num_intents] float32.
+    intent_ids: [batch, max_intents] int32 atomic intent ids of each example's set, padded (and
+      unknown intents marked) with -1.
+  Returns:
+    Scalar loss.
+  """
+  num_intents = tf.shape(intent_logits)[1]
+  targets = tf.reduce_max(tf.one_hot(intent_ids, num_intents, dtype=tf.float32),
+                          axis=1)  # [batch, num_intents]; one_hot(-1) is all zeros
+  per_intent = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=intent_logits)
+  return tf.reduce_mean(tf.reduce_sum(per_intent, axis=1))
+
+
 def scatter_word_values(word_values: tf.Tensor, order: tf.Tensor) -> tf.Tensor:
   """Inverse of `gather_first_pieces` for [batch, words] values -> [batch, seq].
 
@@ -134,43 +158,111 @@ class WholeSetNluMetrics:
   """Collects word-level predictions over a whole evaluation and computes metrics once.
 
   Lives in Python; `update` and `value` are called through tf.py_func from the eval graph. The
-  Estimator builds a new eval graph (and so a new instance) for every evaluation.
+  Estimator's checkpoint evaluation builds a new eval graph (and so a new instance) for every
+  evaluation; the in-process evaluator (bert_nlu/evaluation.py) keeps one graph, and each of its
+  evaluations runs the same examples again, so every prediction recorded is overwritten. With
+  multilabel label maps the intent probabilities are kept and turned into sets at `result()`,
+  with `intent_threshold` if given, else with the threshold that is best on this very set (dev).
+  `update_batch` and `prediction_rows` serve `train.predict_split`.
   """
 
-  def __init__(self, gold_examples: Sequence[NluExample], label_maps: LabelMaps):
+  def __init__(self, gold_examples: Sequence[NluExample], label_maps: LabelMaps,
+               intent_threshold: Optional[float] = None,
+               train_intents: Optional[Iterable[str]] = None):
+    """Args:
+      gold_examples: the evaluated examples, indexed by example_index.
+      label_maps: the run's vocabularies.
+      intent_threshold: multilabel only: the decision threshold (None = choose it here).
+      train_intents: the training labels; given, the result also holds the multi-intent metrics
+        (`metrics.multi_intent_metrics`: per-intent F1, unseen combinations).
+    """
     self._gold = gold_examples
     self._label_maps = label_maps
+    self._intent_threshold = intent_threshold
+    self._train_intents = None if train_intents is None else set(train_intents)
     self._pred_intents: Dict[int, str] = {}
+    self._intent_probabilities: Dict[int, np.ndarray] = {}
     self._pred_tags: Dict[int, list] = {}
     self._result = None
 
-  def update(self, example_index, intent_ids, slot_ids, first_piece_mask) -> np.int64:
-    """Records one batch. Shapes: [batch], [batch], [batch, seq], [batch, seq]."""
+  def update(self, example_index, intent_ids, intent_probabilities, slot_ids,
+             first_piece_mask) -> np.int64:
+    """Records one batch. Shapes: [batch], [batch], [batch, intents], [batch, seq], [batch, seq]."""
     for row, index in enumerate(example_index):
       example = self._gold[int(index)]
       self._pred_intents[int(index)] = self._label_maps.intents[int(intent_ids[row])]
+      self._intent_probabilities[int(index)] = np.asarray(intent_probabilities[row])
       self._pred_tags[int(index)] = word_level_tags(
           first_piece_mask[row], slot_ids[row], self._label_maps.slot_tags, len(example.words))
     self._result = None
     return np.int64(len(self._pred_intents))
 
+  def update_batch(self, batch: Dict[str, np.ndarray]) -> None:
+    """Records a batch of `NluTask.build_predictions` outputs (numpy)."""
+    self.update(batch["example_index"], batch["intent_id"], batch["intent_probabilities"],
+                batch["slot_ids"], batch["first_piece_mask"])
+
+  def prediction_rows(self) -> List[dict]:
+    """Per example: guid, text, gold vs predicted intent(s) (the lowest probability of the
+    predicted set) and word tags. Call after `result()`."""
+    self.result()
+    rows = []
+    for index, example in enumerate(self._gold):
+      probabilities = (self.predicted_intent_probabilities(index)
+                       if index in self._pred_intents else {})
+      rows.append({
+          "guid": example.guid, "text": " ".join(example.words),
+          "gold_intent": example.intent, "pred_intent": self._pred_intents.get(index),
+          "intent_confidence": min(probabilities.values()) if probabilities else None,
+          "gold_tags": list(example.slot_tags), "pred_tags": self._pred_tags.get(index)})
+    return rows
+
   def predicted_intent(self, example_index: int) -> str:
+    """The predicted intent (multilabel: the canonical set label; call after `result()`)."""
     return self._pred_intents[example_index]
+
+  def predicted_intent_probabilities(self, example_index: int) -> Dict[str, float]:
+    """{intent: probability} of the predicted intent(s) (call after `result()`)."""
+    probabilities = self._intent_probabilities[example_index]
+    names = intent_set(self._pred_intents[example_index]) if self._label_maps.multilabel else [
+        self._pred_intents[example_index]]
+    return {name: float(probabilities[self._label_maps.intent_id(name)]) for name in names}
 
   def predicted_tags(self, example_index: int) -> list:
     return self._pred_tags[example_index]
+
+  def _decide_intent_sets(self, indices: Sequence[int]) -> float:
+    """Multilabel: sets the predicted labels of `indices`; returns the threshold used."""
+    probabilities = np.stack([self._intent_probabilities[i] for i in indices])  # [n, intents]
+    threshold = self._intent_threshold
+    if threshold is None:
+      gold_ids = [self._label_maps.intent_set_ids(self._gold[i].intent) for i in indices]
+      threshold = intent_sets.choose_threshold(
+          probabilities, intent_sets.multi_hot(gold_ids, len(self._label_maps.intents)),
+          gold_representable=np.array([min(ids) >= 0 for ids in gold_ids]))
+    chosen = intent_sets.decide_intent_sets(probabilities, threshold)
+    for row, index in enumerate(indices):
+      self._pred_intents[index] = self._label_maps.intent_label_of_ids(np.flatnonzero(chosen[row]))
+    return threshold
 
   def result(self) -> dict:
     if self._result is None:
       indices = sorted(self._pred_intents)
       if not indices:
         raise ValueError("evaluation saw no examples")
+      threshold = self._decide_intent_sets(indices) if self._label_maps.multilabel else None
       gold = [self._gold[i] for i in indices]
-      self._result = metrics.nlu_metrics(
-          gold_intents=[e.intent for e in gold],
-          gold_tags=[list(e.slot_tags) for e in gold],
-          pred_intents=[self._pred_intents[i] for i in indices],
-          pred_tags=[self._pred_tags[i] for i in indices])
+      gold_intents = [e.intent for e in gold]
+      pred_intents = [self._pred_intents[i] for i in indices]
+      gold_tags = [list(e.slot_tags) for e in gold]
+      pred_tags = [self._pred_tags[i] for i in indices]
+      self._result = metrics.nlu_metrics(gold_intents=gold_intents, gold_tags=gold_tags,
+                                         pred_intents=pred_intents, pred_tags=pred_tags)
+      if threshold is not None:
+        self._result[INTENT_THRESHOLD_METRIC] = threshold
+      if self._train_intents is not None:
+        self._result["multi_intent"] = metrics.multi_intent_metrics(
+            gold_intents, gold_tags, pred_intents, pred_tags, self._train_intents)
     return self._result
 
   def value(self, name: str) -> np.float32:
@@ -181,6 +273,14 @@ class NluTask:
   """Joint intent + slot task over a fixed pair of label vocabularies."""
 
   name = "nlu"
+  feature_encoding = tfrecords.NLU_ENCODING
+  # The dev metric that picks the best checkpoint.
+  selection_metric = "whole_frame_accuracy"
+
+  @property
+  def eval_metric_names(self) -> Tuple[str, ...]:
+    """Dev metrics of every periodic evaluation (multilabel: also the chosen threshold)."""
+    return EVAL_METRIC_NAMES + ((INTENT_THRESHOLD_METRIC,) if self.label_maps.multilabel else ())
 
   def __init__(self, label_maps: LabelMaps, intent_loss_weight: float = 1.0,
                slot_intent_context: bool = False, slot_crf: bool = False,
@@ -188,7 +288,7 @@ class NluTask:
                focal_gamma: float = 0.0, slot_loss_normalization: str = "token",
                per_intent_slot_heads: bool = False):
     """Args:
-      label_maps: intent and slot-tag vocabularies.
+      label_maps: intent and slot-tag vocabularies (multilabel ones give the sigmoid head).
       intent_loss_weight: loss = intent_loss_weight * intent_loss + slot_loss.
       slot_intent_context: feed the slot head each token's vector concatenated with the pooled
         utterance vector (what the intent head sees), so tags can depend on the intent.
@@ -231,20 +331,21 @@ class NluTask:
         seq_length = tf.shape(sequence)[1]
         utterance = tf.tile(pooled[:, None, :], [1, seq_length, 1])  # [batch, seq, hidden]
         sequence = tf.concat([sequence, utterance], axis=-1)  # [batch, seq, 2 * hidden]
-      logits = {"intent_logits": tf.cast(intent_logits, tf.float32)}
+      # The loss, softmax and CRF read float32 logits, also under --bf16.
+      logits = {"intent_logits": mixed_precision.float32_boundary(intent_logits)}
       if self.per_intent_slot_heads:
         num_intents, num_tags = len(self.label_maps.intents), len(self.label_maps.slot_tags)
         per_intent = _dense(sequence, num_intents * num_tags, initializer_range,
                             "per_intent_dense")  # [batch, seq, intents * tags]
         per_intent = tf.reshape(per_intent, tf.concat(
             [tf.shape(per_intent)[:2], [num_intents, num_tags]], axis=0))
-        logits["slot_logits_per_intent"] = tf.cast(per_intent, tf.float32)
+        logits["slot_logits_per_intent"] = mixed_precision.float32_boundary(per_intent)
         predicted_intent = tf.argmax(logits["intent_logits"], axis=-1, output_type=tf.int32)
         logits["slot_logits"] = route_slot_logits(logits["slot_logits_per_intent"],
                                                   predicted_intent)
       else:
         slot_logits = _dense(sequence, len(self.label_maps.slot_tags), initializer_range, "dense")
-        logits["slot_logits"] = tf.cast(slot_logits, tf.float32)
+        logits["slot_logits"] = mixed_precision.float32_boundary(slot_logits)
       if self.slot_crf:
         num_tags = len(self.label_maps.slot_tags)
         logits["slot_transitions"] = tf.get_variable(
@@ -255,18 +356,22 @@ class NluTask:
   def build_losses(self, logits: Dict[str, tf.Tensor],
                    features: Dict[str, tf.Tensor]) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
     """Masked cross-entropies (see module docstring). Returns (loss, {name: scalar})."""
-    intent_id = features["intent_id"]  # [batch]
     if "slot_logits_per_intent" in logits:  # the slot loss goes through the GOLD intent's head
+      intent_id = features["intent_id"]  # [batch]
       predicted = tf.argmax(logits["intent_logits"], axis=-1, output_type=tf.int32)
       logits = dict(logits, slot_logits=route_slot_logits(
           logits["slot_logits_per_intent"], tf.where(intent_id >= 0, intent_id, predicted)))
     if distill.TEACHER_INTENT in features:
       return self._distilled_losses(logits, features)
-    intent_known = tf.cast(intent_id >= 0, tf.float32)
-    intent_xent = focal_cross_entropy(tf.maximum(intent_id, 0), logits["intent_logits"],
-                                      self.focal_gamma)  # [batch]
-    intent_loss = tf.reduce_sum(intent_xent * intent_known) / tf.maximum(
-        tf.reduce_sum(intent_known), 1.0)
+    if self.label_maps.multilabel:
+      intent_loss = multilabel_intent_loss(logits["intent_logits"], features["intent_ids"])
+    else:
+      intent_id = features["intent_id"]  # [batch]
+      intent_known = tf.cast(intent_id >= 0, tf.float32)
+      intent_xent = focal_cross_entropy(tf.maximum(intent_id, 0), logits["intent_logits"],
+                                        self.focal_gamma)  # [batch]
+      intent_loss = tf.reduce_sum(intent_xent * intent_known) / tf.maximum(
+          tf.reduce_sum(intent_known), 1.0)
 
     slot_ids = features["slot_ids"]  # [batch, seq]
     if self.slot_crf:
@@ -338,13 +443,17 @@ class NluTask:
 
   def build_predictions(self, logits: Dict[str, tf.Tensor],
                         features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """intent_id [batch], intent_probabilities [batch, num_intents], slot_ids [batch, seq],
+    """intent_id [batch] (the most probable), intent_probabilities [batch, num_intents] (softmax;
+    multilabel: one sigmoid per intent), slot_ids [batch, seq],
     slot_confidence [batch, seq] (the per-piece softmax probability of the predicted tag; with
     slot_crf of the Viterbi tag), slot_probabilities [batch, seq, num_tags]; with slot_crf also
     slot_logits [batch, seq, num_tags] and slot_transitions [batch, num_tags, num_tags] (the
     transition matrix, repeated per row); example_index and first_piece_mask passed through if
     given. With slot_crf, features must carry first_piece_mask [batch, seq]."""
-    intent_probabilities = tf.nn.softmax(logits["intent_logits"], axis=-1)
+    if self.label_maps.multilabel:
+      intent_probabilities = tf.sigmoid(logits["intent_logits"])  # [batch, num_intents]
+    else:
+      intent_probabilities = tf.nn.softmax(logits["intent_logits"], axis=-1)
     slot_probabilities = tf.nn.softmax(logits["slot_logits"], axis=-1)
     if self.slot_crf:
       slot_ids = self._crf_decode(logits, features["first_piece_mask"])
@@ -367,17 +476,31 @@ class NluTask:
         predictions[name] = features[name]
     return predictions
 
+  def metrics_collector(self, gold_examples: Sequence[NluExample],
+                        intent_threshold: Optional[float] = None,
+                        train_split=None) -> WholeSetNluMetrics:
+    """The whole-set collector of an evaluation (see `WholeSetNluMetrics`); `train_split` (an
+    NluSplit) adds the multi-intent metrics that compare with the training combinations."""
+    train_intents = None if train_split is None else train_split.intents()
+    return WholeSetNluMetrics(gold_examples, self.label_maps, intent_threshold, train_intents)
+
+  @property
+  def exported_metrics(self) -> Tuple[str, ...]:
+    """Dev metrics the best export carries for prediction (multilabel: the threshold)."""
+    return (INTENT_THRESHOLD_METRIC,) if self.label_maps.multilabel else ()
+
   def build_eval_metric_ops(self, predictions: Dict[str, tf.Tensor],
                             gold_examples: Sequence[NluExample]) -> Dict[str, tuple]:
     """Whole-set word-level metrics as Estimator metric ops (value_op, update_op)."""
-    collector = WholeSetNluMetrics(gold_examples, self.label_maps)
+    collector = self.metrics_collector(gold_examples)
     update_op = tf.py_func(
         collector.update,
-        [predictions["example_index"], predictions["intent_id"], predictions["slot_ids"],
+        [predictions["example_index"], predictions["intent_id"],
+         predictions["intent_probabilities"], predictions["slot_ids"],
          predictions["first_piece_mask"]],
         tf.int64, stateful=True, name="collect_nlu_predictions")
     metric_ops = {}
-    for name in EVAL_METRIC_NAMES:
+    for name in self.eval_metric_names:
       value = tf.py_func(lambda name=name: collector.value(name), [], tf.float32,
                          stateful=True, name=f"whole_set_{name}")
       value.set_shape([])
@@ -398,3 +521,7 @@ class NluTask:
     if self.slot_crf:
       names += ["slot_logits", "slot_transitions"]
     return {name: predictions[name] for name in names}
+
+  @staticmethod
+  def format_metrics_table(result: dict, title: str = "") -> str:
+    return metrics.format_metrics_table(result, title)
