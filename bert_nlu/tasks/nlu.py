@@ -36,6 +36,7 @@ from bert_nlu.data import tfrecords
 from bert_nlu.data.examples import NluExample
 from bert_nlu.data.features import word_level_tags
 from bert_nlu.data.labels import LabelMaps, intent_set
+from bert_nlu.tasks import metric_ops as metric_ops_lib
 
 # Dev metrics reported at every periodic evaluation (TensorBoard + eval_result dict).
 EVAL_METRIC_NAMES = ("intent_accuracy", "slot_f1", "slot_precision", "slot_recall",
@@ -499,13 +500,7 @@ class NluTask:
          predictions["intent_probabilities"], predictions["slot_ids"],
          predictions["first_piece_mask"]],
         tf.int64, stateful=True, name="collect_nlu_predictions")
-    metric_ops = {}
-    for name in self.eval_metric_names:
-      value = tf.py_func(lambda name=name: collector.value(name), [], tf.float32,
-                         stateful=True, name=f"whole_set_{name}")
-      value.set_shape([])
-      metric_ops[name] = (value, update_op)
-    return metric_ops
+    return metric_ops_lib.whole_set_metric_ops(collector, update_op, self.eval_metric_names)
 
   def serving_features(self) -> Dict[str, tf.Tensor]:
     """Placeholders of the exported SavedModel: int32 [batch, seq] each (with slot_crf also
