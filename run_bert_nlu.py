@@ -50,29 +50,58 @@ flags.DEFINE_integer("augment_copies", 1, "--augment_slot_substitution: times ea
                      "example is offered for augmentation.")
 flags.DEFINE_bool("augment_same_intent", False, "--augment_slot_substitution: draw substitute "
                   "values only from utterances of the same intent.")
+flags.DEFINE_multi_string("limit_data", [], "INTENT,COUNT: train on COUNT examples of INTENT, "
+                          "chosen reproducibly from --seed (0 drops the intent); repeat the flag "
+                          "or list pairs (--limit_data=PlayMusic,10,GetWeather,100). Dev and test "
+                          "stay complete.")
+flags.DEFINE_bool("resample", True, "With --limit_data: repeat each limited intent's kept "
+                  "examples up to its original count, so every intent is seen about as often.")
 # ---- model
 flags.DEFINE_string("bert_dir", "", "Directory with bert_config.json, vocab.txt, bert_model.ckpt; "
                     "default: the converted all-MiniLM-L6-v2 in $BERT_NLU_CACHE "
                     "(~/.cache/bert_nlu).")
 flags.DEFINE_string("bert_config_file", "", "Overrides <bert_dir>/bert_config.json.")
 flags.DEFINE_string("vocab_file", "", "Overrides <bert_dir>/vocab.txt.")
-flags.DEFINE_string("init_checkpoint", "", "Overrides <bert_dir>/bert_model.ckpt.")
+flags.DEFINE_string("init_checkpoint", "", "Overrides <bert_dir>/bert_model.ckpt. A fine-tuned "
+                    "run directory continues from its best checkpoint: the encoder loads, the "
+                    "intent and slot heads load by label name (shared labels copied, new ones "
+                    "fresh, gone ones dropped); eval_results.json records what was loaded.")
 flags.DEFINE_bool("do_lower_case", None, "Tokenizer casing; default from bert_config.json "
                   "(do_lower_case key written by the converter), else True.")
 flags.DEFINE_float("intent_loss_weight", 1.0, "loss = w * intent_loss + slot_loss.")
 flags.DEFINE_float("head_dropout", 0.1, "Dropout before the intent and slot heads.")
 flags.DEFINE_float("encoder_dropout", None, "Replaces bert_config.json's hidden and attention "
                    "dropout rates (unset = keep the checkpoint's).")
-flags.DEFINE_integer("num_hidden_layers", None, "Use only the first N encoder layers.")
+flags.DEFINE_integer("layers", None, "Use only the encoder's first N layers; the heads read "
+                     "layer N's output (unset = all layers).")
+flags.DEFINE_alias("num_hidden_layers", "layers")
+flags.DEFINE_integer("train_layers_from", 0, "K: freeze the embeddings and the encoder layers "
+                     "below K (no gradient, no optimizer slots, no weight decay); layers >= K, "
+                     "the pooler and the heads train. 0 = all train; K = --layers trains the "
+                     "pooler and heads only.")
+flags.DEFINE_bool("random_init", False, "The same architecture with no pretrained weights: "
+                  "--init_checkpoint is not loaded (the control that shows what pretraining "
+                  "buys).")
 flags.DEFINE_bool("slot_intent_context", False, "The slot head also sees the pooled utterance "
                   "vector (concatenated to every token).")
 flags.DEFINE_bool("slot_crf", False, "A linear-chain CRF over the words' first pieces: CRF "
                   "likelihood loss and Viterbi decoding of the slot tags.")
+flags.DEFINE_bool("per_intent_slot_heads", False, "One slot layer per intent: at training the "
+                  "slot loss goes through the gold intent's layer, at prediction through the "
+                  "predicted intent's.")
+flags.DEFINE_float("focal_gamma", 0.0, "Focal loss exponent for the intent and slot losses "
+                   "(with --slot_crf, the intent loss only); 0 = cross-entropy.")
+flags.DEFINE_enum("slot_loss_normalization", "token", ["token", "sentence"], "Slot loss: the "
+                  "mean over the batch's words, or each sentence's per-word mean averaged over "
+                  "sentences.")
 # ---- training
 flags.DEFINE_integer("train_batch_size", 32, "Training batch size.")
 flags.DEFINE_integer("eval_batch_size", 64, "Evaluation/prediction batch size.")
 flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate (AdamWeightDecay).")
 flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear warmup.")
+flags.DEFINE_enum("lr_schedule", "linear", ["linear", "cosine", "one_cycle"], "Learning-rate "
+                  "decay after the warmup: linear to 0 (bert's), cosine to 0, or one_cycle "
+                  "(warmup from 1/25 of the peak, cosine decay to 1/250000 of it).")
 flags.DEFINE_float("num_train_epochs", 10.0, "Training epochs.")
 flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay.")
 flags.DEFINE_enum("optimizer_implementation", "fused", ["fused", "bert"], "AdamWeightDecay "
@@ -166,7 +195,9 @@ def _corpus_dir(corpus: str) -> str:
 # Flags that only the NLU task reads, with their defaults: set with --task=glue they are refused.
 _NLU_ONLY_FLAGS = ("corpus_format", "multi_intent_policy", "intent_loss_weight",
                    "slot_intent_context", "slot_crf", "augment_slot_substitution",
-                   "augment_copies", "augment_same_intent", "distill_teachers")
+                   "augment_copies", "augment_same_intent", "distill_teachers",
+                   "limit_data", "resample", "per_intent_slot_heads", "focal_gamma",
+                   "slot_loss_normalization")
 
 
 def _glue_task_name() -> str:
@@ -196,14 +227,21 @@ def _glue_task_name() -> str:
 
 
 def _bert_files():
-  """(bert_config_file, vocab_file, init_checkpoint, do_lower_case) from the flags."""
+  """(bert_config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case,
+  max_position_embeddings) from the flags; an --init_checkpoint directory is a fine-tuned run:
+  its best checkpoint is taken."""
   from bert_nlu.convert import default_cache_dir  # pylint: disable=g-import-not-at-top
   bert_dir = FLAGS.bert_dir or os.path.join(default_cache_dir(), "all-MiniLM-L6-v2")
   config_file = FLAGS.bert_config_file or os.path.join(bert_dir, "bert_config.json")
   vocab_file = FLAGS.vocab_file or os.path.join(bert_dir, "vocab.txt")
   init_checkpoint = FLAGS.init_checkpoint or os.path.join(bert_dir, "bert_model.ckpt")
+  init_run_dir = ""
+  if os.path.isdir(init_checkpoint):
+    init_run_dir, init_checkpoint = init_checkpoint, _best_checkpoint_of_run(init_checkpoint)
   for flag_name, path in (("bert_config_file", config_file), ("vocab_file", vocab_file),
                           ("init_checkpoint", init_checkpoint + ".index")):
+    if flag_name == "init_checkpoint" and FLAGS.random_init:
+      continue  # never read
     if not os.path.isfile(path):
       hint = ("" if FLAGS.bert_dir else
               " (run `python -m bert_nlu.convert --minilm` to install the default weights)")
@@ -218,10 +256,26 @@ def _bert_files():
     raise app.UsageError(f"--max_seq_length {max_seq_length} exceeds the model's "
                          f"max_position_embeddings {max_positions} ({config_file})")
   num_layers = bert_config["num_hidden_layers"]
-  if FLAGS.num_hidden_layers is not None and FLAGS.num_hidden_layers > num_layers:
-    raise app.UsageError(f"--num_hidden_layers {FLAGS.num_hidden_layers} exceeds the model's "
-                         f"{num_layers} layers ({config_file})")
-  return config_file, vocab_file, init_checkpoint, do_lower_case, max_positions
+  if FLAGS.layers is not None and FLAGS.layers > num_layers:
+    raise app.UsageError(f"--layers (alias --num_hidden_layers) {FLAGS.layers} exceeds the "
+                         f"model's {num_layers} layers ({config_file})")
+  layers_used = FLAGS.layers or num_layers
+  if not 0 <= FLAGS.train_layers_from <= layers_used:
+    raise app.UsageError(f"--train_layers_from must be in [0, {layers_used}] (the layers used), "
+                         f"got {FLAGS.train_layers_from}")
+  return config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case, max_positions
+
+
+def _best_checkpoint_of_run(run_dir: str) -> str:
+  """The best checkpoint of a fine-tuned run directory; UsageError if it has none."""
+  from bert_nlu import warm_start  # pylint: disable=g-import-not-at-top
+  checkpoint = warm_start.best_checkpoint_of_run(run_dir)
+  if checkpoint is None:
+    raise app.UsageError(f"--init_checkpoint: {run_dir} is a directory but holds no best "
+                         "checkpoint (best_checkpoint/best_metrics.json) of a fine-tuned run")
+  if not os.path.isfile(os.path.join(run_dir, "label_maps.json")):
+    raise app.UsageError(f"--init_checkpoint: {run_dir} has no label_maps.json")
+  return checkpoint
 
 
 def _max_seq_length_flag():
@@ -264,11 +318,11 @@ def _validate_flags() -> None:
   for name in positive:
     if getattr(FLAGS, name) <= 0:
       raise app.UsageError(f"--{name} must be > 0, got {getattr(FLAGS, name)}")
-  for name in positive + ("eval_steps", "early_stopping_evals", "num_hidden_layers"):
+  for name in positive + ("eval_steps", "early_stopping_evals", "layers"):
     if getattr(FLAGS, name) is not None and getattr(FLAGS, name) > _MAX_INT_FLAG:
       raise app.UsageError(f"--{name} must be <= {_MAX_INT_FLAG}, got {getattr(FLAGS, name)}")
-  if FLAGS.num_hidden_layers is not None and FLAGS.num_hidden_layers < 1:
-    raise app.UsageError(f"--num_hidden_layers must be >= 1, got {FLAGS.num_hidden_layers}")
+  if FLAGS.layers is not None and FLAGS.layers < 1:
+    raise app.UsageError(f"--layers (alias --num_hidden_layers) must be >= 1, got {FLAGS.layers}")
   if not 1 <= FLAGS.initial_loss_scale <= 2.0 ** 64:
     raise app.UsageError(f"--initial_loss_scale must be in [1, 2**64], got "
                          f"{FLAGS.initial_loss_scale}")
@@ -278,10 +332,13 @@ def _validate_flags() -> None:
   if FLAGS.fp16 and FLAGS.bf16:
     raise app.UsageError("--fp16 and --bf16 are two mixed-precision modes (float16 on GPUs, "
                          "bfloat16 on CPUs): give at most one")
+  if FLAGS.per_intent_slot_heads and FLAGS.multi_intent_policy == "multilabel":
+    raise app.UsageError("--per_intent_slot_heads routes each utterance through ONE intent's slot "
+                         "layer; --multi_intent_policy=multilabel predicts a set of intents")
   for name in ("learning_rate", "num_train_epochs", "head_learning_rate_multiplier"):
     if not 0 < getattr(FLAGS, name) < math.inf:  # also rejects nan
       raise app.UsageError(f"--{name} must be finite and > 0, got {getattr(FLAGS, name)}")
-  for name in ("weight_decay", "intent_loss_weight"):
+  for name in ("weight_decay", "intent_loss_weight", "focal_gamma"):
     if not 0 <= getattr(FLAGS, name) < math.inf:
       raise app.UsageError(f"--{name} must be finite and >= 0, got {getattr(FLAGS, name)}")
   if not 0 < FLAGS.layer_learning_rate_decay <= 1:
@@ -365,6 +422,22 @@ def _validate_distribution_flags() -> None:
                          "not set (python -m bert_nlu.launch sets it for a local cluster)")
 
 
+def _parse_limit_data(values) -> tuple:
+  """--limit_data values -> ((intent, count), ...); pairs separated by commas or spaces."""
+  tokens = [token for value in values for token in value.replace(",", " ").split()]
+  if len(tokens) % 2:
+    raise app.UsageError(f"--limit_data needs INTENT COUNT pairs, got {' '.join(tokens)!r}")
+  limits = []
+  for intent, count in zip(tokens[::2], tokens[1::2]):
+    if not re.fullmatch(r"[0-9]+", count) or int(count) > _MAX_INT_FLAG:
+      raise app.UsageError(f"--limit_data: COUNT of {intent!r} must be an integer in "
+                           f"[0, {_MAX_INT_FLAG}], got {count!r}")
+    if intent in dict(limits):
+      raise app.UsageError(f"--limit_data names intent {intent!r} twice")
+    limits.append((intent, int(count)))
+  return tuple(limits)
+
+
 def _parse_profile_steps(value: str):
   if not value:
     return None
@@ -387,7 +460,11 @@ def build_run_config():
   if not os.path.isdir(data_dir):
     flag_name = "data_dir" if FLAGS.data_dir else ("glue_task" if glue_task else "corpus")
     raise app.UsageError(f"--{flag_name}: {data_dir} is not a directory")
-  config_file, vocab_file, init_checkpoint, do_lower_case, max_positions = _bert_files()
+  (config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case,
+   max_positions) = _bert_files()
+  if glue_task and init_run_dir:
+    raise app.UsageError("--init_checkpoint: a fine-tuned run directory (warm start by label "
+                         "name) applies to --task=nlu only; give GLUE a checkpoint file prefix")
   max_seq_length = _max_seq_length_flag()
   if glue_task and max_seq_length is None:
     raise app.UsageError("--max_seq_length=auto is for NLU corpora; give GLUE tasks a length "
@@ -402,17 +479,22 @@ def build_run_config():
           auto_max_seq_length=max_seq_length is None,
           cache_dir=FLAGS.cache_dir, bucket_by_length=FLAGS.bucket_by_length,
           augment_slot_substitution=FLAGS.augment_slot_substitution,
-          augment_copies=FLAGS.augment_copies, augment_same_intent=FLAGS.augment_same_intent),
+          augment_copies=FLAGS.augment_copies, augment_same_intent=FLAGS.augment_same_intent,
+          limit_data=_parse_limit_data(FLAGS.limit_data), resample=FLAGS.resample),
       model=config.ModelConfig(
           bert_config_file=config_file, vocab_file=vocab_file, init_checkpoint=init_checkpoint,
           do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,
           head_dropout=FLAGS.head_dropout, encoder_dropout=FLAGS.encoder_dropout,
-          num_hidden_layers=FLAGS.num_hidden_layers,
+          num_hidden_layers=FLAGS.layers, train_layers_from=FLAGS.train_layers_from,
+          random_init=FLAGS.random_init, init_run_dir=init_run_dir,
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
+          per_intent_slot_heads=FLAGS.per_intent_slot_heads, focal_gamma=FLAGS.focal_gamma,
+          slot_loss_normalization=FLAGS.slot_loss_normalization,
           fp16=FLAGS.fp16, bf16=FLAGS.bf16),
       train=config.TrainConfig(
           train_batch_size=FLAGS.train_batch_size, eval_batch_size=FLAGS.eval_batch_size,
           learning_rate=FLAGS.learning_rate, warmup_proportion=FLAGS.warmup_proportion,
+          lr_schedule=FLAGS.lr_schedule,
           num_train_epochs=FLAGS.num_train_epochs, weight_decay=FLAGS.weight_decay,
           head_learning_rate_multiplier=FLAGS.head_learning_rate_multiplier,
           layer_learning_rate_decay=FLAGS.layer_learning_rate_decay,

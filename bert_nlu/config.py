@@ -41,6 +41,10 @@ class DataConfig:
       (bert_nlu/data/augment.py; 0 = off). Drawn once from the run's seed.
     augment_copies: how many times each training example is offered for augmentation.
     augment_same_intent: draw substitute values only from utterances of the same intent.
+    limit_data: ((intent, count), ...): train on `count` examples of each named intent, chosen
+      reproducibly from TrainConfig.seed (0 drops the intent; see bert_nlu/data/limit.py). The
+      label maps are those of the limited data. () = all of train.
+    resample: repeat each limited intent's kept examples up to its original count.
   """
   data_dir: str
   task: str = NLU_TASK
@@ -54,6 +58,8 @@ class DataConfig:
   augment_slot_substitution: float = 0.0
   augment_copies: int = 1
   augment_same_intent: bool = False
+  limit_data: Tuple[Tuple[str, int], ...] = ()
+  resample: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +73,20 @@ class ModelConfig:
     head_dropout: dropout before both heads (training only).
     encoder_dropout: replaces bert_config's hidden and attention dropout rates (None = keep).
     num_hidden_layers: use only the first N encoder layers (None = all).
+    init_run_dir: a fine-tuned run directory to continue from ("" = none): init_checkpoint is
+      then its best checkpoint, and the heads load by label name (bert_nlu/warm_start.py).
+    random_init: the same architecture with no pretrained weights: init_checkpoint is not
+      loaded (every weight starts from its initializer, seeded by TrainConfig.seed).
+    train_layers_from: K: the embeddings and encoder layers < K are frozen (no gradient, no
+      optimizer slots, no weight decay); layers >= K, the pooler and the heads train. 0 = all
+      train; K = the number of layers used trains the pooler and heads only.
     slot_intent_context: the slot head also sees the pooled utterance vector.
     slot_crf: a linear-chain CRF over the words' first pieces (loss + Viterbi decoding).
+    per_intent_slot_heads: one slot layer per intent: the loss through the gold intent's, the
+      prediction through the predicted intent's.
+    focal_gamma: focal loss exponent of the intent and softmax slot losses (0 = cross-entropy).
+    slot_loss_normalization: "token" (mean over the batch's words) or "sentence" (mean of each
+      sentence's per-word mean).
     fp16: mixed precision: TensorFlow's automatic mixed-precision graph rewrite (float16 compute
       on GPUs, float32 master weights) with dynamic loss scaling. Without a GPU the rewrite
       leaves the graph alone and only the loss scaling runs.
@@ -85,8 +103,14 @@ class ModelConfig:
   head_dropout: float = 0.1
   encoder_dropout: Optional[float] = None
   num_hidden_layers: Optional[int] = None
+  train_layers_from: int = 0
+  random_init: bool = False
+  init_run_dir: str = ""
   slot_intent_context: bool = False
   slot_crf: bool = False
+  per_intent_slot_heads: bool = False
+  focal_gamma: float = 0.0
+  slot_loss_normalization: str = "token"
   fp16: bool = False
   bf16: bool = False
 
@@ -99,6 +123,9 @@ class TrainConfig:
     train_batch_size, eval_batch_size: examples per batch.
     learning_rate: peak learning rate of AdamWeightDecay (linear warmup, then linear decay to 0).
     warmup_proportion: share of training steps spent warming up.
+    lr_schedule: the decay after the warmup: "linear" (bert's), "cosine", or "one_cycle" (warmup
+      from 1/25 of the peak, cosine decay to 1/250000 of it); see
+      optimization.learning_rate_schedule.
     num_train_epochs: passes over the training set (may be fractional).
     weight_decay: decoupled weight decay (LayerNorm and biases excluded).
     head_learning_rate_multiplier: the task heads learn at this multiple of learning_rate.
@@ -141,6 +168,7 @@ class TrainConfig:
   eval_batch_size: int = 64
   learning_rate: float = 1e-4
   warmup_proportion: float = 0.1
+  lr_schedule: str = "linear"
   num_train_epochs: float = 10.0
   weight_decay: float = 0.01
   head_learning_rate_multiplier: float = 1.0

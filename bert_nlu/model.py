@@ -2,14 +2,15 @@
 
 `model_fn_builder` returns a closure; its arguments are everything the model depends on. Tasks
 (NLU now, sentence classification later) differ only in the `task` object: head, losses,
-predictions, metrics. Model variants (layer truncation, CRF, fp16 loss scaling; later freezing)
+predictions, metrics. Model variants (layer truncation, frozen lower layers, CRF, fp16 loss scaling)
 are fields of `ModelConfig`; optimisation variants (layer-wise learning-rate decay, weight
 averaging) fields of `TrainConfig`. fp16 and bf16 compute are graph rewrites chosen in the
 session config (`session_config`).
 """
 
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 from tensorflow.core.protobuf import rewriter_config_pb2
 
 from bert_nlu import encoder
@@ -59,11 +60,83 @@ def session_config(model_config: ModelConfig, intra_op_threads: int = 0,
   return config
 
 
-def _warm_start(init_checkpoint: str) -> None:
-  """Initialises every variable that the checkpoint has (by name) from it."""
-  tvars = tf.trainable_variables()
-  assignment_map, _ = modeling.get_assignment_map_from_checkpoint(tvars, init_checkpoint)
+def _warm_start(init_checkpoint: str, variables: Sequence[tf.Variable]) -> None:
+  """Initialises each of `variables` that the checkpoint has (by name) from it.
+
+  A head variable (outside the encoder) whose shape differs from the checkpoint's (e.g. a slot
+  head that now also reads the utterance vector) keeps its initializer, with a warning; an
+  encoder variable of another shape is an error (TensorFlow's).
+  """
+  assignment_map, _ = modeling.get_assignment_map_from_checkpoint(variables, init_checkpoint)
+  shapes = tf.train.load_checkpoint(init_checkpoint).get_variable_to_shape_map()
+  by_name = {v.name.split(":")[0]: v for v in variables}
+  for name in list(assignment_map):
+    if (not name.startswith(optimization.ENCODER_SCOPE)
+        and shapes[name] != by_name[name].shape.as_list()):
+      tf.logging.warning("Warm start: %s is %s in %s but %s here; it starts fresh", name,
+                         shapes[name], init_checkpoint, by_name[name].shape.as_list())
+      del assignment_map[name]
   tf.train.init_from_checkpoint(init_checkpoint, assignment_map)
+
+
+def freeze_lower_encoder(train_layers_from: int) -> List[tf.Variable]:
+  """Takes the embeddings and encoder layers below `train_layers_from` out of the graph's
+  trainable variables (see `optimization.is_frozen`), so that the optimizer never sees them:
+  no gradient, no Adam slots, no weight decay, no moving average. Returns the frozen variables."""
+  trainable = tf.get_collection_ref(tf.GraphKeys.TRAINABLE_VARIABLES)
+  frozen = [v for v in trainable
+            if optimization.is_frozen(v.name.split(":")[0], train_layers_from)]
+  frozen_names = {v.name for v in frozen}
+  trainable[:] = [v for v in trainable if v.name not in frozen_names]
+  return frozen
+
+
+def build_network(task, bert_config: modeling.BertConfig, model_config: ModelConfig,
+                  features: Dict[str, tf.Tensor], is_training: bool) -> Dict[str, tf.Tensor]:
+  """The encoder and the task's heads in the current graph; returns the task's logits.
+
+  The variables frozen by model_config.train_layers_from are left out of the trainable ones.
+
+  Args:
+    task, bert_config, model_config: as for `model_fn_builder`.
+    features: input_ids, input_mask, segment_ids, int32 [batch, seq] each.
+    is_training: enables dropout.
+  """
+  bert = encoder.build_bert_model(
+      bert_config, is_training=is_training,
+      input_ids=features["input_ids"],  # [batch, seq]
+      input_mask=features["input_mask"],  # [batch, seq]
+      segment_ids=features["segment_ids"],  # [batch, seq]
+      num_hidden_layers=model_config.num_hidden_layers,
+      encoder_dropout=model_config.encoder_dropout)
+  logits = task.build_logits(
+      pooled_output=bert.get_pooled_output(),  # [batch, hidden]
+      sequence_output=bert.get_sequence_output(),  # [batch, seq, hidden]
+      is_training=is_training,
+      head_dropout=model_config.head_dropout,
+      initializer_range=bert_config.initializer_range)
+  freeze_lower_encoder(model_config.train_layers_from)
+  return logits
+
+
+def parameter_counts(task, bert_config: modeling.BertConfig,
+                     model_config: ModelConfig) -> Dict[str, int]:
+  """Scalars in the model's weights, counted on a graph built apart (no session runs).
+
+  Returns:
+    {"parameters": all weights of the encoder layers used and the heads,
+     "trainable_parameters": those the optimizer updates}.
+  """
+  with tf.Graph().as_default():
+    features = {name: tf.placeholder(tf.int32, [None, None], name=name)
+                for name in ("input_ids", "input_mask", "segment_ids")}
+    build_network(task, bert_config, model_config, features, is_training=False)
+    return {"parameters": _size(tf.global_variables()),
+            "trainable_parameters": _size(tf.trainable_variables())}
+
+
+def _size(variables: Sequence[tf.Variable]) -> int:
+  return int(sum(np.prod(v.shape.as_list(), dtype=np.int64) for v in variables))
 
 
 def model_fn_builder(task,
@@ -91,19 +164,9 @@ def model_fn_builder(task,
 
   def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
     is_training = mode == tf.estimator.ModeKeys.TRAIN
-    bert = encoder.build_bert_model(
-        bert_config, is_training=is_training,
-        input_ids=features["input_ids"],  # [batch, seq]
-        input_mask=features["input_mask"],  # [batch, seq]
-        segment_ids=features["segment_ids"],  # [batch, seq]
-        num_hidden_layers=model_config.num_hidden_layers,
-        encoder_dropout=model_config.encoder_dropout)
-    logits = task.build_logits(
-        pooled_output=bert.get_pooled_output(),  # [batch, hidden]
-        sequence_output=bert.get_sequence_output(),  # [batch, seq, hidden]
-        is_training=is_training,
-        head_dropout=model_config.head_dropout,
-        initializer_range=bert_config.initializer_range)
+    existing = {v.name for v in tf.global_variables()}
+    logits = build_network(task, bert_config, model_config, features, is_training)
+    network_variables = [v for v in tf.global_variables() if v.name not in existing]
     predictions = task.build_predictions(logits, features)
     # EVAL and PREDICT (hence checkpoint selection and the export) read the averaged weights.
     scaffold = None
@@ -121,8 +184,8 @@ def model_fn_builder(task,
 
     if mode == tf.estimator.ModeKeys.TRAIN:
       tf.add_to_collection(LOSS_COLLECTION, loss)
-      if model_config.init_checkpoint:
-        _warm_start(model_config.init_checkpoint)
+      if model_config.init_checkpoint and not model_config.random_init:
+        _warm_start(model_config.init_checkpoint, network_variables)
       train_op, learning_rate = optimization.build_train_op(
           loss, train_config.learning_rate, num_train_steps, num_warmup_steps,
           weight_decay=train_config.weight_decay, clip_norm=train_config.clip_norm,
@@ -133,6 +196,7 @@ def model_fn_builder(task,
           loss_scale_growth_steps=train_config.loss_scale_growth_steps,
           layer_learning_rate_decay=train_config.layer_learning_rate_decay,
           weight_average_decay=train_config.weight_average_decay,
+          learning_rate_schedule_name=train_config.lr_schedule,
           gradient_accumulation_steps=train_config.gradient_accumulation_steps)
       tf.summary.scalar("learning_rate", learning_rate)
       for name, value in loss_parts.items():

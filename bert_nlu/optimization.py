@@ -1,4 +1,4 @@
-"""The training op: bert's AdamWeightDecay update with linear warmup and linear decay.
+"""The training op: bert's AdamWeightDecay update with warmup and a linear (or cosine) decay.
 
 Same schedule and update rule as `bert.optimization.create_optimizer`, built here so that the
 learning rate is visible to TensorBoard and the variable list can be chosen by the caller (frozen
@@ -57,6 +57,7 @@ computes identical values on every replica. Only the "fused" implementation supp
 (bert's optimizer assigns mirrored variables in the replica context, which tf.distribute refuses).
 """
 
+import math
 import re
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -73,19 +74,47 @@ ENCODER_SCOPE = "bert/"
 _ENCODER_LAYER = re.compile(r"^bert/encoder/layer_(\d+)/")
 
 
+LEARNING_RATE_SCHEDULES = ("linear", "cosine", "one_cycle")
+# one_cycle: the warmup starts at peak / ONE_CYCLE_DIV and the decay ends at
+# peak / (ONE_CYCLE_DIV * ONE_CYCLE_FINAL_DIV) (PyTorch OneCycleLR's default factors).
+ONE_CYCLE_DIV, ONE_CYCLE_FINAL_DIV = 25.0, 1e4
+
+
 def learning_rate_schedule(global_step: tf.Tensor, peak_learning_rate: float,
-                           num_train_steps: int, num_warmup_steps: int) -> tf.Tensor:
-  """Linear warmup from 0 to the peak over num_warmup_steps, then linear decay to 0.
+                           num_train_steps: int, num_warmup_steps: int,
+                           schedule: str = "linear") -> tf.Tensor:
+  """The learning rate at `global_step`: warmup over num_warmup_steps, then a decay.
+
+  With s the step, W the warmup steps, T the training steps and p the peak rate:
+    linear (bert's):  s < W: p * s / W;  else p * (1 - min(s, T) / T)  (decays from step 0's
+                      line, so the rate at W is p * (1 - W / T)).
+    cosine:           s < W: p * s / W;  else p * (1 + cos(pi * q)) / 2 with
+                      q = min(1, (s - W) / (T - W)).
+    one_cycle:        s < W: p0 + (p - p0) * s / W with p0 = p / 25;  else
+                      p1 + (p - p1) * (1 + cos(pi * q)) / 2 with p1 = p0 / 1e4.
 
   Returns: float32 scalar.
   """
+  if schedule not in LEARNING_RATE_SCHEDULES:
+    raise ValueError(f"learning-rate schedule {schedule!r} not in {LEARNING_RATE_SCHEDULES}")
   step = tf.cast(global_step, tf.float32)
-  decayed = tf.train.polynomial_decay(
-      tf.constant(peak_learning_rate, tf.float32), global_step, max(num_train_steps, 1),
-      end_learning_rate=0.0, power=1.0, cycle=False)
+  warmup_start = 0.0
+  if schedule == "linear":
+    decayed = tf.train.polynomial_decay(
+        tf.constant(peak_learning_rate, tf.float32), global_step, max(num_train_steps, 1),
+        end_learning_rate=0.0, power=1.0, cycle=False)
+  else:
+    decay_steps = float(max(num_train_steps - num_warmup_steps, 1))
+    progress = tf.minimum(tf.maximum(step - float(num_warmup_steps), 0.0) / decay_steps, 1.0)
+    cosine = 0.5 * (1.0 + tf.cos(math.pi * progress))  # 1 -> 0
+    end = 0.0
+    if schedule == "one_cycle":
+      warmup_start = peak_learning_rate / ONE_CYCLE_DIV
+      end = warmup_start / ONE_CYCLE_FINAL_DIV
+    decayed = end + (peak_learning_rate - end) * cosine
   if num_warmup_steps <= 0:
     return decayed
-  warmup = peak_learning_rate * step / float(num_warmup_steps)
+  warmup = warmup_start + (peak_learning_rate - warmup_start) * step / float(num_warmup_steps)
   return tf.where(step < float(num_warmup_steps), warmup, decayed)
 
 
@@ -305,6 +334,21 @@ def layer_learning_rate_factor(variable_name: str, num_layers: int, decay: float
   return 1.0
 
 
+def is_frozen(variable_name: str, train_layers_from: int) -> bool:
+  """Whether --train_layers_from=K freezes a variable: the embeddings and encoder layers < K.
+
+  Args:
+    variable_name: e.g. "bert/encoder/layer_3/output/dense/kernel".
+    train_layers_from: K >= 0; 0 freezes nothing. The pooler and the heads always train.
+  """
+  if train_layers_from <= 0:
+    return False
+  if variable_name.startswith(ENCODER_SCOPE + "embeddings/"):
+    return True
+  match = _ENCODER_LAYER.match(variable_name)
+  return bool(match) and int(match.group(1)) < train_layers_from
+
+
 def _learning_rate_groups(pairs, learning_rate: tf.Tensor, head_learning_rate_multiplier: float,
                           layer_learning_rate_decay: float):
   """Splits (gradient, variable) pairs into [(pairs, rate)], one group per distinct rate."""
@@ -397,6 +441,7 @@ def build_train_op(loss: tf.Tensor,
                    loss_scale_growth_steps: int = 2000,
                    layer_learning_rate_decay: float = 1.0,
                    weight_average_decay: float = 0.0,
+                   learning_rate_schedule_name: str = "linear",
                    gradient_accumulation_steps: int = 1) -> Tuple[tf.Operation, tf.Tensor]:
   """Builds the update op.
 
@@ -415,6 +460,7 @@ def build_train_op(loss: tf.Tensor,
       docstring); 1 = one rate for the whole encoder.
     weight_average_decay: keep a moving average of the weights with this decay (module docstring);
       0 = none.
+    learning_rate_schedule_name: "linear", "cosine" or "one_cycle" (`learning_rate_schedule`).
     gradient_accumulation_steps: K; update the weights every K steps with the mean gradient of
       those K batches (module docstring). num_train_steps and num_warmup_steps count batches
       (multiples of K); the schedule advances once per update.
@@ -432,7 +478,8 @@ def build_train_op(loss: tf.Tensor,
   update_count = global_step if accumulation_steps == 1 else global_step // accumulation_steps
   learning_rate = learning_rate_schedule(update_count, peak_learning_rate,
                                          num_train_steps // accumulation_steps,
-                                         num_warmup_steps // accumulation_steps)
+                                         num_warmup_steps // accumulation_steps,
+                                         learning_rate_schedule_name)
   if implementation not in OPTIMIZER_IMPLEMENTATIONS:
     raise ValueError(f"optimizer implementation {implementation!r} not in "
                      f"{OPTIMIZER_IMPLEMENTATIONS}")

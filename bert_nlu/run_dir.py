@@ -71,13 +71,18 @@ INCOMPATIBLE_KEYS = (
     "config.data.multi_intent_policy",
     "config.data.max_seq_length",
     "config.data.bucket_by_length",  # changes the batch stream of the remaining steps
+    "config.data.limit_data", "config.data.resample",  # the training examples themselves
     # The network and its input: shapes, vocabulary content, initial weights, tokenizer casing.
     "model_shape",
     "model_files",
     "config.model.do_lower_case",
     "config.model.num_hidden_layers",
+    "config.model.train_layers_from",  # which variables have optimizer slots
+    "config.model.random_init",  # the initial weights
     "config.model.intent_loss_weight", "config.model.slot_intent_context",
     "config.model.slot_crf",
+    "config.model.focal_gamma", "config.model.slot_loss_normalization",  # the objective
+    "config.model.per_intent_slot_heads",
     "config.model.fp16",  # adds the loss-scale variables to the checkpoint
     "config.train.head_learning_rate_multiplier",  # changes the objective
     "config.train.layer_learning_rate_decay",
@@ -89,6 +94,7 @@ INCOMPATIBLE_KEYS = (
     "config.train.gradient_accumulation_steps",  # the effective batch and the schedule's length
     "config.train.learning_rate",
     "config.train.warmup_proportion",
+    "config.train.lr_schedule",
     "config.train.weight_decay",
     "config.train.clip_norm",
     "config.train.seed",
@@ -107,6 +113,7 @@ COMPATIBLE_KEYS = (
     "config.model.bert_config_file",
     "config.model.vocab_file",
     "config.model.init_checkpoint",
+    "config.model.init_run_dir",  # its best checkpoint is init_checkpoint (in model_files)
     # How long and how often: resuming with more epochs is the point of resuming. (The linear
     # decay is then stretched to the new end step, so the learning rate steps up at resume.)
     "config.train.num_train_epochs",

@@ -12,8 +12,9 @@ configuration that was trained once is found again and reused, by any sweep. The
         computes;
       * PATH_KEYS: the files a path names are identified by their content instead (below), so
         moving the data or the weights keeps the identity and changing their bytes changes it;
-    and with the run directories of RUN_DIRECTORY_KEYS (distillation teachers) replaced by the
-    fingerprints of their checkpoint records;
+    and with the run directories of RUN_DIRECTORY_KEYS (distillation teachers, the fine-tuned
+    run an --init_checkpoint directory names) replaced by the fingerprints of their checkpoint
+    records;
   - "data": the fingerprint of every file under the data directory;
   - "model_files": sha256 of bert_config.json, vocab.txt and the initial checkpoint's .index
     (which lists every tensor with its shape and CRC32C, see run_dir.fingerprint_model_files),
@@ -38,9 +39,11 @@ HASH_CHARS = 16  # 64 bits of sha256: run directory names stay short, collisions
 EXECUTION_KEYS = ("output_dir", "data.cache_dir", "intra_op_threads", "inter_op_threads")
 PATH_KEYS = ("data.data_dir", "model.bert_config_file", "model.vocab_file",
              "model.init_checkpoint", "profile.profile_dir")
-# Keys naming run directories (a list of them) whose trained content a run depends on: identified
-# by their checkpoint records instead of their paths.
-RUN_DIRECTORY_KEYS = ("train.distill_teachers",)
+# Keys naming run directories (or a list of them) whose trained content a run depends on:
+# identified by their checkpoint records instead of their paths (the fine-tuned run an
+# --init_checkpoint directory names: its best checkpoint, model.init_checkpoint, is hashed by
+# content in model_files).
+RUN_DIRECTORY_KEYS = ("train.distill_teachers", "model.init_run_dir")
 IDENTITY_FILE = "sweep_identity.json"
 RESULTS_FILE = "eval_results.json"
 

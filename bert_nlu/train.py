@@ -28,13 +28,13 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 from bert_nlu import checkpoints, cpu_features, distill, distribute, encoder, evaluation
-from bert_nlu import hooks, hparams, io_utils, metrics, optimization, run_dir
+from bert_nlu import hooks, hparams, io_utils, memory, metrics, optimization, run_dir, warm_start
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import GLUE_TASK, RunConfig
-from bert_nlu.data import augment, glue, input_pipeline, readers, stats, tfrecords
+from bert_nlu.data import augment, glue, input_pipeline, limit, readers, stats, tfrecords
 from bert_nlu.data.examples import Split
 from bert_nlu.data.labels import LabelMaps
-from bert_nlu.model import LOSS_COLLECTION, model_fn_builder
+from bert_nlu.model import LOSS_COLLECTION, model_fn_builder, parameter_counts
 from bert_nlu.model import session_config as model_session_config
 from bert_nlu.optimization import GRADIENT_NORM_COLLECTION, LOSS_SCALE_COLLECTION
 from bert_nlu.tasks.glue import GlueTask
@@ -91,13 +91,25 @@ def evaluation_splits(config: RunConfig) -> List[str]:
 
 
 def read_corpus(config: RunConfig, split_names: Sequence[str]):
-  """Reads train (always, for the label maps) and `split_names`; returns (splits, label_maps)."""
+  """Reads train (always, for the label maps) and `split_names`; returns (splits, label_maps).
+
+  With config.data.limit_data, splits["train"] holds the limited (and resampled) training data,
+  and the label maps are those of the limited data; slot-substitution augmentation, if on, then
+  augments that data.
+  """
   names = ["train"] + [n for n in split_names if n != "train"]
   splits = read_splits(config, names)
   for split in splits.values():
     if split.bad_bytes:
       tf.logging.warning("%s: replaced %d undecodable bytes", split.name, split.bad_bytes)
   data = config.data
+  if data.limit_data:
+    read = splits["train"]
+    limits, seed = data.limit_data, config.train.seed
+    splits["train"] = (limit.resample_limited(read, limits, seed) if data.resample
+                       else limit.limit_intents(read, limits, seed))
+    tf.logging.info("--limit_data: training intents %s (read: %s)",
+                    limit.intent_counts(splits["train"]), limit.intent_counts(read))
   if data.augment_slot_substitution > 0:
     original_size = len(splits["train"])
     splits["train"] = augment.augment_split(
@@ -175,7 +187,9 @@ def make_task(config: RunConfig, label_maps):
     return GlueTask(label_maps)
   return NluTask(label_maps, config.model.intent_loss_weight, config.model.slot_intent_context,
                  config.model.slot_crf, distill_temperature=config.train.distill_temperature,
-                 distill_alpha=config.train.distill_alpha)
+                 distill_alpha=config.train.distill_alpha, focal_gamma=config.model.focal_gamma,
+                 slot_loss_normalization=config.model.slot_loss_normalization,
+                 per_intent_slot_heads=config.model.per_intent_slot_heads)
 
 
 def training_steps(num_examples: int, batch_size: int, num_epochs: float,
@@ -412,6 +426,41 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
   }
 
 
+class PredictionSpeed:
+  """Examples per second of a batched prediction, past its first batch.
+
+  The first batch pays for building the graph and restoring the checkpoint, so the rate counts
+  the examples of the later batches over the time from the first batch's arrival to the last's
+  (with a single batch, that batch over its whole time).
+  """
+
+  def __init__(self):
+    self._examples_after_first = 0
+    self._seconds_after_first = 0.0
+    self._first_examples = 0
+    self._first_seconds = 0.0
+
+  def timed(self, batches):
+    """Yields `batches` (dicts with "example_index" [batch]) unchanged, timing them."""
+    start = time.perf_counter()
+    first_arrival = None
+    for batch in batches:
+      now = time.perf_counter()
+      size = len(batch["example_index"])
+      if first_arrival is None:
+        first_arrival = now
+        self._first_examples, self._first_seconds = size, now - start
+      else:
+        self._examples_after_first += size
+        self._seconds_after_first = now - first_arrival
+      yield batch
+
+  def examples_per_second(self) -> float:
+    if self._examples_after_first and self._seconds_after_first > 0:
+      return self._examples_after_first / self._seconds_after_first
+    return self._first_examples / self._first_seconds if self._first_seconds > 0 else 0.0
+
+
 def _train_and_evaluate_checkpoints(estimator, config: RunConfig, num_train_steps: int,
                                     exporter: hooks.BestModelExporter, selection_metric: str,
                                     train_input_fn, dev_input_fn, train_hooks,
@@ -451,10 +500,13 @@ def predict_split(estimator: tf.estimator.Estimator, prepared: PreparedData, spl
       max_seq_length=max_seq_length, feature_spec=task.feature_encoding.spec)
   collector = task.metrics_collector(prepared.splits[split_name].examples, intent_threshold,
                                      train_split=prepared.splits["train"])
-  for batch in estimator.predict(input_fn, checkpoint_path=checkpoint_path,
-                                 yield_single_examples=False):
+  speed = PredictionSpeed()
+  for batch in speed.timed(estimator.predict(input_fn, checkpoint_path=checkpoint_path,
+                                             yield_single_examples=False)):
     collector.update_batch(batch)
-  return collector.result(), collector.prediction_rows()
+  result = dict(collector.result())
+  result["prediction_examples_per_second"] = speed.examples_per_second()
+  return result, collector.prediction_rows()
 
 
 def evaluate_best(config: RunConfig, prepared: PreparedData, bert_config,
@@ -524,16 +576,38 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
     # Decided once per run: a --bf16 that cannot run here warns once and runs float32.
     precision = cpu_features.detect_bf16_support(config.model.bf16)
     results: Dict = {"max_seq_length": config.data.max_seq_length,
-                     "truncation": length_summary(length_reports)}
+                     "truncation": length_summary(length_reports),
+                     "model": parameter_counts(prepared.task, bert_config, config.model)}
+    if config.data.task != GLUE_TASK:
+      results["train_intent_counts"] = limit.intent_counts(splits["train"])
     if config.run_train:
-      checkpoints.check_init_checkpoint(config.model.init_checkpoint)
+      if not config.model.random_init:
+        checkpoints.check_init_checkpoint(config.model.init_checkpoint)
       if not secondary:
         checkpoints.set_aside_damaged_latest(config.output_dir)
-      results["training"] = train_and_evaluate(config, prepared, bert_config, precision.active,
-                                               placement)
+      training_config = config
+      if config.model.init_run_dir and not config.model.random_init:
+        # In a cluster every task writes it (each worker initialises from it); the writes are
+        # deterministic (seeded) and each file lands by rename, so tasks sharing the directory
+        # write and read the same bytes.
+        results["warm_start"] = warm_start.write_remapped_checkpoint(
+            config.model.init_run_dir, config.model.init_checkpoint, label_maps,
+            config.output_dir, bert_config.initializer_range, config.train.seed)
+        tf.logging.info("Warm start from %s: intents %s, slot tags %s",
+                        config.model.init_run_dir, results["warm_start"]["intents"],
+                        results["warm_start"]["slot_tags"])
+        training_config = dataclasses.replace(config, model=dataclasses.replace(
+            config.model, init_checkpoint=results["warm_start"]["checkpoint"]))
+      with memory.PeakMemory() as training_memory:
+        results["training"] = train_and_evaluate(training_config, prepared, bert_config,
+                                                 precision.active, placement)
+      results["memory"] = {"training": training_memory.result()}
       phase_done("train_and_evaluate")
     if config.run_eval:
-      results.update(evaluate_best(config, prepared, bert_config, eval_splits, precision.active))
+      with memory.PeakMemory() as evaluation_memory:
+        results.update(evaluate_best(config, prepared, bert_config, eval_splits,
+                                     precision.active))
+      results.setdefault("memory", {})["evaluation"] = evaluation_memory.result()
       phase_done("evaluate_best")
       # Wall time of each phase of this invocation (the process's imports come before).
       results["phase_seconds"] = phase_seconds

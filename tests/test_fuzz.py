@@ -335,7 +335,7 @@ def seq_split_cases(draw, max_utterances=6):
       st.integers(0, 100), bioish_tags()), max_size=2)) if utterances and nasty else []
   for kind, index, tag in text_mutations:
     words_, tags, _ = utterances[index % len(utterances)]
-    if kind == "bad_tag":
+    if kind == "bad_tag" and tags:  # an earlier drop_tag may have emptied a one-word line
       tags[index % len(tags)] = tag
     elif kind == "empty_utterance":
       words_.clear()

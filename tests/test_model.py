@@ -276,3 +276,230 @@ def test_session_config_sets_thread_pools_only_when_asked():
   both = model.session_config(fp16, intra_op_threads=1)
   assert both.intra_op_parallelism_threads == 1
   assert both.graph_options.rewrite_options.auto_mixed_precision == 1  # RewriterConfig.ON
+
+
+def _expected_parameters(config, layers, num_intents, num_tags, slot_input_width,
+                         train_layers_from=0):
+  """BERT's weights counted from its config by hand, plus the two dense heads:
+  (all, trainable when the embeddings and layers below train_layers_from are frozen)."""
+  hidden, intermediate = config["hidden_size"], config["intermediate_size"]
+  embeddings = ((config["vocab_size"] + config["max_position_embeddings"]
+                 + config["type_vocab_size"]) * hidden + 2 * hidden)  # tables + LayerNorm
+  layer = (4 * (hidden * hidden + hidden)  # query, key, value, attention output
+           + (hidden * intermediate + intermediate) + (intermediate * hidden + hidden)
+           + 2 * 2 * hidden)  # two LayerNorms
+  pooler = hidden * hidden + hidden
+  heads = (hidden * num_intents + num_intents) + (slot_input_width * num_tags + num_tags)
+  total = embeddings + layers * layer + pooler + heads
+  frozen = (embeddings + train_layers_from * layer) if train_layers_from else 0
+  return total, total - frozen
+
+
+@pytest.mark.parametrize("layers, slot_intent_context, train_layers_from",
+                         [(None, False, 0), (1, True, 0), (None, False, 1), (1, False, 1)])
+def test_parameter_counts_match_the_config(tiny_bert_dir, layers, slot_intent_context,
+                                           train_layers_from):
+  import json  # pylint: disable=g-import-not-at-top
+  from bert_nlu import config as config_lib, model  # pylint: disable=g-import-not-at-top
+  with open(f"{tiny_bert_dir}/bert_config.json") as f:
+    raw_config = json.load(f)
+  bert_config = encoder.load_bert_config(f"{tiny_bert_dir}/bert_config.json")
+  model_config = config_lib.ModelConfig("", "", "", num_hidden_layers=layers,
+                                        train_layers_from=train_layers_from)
+  counts = model.parameter_counts(NluTask(LABELS, 1.0, slot_intent_context), bert_config,
+                                  model_config)
+  hidden = raw_config["hidden_size"]
+  total, trainable = _expected_parameters(
+      raw_config, layers or raw_config["num_hidden_layers"], 3, 3,
+      2 * hidden if slot_intent_context else hidden, train_layers_from)
+  assert counts == {"parameters": total, "trainable_parameters": trainable}
+  assert (trainable < total) == (train_layers_from > 0)
+
+
+def _train_through_model_fn(tiny_bert_dir, model_fields, train_fields, steps=3, seed=1):
+  """Runs `steps` training steps of model_fn's TRAIN graph (warm-started from the tiny
+  checkpoint); returns ({name: value} before, {name: value} after, names of all variables)."""
+  from bert_nlu import config as config_lib, model  # pylint: disable=g-import-not-at-top
+  bert_config = encoder.load_bert_config(f"{tiny_bert_dir}/bert_config.json")
+  model_config = config_lib.ModelConfig(
+      f"{tiny_bert_dir}/bert_config.json", f"{tiny_bert_dir}/vocab.txt",
+      f"{tiny_bert_dir}/bert_model.ckpt", head_dropout=0.0, encoder_dropout=0.0, **model_fields)
+  train_config = config_lib.TrainConfig(learning_rate=1e-2, **train_fields)
+  with tf.Graph().as_default():
+    tf.set_random_seed(seed)  # the tiny checkpoint was made with seed 0: its init is the same
+    tf.train.get_or_create_global_step()
+    model_fn = model.model_fn_builder(NluTask(LABELS), bert_config, model_config, train_config,
+                                      num_train_steps=10, num_warmup_steps=0)
+    spec = model_fn(_features(), None, tf.estimator.ModeKeys.TRAIN, {})
+    network = [v for v in tf.global_variables()
+               if v.name.startswith(("bert/", "intent_head/", "slot_head/"))
+               and "/adam_" not in v.name and "ExponentialMovingAverage" not in v.name]
+    names = sorted(v.name.split(":")[0] for v in tf.global_variables())
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      before = dict(zip([v.name.split(":")[0] for v in network], session.run(network)))
+      for _ in range(steps):
+        session.run(spec.train_op)
+      after = dict(zip([v.name.split(":")[0] for v in network], session.run(network)))
+  return before, after, names
+
+
+@pytest.mark.parametrize("train_layers_from, train_fields", [
+    (1, dict(optimizer_implementation="fused", layer_learning_rate_decay=0.5)),
+    (1, dict(optimizer_implementation="bert")),
+    (2, dict(optimizer_implementation="fused", weight_average_decay=0.9)),
+])
+def test_frozen_layers_stay_bit_identical_and_have_no_optimizer_state(
+    tiny_bert_dir, train_layers_from, train_fields):
+  before, after, names = _train_through_model_fn(
+      tiny_bert_dir, dict(train_layers_from=train_layers_from), train_fields)
+  frozen = [n for n in before if n.startswith("bert/embeddings/")
+            or any(n.startswith(f"bert/encoder/layer_{i}/") for i in range(train_layers_from))]
+  trained = [n for n in before if n not in frozen]
+  assert frozen and any(n.startswith("bert/pooler/") for n in trained)
+  assert any(n.startswith("bert/encoder/") for n in trained) == (train_layers_from < 2)
+  checkpoint = tf.train.load_checkpoint(f"{tiny_bert_dir}/bert_model.ckpt")
+  for name in frozen:
+    np.testing.assert_array_equal(before[name], checkpoint.get_tensor(name))  # warm-started
+    np.testing.assert_array_equal(after[name], before[name])
+    assert not [n for n in names if n.startswith(name + "/")], f"{name} has optimizer state"
+  for name in trained:
+    if "LayerNorm" not in name:  # gamma/beta of a 2-layer model may move very little
+      assert np.abs(after[name] - before[name]).max() > 0, f"{name} did not train"
+    assert f"{name}/adam_m" in names and f"{name}/adam_v" in names
+
+
+
+def test_random_init_differs_from_the_checkpoint_at_step_zero(tiny_bert_dir):
+  checkpoint = tf.train.load_checkpoint(f"{tiny_bert_dir}/bert_model.ckpt")
+  warm, _, _ = _train_through_model_fn(tiny_bert_dir, {}, {}, steps=0)
+  cold, _, _ = _train_through_model_fn(tiny_bert_dir, dict(random_init=True), {}, steps=0)
+  encoder_names = [n for n in warm if n.startswith("bert/") and "LayerNorm" not in n
+                   and not n.endswith("bias")]  # LayerNorm and biases start at constants
+  assert encoder_names
+  for name in encoder_names:
+    np.testing.assert_array_equal(warm[name], checkpoint.get_tensor(name))
+    assert np.abs(cold[name] - checkpoint.get_tensor(name)).max() > 1e-3, name
+
+
+def _log_softmax(logits):
+  shifted = logits - logits.max(axis=-1, keepdims=True)
+  return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+_RNG = np.random.RandomState(3)
+_LOGITS = (_RNG.randn(5, 4, 3) * 3).astype(np.float32)  # [batch, seq, classes]
+_LABELS = _RNG.randint(0, 3, size=[5, 4]).astype(np.int32)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_focal_loss_matches_numpy_and_is_cross_entropy_at_gamma_zero(gamma):
+  from bert_nlu.tasks import nlu  # pylint: disable=g-import-not-at-top
+  log_p = np.take_along_axis(_log_softmax(_LOGITS.astype(np.float64)), _LABELS[..., None],
+                             axis=-1)[..., 0]
+  expected = -((1.0 - np.exp(log_p)) ** gamma) * log_p
+  with tf.Graph().as_default():
+    focal = nlu.focal_cross_entropy(tf.constant(_LABELS), tf.constant(_LOGITS), gamma)
+    xent = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=_LABELS, logits=_LOGITS)
+    with tf.Session() as session:
+      focal_value, xent_value = session.run([focal, xent])
+  np.testing.assert_allclose(focal_value, expected, rtol=1e-5, atol=1e-7)
+  if gamma == 0:
+    np.testing.assert_array_equal(focal_value, xent_value)
+
+
+def test_focal_loss_gradient_stays_finite_on_certain_predictions():
+  from bert_nlu.tasks import nlu  # pylint: disable=g-import-not-at-top
+  with tf.Graph().as_default():
+    logits = tf.constant([[100.0, -100.0, 0.0], [0.0, 1.0, 2.0]])
+    loss = tf.reduce_sum(nlu.focal_cross_entropy(tf.constant([0, 2]), logits, 0.5))
+    with tf.Session() as session:
+      gradient = session.run(tf.gradients(loss, logits)[0])
+  assert np.all(np.isfinite(gradient))
+
+
+def test_slot_loss_normalization_by_token_and_by_sentence():
+  from bert_nlu.tasks import nlu  # pylint: disable=g-import-not-at-top
+  losses = np.array([[1.0, 2.0, 3.0], [4.0, 9.0, 9.0], [7.0, 7.0, 7.0]], np.float32)
+  weights = np.array([[1, 1, 1], [1, 0, 0], [0, 0, 0]], np.float32)  # 3 words, 1 word, none
+  with tf.Graph().as_default():
+    token, sentence = (nlu.normalized_slot_loss(tf.constant(losses), tf.constant(weights), mode)
+                       for mode in nlu.SLOT_LOSS_NORMALIZATIONS)
+    with tf.Session() as session:
+      token_value, sentence_value = session.run([token, sentence])
+  assert token_value == pytest.approx((1 + 2 + 3 + 4) / 4)
+  assert sentence_value == pytest.approx(((1 + 2 + 3) / 3 + 4) / 2)  # the empty row is left out
+
+
+@pytest.mark.parametrize("slot_crf", [False, True])
+def test_sentence_normalization_is_the_mean_of_each_sentence_alone(slot_crf):
+  """The batch's "sentence" loss equals the mean of each row's loss computed on its own."""
+  first = np.array([[1, 1, 1, 0], [1, 0, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1], [0, 1, 1, 0]],
+                   np.int32)
+  with tf.Graph().as_default():
+    logits = {"intent_logits": tf.constant(_LOGITS[:, 0]), "slot_logits": tf.constant(_LOGITS)}
+    features = {"intent_id": tf.constant(_LABELS[:, 0]), "slot_ids": tf.constant(_LABELS),
+                "first_piece_mask": tf.constant(first)}
+    if slot_crf:
+      logits["slot_transitions"] = tf.constant(_RNG.randn(3, 3).astype(np.float32))
+    sentence_task = NluTask(LABELS, slot_crf=slot_crf, slot_loss_normalization="sentence")
+    token_task = NluTask(LABELS, slot_crf=slot_crf)
+    _, sentence_parts = sentence_task.build_losses(logits, features)
+    _, token_parts = token_task.build_losses(logits, features)
+    rows = [token_task.build_losses({k: v if k == "slot_transitions" else v[i:i + 1]
+                                     for k, v in logits.items()},
+                                    {k: v[i:i + 1] for k, v in features.items()})[1]["slot_loss"]
+            for i in range(5)]
+    with tf.Session() as session:
+      sentence_value, token_value, row_values = session.run(
+          [sentence_parts["slot_loss"], token_parts["slot_loss"], rows])
+  assert sentence_value == pytest.approx(np.mean(row_values), rel=1e-5)
+  assert abs(sentence_value - token_value) > 1e-3  # rows of 3, 2, 1, 4, 2 words weigh differently
+
+
+def test_per_intent_slot_heads_route_the_loss_through_the_gold_intent():
+  """Training: the gold intent's head (the predicted one's where gold is unknown); prediction:
+  the predicted intent's head. Checked against numpy and by which head gets gradient."""
+  rng = np.random.RandomState(5)
+  per_intent = rng.randn(4, 6, 3, 3).astype(np.float32)  # [batch, seq, intents, tags]
+  intent_logits = np.array([[3, 0, 0], [0, 0, 3], [0, 3, 0], [0, 3, 0]], np.float32)
+  predicted = intent_logits.argmax(-1)  # 0, 2, 1, 1
+  with tf.Graph().as_default():
+    features = _features()  # gold intents 0, 1, 2, unknown
+    per_intent_tensor = tf.constant(per_intent)
+    logits = {"intent_logits": tf.constant(intent_logits),
+              "slot_logits_per_intent": per_intent_tensor}
+    from bert_nlu.tasks import nlu  # pylint: disable=g-import-not-at-top
+    logits["slot_logits"] = nlu.route_slot_logits(per_intent_tensor, tf.constant(predicted))
+    task = NluTask(LABELS, per_intent_slot_heads=True)
+    _, parts = task.build_losses(logits, features)
+    predictions = task.build_predictions(logits, features)
+    gradient = tf.gradients(parts["slot_loss"], per_intent_tensor)[0]
+    with tf.Session() as session:
+      slot_loss, slot_ids, gradient, gold, first, slot_tags = session.run(
+          [parts["slot_loss"], predictions["slot_ids"], gradient, features["intent_id"],
+           features["first_piece_mask"], features["slot_ids"]])
+  routed = np.where(gold >= 0, gold, predicted)  # 0, 1, 2, then predicted 1
+  rows = per_intent[np.arange(4), :, routed]  # [batch, seq, tags]
+  log_p = np.take_along_axis(_log_softmax(rows), slot_tags[..., None], axis=-1)[..., 0]
+  assert slot_loss == pytest.approx(-(log_p * first).sum() / first.sum(), rel=1e-5)
+  for example, head in enumerate(routed):
+    others = [h for h in range(3) if h != head]
+    assert np.abs(gradient[example, :, head]).max() > 0
+    assert np.abs(gradient[example, :, others]).max() == 0
+  expected_ids = per_intent[np.arange(4), :, predicted].argmax(-1)
+  np.testing.assert_array_equal(slot_ids, expected_ids)
+
+
+def test_per_intent_slot_heads_build_one_layer_per_intent(tiny_bert_dir):
+  bert_config = encoder.load_bert_config(f"{tiny_bert_dir}/bert_config.json")
+  with tf.Graph().as_default():
+    features = _features()
+    bert = encoder.build_bert_model(bert_config, False, features["input_ids"],
+                                    features["input_mask"], features["segment_ids"])
+    logits = NluTask(LABELS, per_intent_slot_heads=True).build_logits(
+        bert.get_pooled_output(), bert.get_sequence_output(), False, 0.1, 0.02)
+    kernel = [v for v in tf.global_variables() if v.name.startswith("slot_head/")][0]
+    assert kernel.shape.as_list() == [bert_config.hidden_size, 3 * 3]
+    assert logits["slot_logits_per_intent"].shape.as_list()[2:] == [3, 3]
+    assert logits["slot_logits"].shape.as_list()[-1] == 3

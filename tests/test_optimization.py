@@ -1,10 +1,13 @@
-"""bert_nlu.optimization: gradient accumulation and the update under tf.distribute replication.
+"""bert_nlu.optimization: learning-rate schedules against their closed forms; gradient
+accumulation and the update under tf.distribute replication.
 
-Both are checked against the plain update of the whole batch on one device: a tiny BertModel with
-a sentence classifier whose loss is a mean over examples (so a batch's mean gradient is the mean of
-its halves' mean gradients), dropout off. Weights are compared after several updates, with warmup
-and decay in the schedule, weight decay and clipping on.
+Accumulation and replication are checked against the plain update of the whole batch on one
+device: a tiny BertModel with a sentence classifier whose loss is a mean over examples (so a
+batch's mean gradient is the mean of its halves' mean gradients), dropout off. Weights are compared
+after several updates, with warmup and decay in the schedule, weight decay and clipping on.
 """
+
+import math
 
 import numpy as np
 import pytest
@@ -16,6 +19,53 @@ from bert_nlu.testing import tiny_classifier_examples as _examples
 from bert_nlu.testing import assert_same_trained_weights as _assert_same_weights
 from bert_nlu.testing import tiny_classifier_initial_weights as _initial_weights
 from bert_nlu.testing import tiny_classifier_loss as _classifier_loss
+
+PEAK, TOTAL, WARMUP = 1e-3, 100, 10
+STEPS = [0, 1, 5, 9, 10, 11, 30, 55, 99, 100, 150]
+
+
+def _rates(schedule, warmup=WARMUP):
+  with tf.Graph().as_default():
+    step = tf.placeholder(tf.int64, [])
+    rate = optimization.learning_rate_schedule(step, PEAK, TOTAL, warmup, schedule)
+    with tf.Session() as session:
+      return [session.run(rate, {step: s}) for s in STEPS]
+
+
+def _closed_form(schedule, s, warmup=WARMUP):
+  start = PEAK / 25 if schedule == "one_cycle" else 0.0
+  if s < warmup:
+    return start + (PEAK - start) * s / warmup
+  if schedule == "linear":
+    return PEAK * (1 - min(s, TOTAL) / TOTAL)
+  end = PEAK / 25 / 1e4 if schedule == "one_cycle" else 0.0
+  progress = min(1.0, (s - warmup) / (TOTAL - warmup))
+  return end + (PEAK - end) * (1 + math.cos(math.pi * progress)) / 2
+
+
+@pytest.mark.parametrize("schedule", optimization.LEARNING_RATE_SCHEDULES)
+@pytest.mark.parametrize("warmup", [WARMUP, 0])
+def test_schedules_match_their_closed_forms(schedule, warmup):
+  expected = [_closed_form(schedule, s, warmup) for s in STEPS]
+  np.testing.assert_allclose(_rates(schedule, warmup), expected, rtol=1e-5, atol=1e-9)  # float32 near 0
+
+
+def test_hand_computed_points():
+  linear, cosine, one_cycle = (_rates(name) for name in ("linear", "cosine", "one_cycle"))
+  at = STEPS.index
+  assert linear[at(5)] == pytest.approx(5e-4) and cosine[at(5)] == pytest.approx(5e-4)
+  assert one_cycle[at(0)] == pytest.approx(4e-5)  # starts at peak / 25
+  assert linear[at(10)] == pytest.approx(9e-4)  # bert's decay line from step 0
+  assert cosine[at(10)] == pytest.approx(1e-3) and one_cycle[at(10)] == pytest.approx(1e-3)
+  assert cosine[at(55)] == pytest.approx(5e-4)  # half way through the decay: cos(pi/2) = 0
+  assert cosine[at(100)] == pytest.approx(0.0, abs=1e-12)
+  assert one_cycle[at(150)] == pytest.approx(4e-9)  # ends at peak / 25 / 1e4
+
+
+def test_unknown_schedule_is_refused():
+  with tf.Graph().as_default(), pytest.raises(ValueError, match="step_decay"):
+    optimization.learning_rate_schedule(tf.constant(1, tf.int64), PEAK, TOTAL, WARMUP,
+                                        "step_decay")
 
 
 def _set_weights(session, weights):
@@ -72,12 +122,23 @@ def test_accumulation_leaves_weights_alone_between_updates():
     np.testing.assert_array_equal(value, weights[name], err_msg=name)
 
 
-def test_accumulation_schedule_counts_updates():
+# The rate of each of 12 steps with K = 4: 3 updates, 1 of warmup (update 0 at the warmup's start,
+# update 1 at the peak, decaying, update 2 half way down for cosine and one_cycle).
+_ONE_CYCLE_END = 1 / 25 / 1e4
+ACCUMULATED_SCHEDULE_RATES = {
+    "linear": [0.0] * 4 + [2 / 3] * 4 + [1 / 3] * 4,
+    "cosine": [0.0] * 4 + [1.0] * 4 + [0.5] * 4,
+    "one_cycle": [1 / 25] * 4 + [1.0] * 4 + [_ONE_CYCLE_END + (1 - _ONE_CYCLE_END) / 2] * 4,
+}
+
+
+@pytest.mark.parametrize("schedule", optimization.LEARNING_RATE_SCHEDULES)
+def test_accumulation_schedule_counts_updates(schedule):
   with tf.Graph().as_default():
     w = tf.get_variable("w", initializer=tf.constant([1.0]))
     _, learning_rate = optimization.build_train_op(
         tf.reduce_sum(w), 1.0, num_train_steps=12, num_warmup_steps=4,
-        gradient_accumulation_steps=4)
+        learning_rate_schedule_name=schedule, gradient_accumulation_steps=4)
     step = tf.train.get_or_create_global_step()
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
@@ -85,5 +146,4 @@ def test_accumulation_schedule_counts_updates():
       for value in range(12):
         step.load(value, session)
         rates.append(session.run(learning_rate))
-  # 3 updates, 1 of warmup: update 0 at rate 0, update 1 at the peak decaying, update 2.
-  np.testing.assert_allclose(rates, [0.0] * 4 + [2 / 3] * 4 + [1 / 3] * 4, rtol=1e-6)
+  np.testing.assert_allclose(rates, ACCUMULATED_SCHEDULE_RATES[schedule], rtol=1e-6)

@@ -104,6 +104,31 @@ def test_an_init_checkpoint_directory_is_identified_by_its_best_checkpoint(tmp_p
   assert run_identity.identity_hash(identity()) != run_identity.identity_hash(first)
 
 
+def test_a_resolved_init_run_directory_is_identified_by_content(tmp_path, tiny_bert_dir,
+                                                                 tiny_corpus_dir):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from bert_nlu import warm_start  # pylint: disable=g-import-not-at-top
+  from bert_nlu.data.labels import LabelMaps  # pylint: disable=g-import-not-at-top
+
+  def fine_tuned_run(directory, bias):
+    prefix = os.path.join(directory, "best_checkpoint", "step-3", "model.ckpt-3")
+    warm_start.save_checkpoint({"bert/pooler/dense/bias": np.full(2, bias, np.float32)}, prefix)
+    io_utils.atomic_write_json(os.path.join(directory, "best_checkpoint", "best_metrics.json"),
+                               {"checkpoint": prefix, "step": 3})
+    LabelMaps(("a",), ("O",)).save(os.path.join(directory, "label_maps.json"))
+
+  def init_hash(directory):
+    return run_hash([f"--bert_dir={tiny_bert_dir}", f"--data_dir={tiny_corpus_dir}",
+                     f"--init_checkpoint={directory}"])
+
+  fine_tuned_run(str(tmp_path / "a"), 0.0)
+  fine_tuned_run(str(tmp_path / "c"), 1.0)  # other weights
+  assert init_hash(str(tmp_path / "a")) == init_hash(str(tmp_path / "a"))
+  assert init_hash(str(tmp_path / "a")) != init_hash(str(tmp_path / "c"))
+  assert init_hash(str(tmp_path / "a")) != run_hash([f"--bert_dir={tiny_bert_dir}",
+                                                      f"--data_dir={tiny_corpus_dir}"])
+
+
 def test_distillation_teachers_are_identified_by_their_checkpoints_not_their_paths(tmp_path):
   teachers = []
   for name in ("a", "b"):

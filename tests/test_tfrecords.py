@@ -123,3 +123,17 @@ def test_truncated_cached_file_triggers_a_rebuild(setup):
   with open(entry.tfrecord_path, "r+b") as f:
     f.truncate(size - 7)
   assert _build(setup).rebuilt
+
+
+def test_limited_and_resampled_training_data_get_their_own_cache_entries(setup):
+  from bert_nlu.data import limit  # pylint: disable=g-import-not-at-top
+  train = setup["splits"]["train"]
+  intent = train.examples[0].intent
+  variants = [train, limit.limit_intents(train, [(intent, 2)], seed=1),
+              limit.limit_intents(train, [(intent, 2)], seed=2),
+              limit.resample_limited(train, [(intent, 2)], seed=1)]
+  keys = {tfrecords.cache_key(split, setup["vocab_file"], True, 16, setup["label_maps"])
+          for split in variants}
+  assert len(keys) == len(variants)
+  resampled = _build(setup, splits={"train": variants[3]})
+  assert resampled.rebuilt and resampled.num_examples == len(train)

@@ -18,6 +18,7 @@ from bert_nlu.compat import tf
 from bert_nlu.data import tfrecords
 from bert_nlu.data.examples import SentencePairExample
 from bert_nlu.data.glue import GlueLabels
+from bert_nlu.tasks import metric_ops as metric_ops_lib
 
 # Tasks whose F1 of class "1" GLUE reports (and averages with accuracy).
 F1_TASKS = ("MRPC", "QQP")
@@ -199,13 +200,7 @@ class GlueTask:
     predicted = predictions["score" if self.labels.is_regression else "label_id"]
     update_op = tf.py_func(collector.update, [predictions["example_index"], predicted],
                            tf.int64, stateful=True, name="collect_glue_predictions")
-    metric_ops = {}
-    for name in self.eval_metric_names:
-      value = tf.py_func(lambda name=name: collector.value(name), [], tf.float32,
-                         stateful=True, name=f"whole_set_{name}")
-      value.set_shape([])
-      metric_ops[name] = (value, update_op)
-    return metric_ops
+    return metric_ops_lib.whole_set_metric_ops(collector, update_op, self.eval_metric_names)
 
   def serving_features(self) -> Dict[str, tf.Tensor]:
     """Placeholders of the exported SavedModel: int32 [batch, seq] each."""

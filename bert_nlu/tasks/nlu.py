@@ -6,11 +6,13 @@ Heads:
     with slot_crf, a linear-chain CRF (transition matrix [num_tags, num_tags]) runs over the FIRST
     PIECES of the words only (gathered into [batch, words, num_tags]), not over the attention mask.
 Losses (both means over what they cover):
-  intent_loss: cross-entropy over examples whose intent is known in training. With multilabel
-    (label maps of atomic intents, a label is a set): one sigmoid per atomic intent, binary
-    cross-entropy summed over the intents and averaged over the examples
+  intent_loss: cross-entropy (focal with focal_gamma > 0) over examples whose intent is known in
+    training. With multilabel (label maps of atomic intents, a label is a set): one sigmoid per
+    atomic intent, binary cross-entropy summed over the intents and averaged over the examples
     (`multilabel_intent_loss`); intents unseen in training are absent from the target.
-  slot_loss: cross-entropy over first pieces of words whose tag is known in training; other pieces,
+  slot_loss: cross-entropy (focal with focal_gamma > 0) over first pieces of words whose tag is
+    known in training, averaged over the batch's words ("token") or per sentence, then over
+    sentences ("sentence" slot_loss_normalization); other pieces,
     [CLS], [SEP] and padding are excluded (first_piece_mask). With slot_crf: the CRF's negative
     log-likelihood of each utterance's word tag sequence, summed and divided by the number of words
     (the same per-word scale as the cross-entropy). A tag unseen in training (dev/test only) has
@@ -34,6 +36,7 @@ from bert_nlu.data import tfrecords
 from bert_nlu.data.examples import NluExample
 from bert_nlu.data.features import word_level_tags
 from bert_nlu.data.labels import LabelMaps, intent_set
+from bert_nlu.tasks import metric_ops as metric_ops_lib
 
 # Dev metrics reported at every periodic evaluation (TensorBoard + eval_result dict).
 EVAL_METRIC_NAMES = ("intent_accuracy", "slot_f1", "slot_precision", "slot_recall",
@@ -47,6 +50,59 @@ def _dense(inputs: tf.Tensor, units: int, initializer_range: float, name: str) -
       inputs, units, name=name,
       kernel_initializer=tf.truncated_normal_initializer(stddev=initializer_range),
       bias_initializer=tf.zeros_initializer())
+
+
+SLOT_LOSS_NORMALIZATIONS = ("token", "sentence")
+
+
+def focal_cross_entropy(labels: tf.Tensor, logits: tf.Tensor, gamma: float) -> tf.Tensor:
+  """Focal loss (Lin et al. 2017) of a softmax: -(1 - p_t)^gamma * log p_t, p_t = p(label).
+
+  Args:
+    labels: int32 [...] class ids.
+    logits: float32 [..., num_classes].
+    gamma: >= 0; 0 is the softmax cross-entropy itself (same op, same values).
+  Returns:
+    float32 [...].
+  """
+  xent = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+  if gamma == 0:
+    return xent
+  # 1 - p_t is floored so that the power's gradient stays finite when p_t rounds to 1.
+  return tf.pow(tf.maximum(1.0 - tf.exp(-xent), 1e-12), gamma) * xent
+
+
+def normalized_slot_loss(word_losses: tf.Tensor, word_weights: tf.Tensor,
+                         normalization: str) -> tf.Tensor:
+  """Reduces per-word slot losses to a scalar.
+
+  Args:
+    word_losses: float32 [batch, seq] (any value where the weight is 0).
+    word_weights: float32 [batch, seq], 1 on the words that count, else 0.
+    normalization: "token": the mean over all counted words of the batch (long sentences weigh
+      more); "sentence": each sentence's mean over its words, averaged over the sentences with
+      at least one counted word.
+  """
+  if normalization == "token":
+    return tf.reduce_sum(word_losses * word_weights) / tf.maximum(tf.reduce_sum(word_weights), 1.0)
+  if normalization != "sentence":
+    raise ValueError(f"slot loss normalization {normalization!r} not in {SLOT_LOSS_NORMALIZATIONS}")
+  words = tf.reduce_sum(word_weights, axis=1)  # [batch]
+  sentence_losses = tf.reduce_sum(word_losses * word_weights, axis=1) / tf.maximum(words, 1.0)
+  has_words = tf.cast(words > 0, tf.float32)
+  return tf.reduce_sum(sentence_losses * has_words) / tf.maximum(tf.reduce_sum(has_words), 1.0)
+
+
+def route_slot_logits(slot_logits_per_intent: tf.Tensor, intent_ids: tf.Tensor) -> tf.Tensor:
+  """Each example's slot logits from the head of its intent.
+
+  Args:
+    slot_logits_per_intent: [batch, seq, num_intents, num_tags].
+    intent_ids: int32 [batch], in [0, num_intents).
+  Returns:
+    [batch, seq, num_tags].
+  """
+  return tf.gather(slot_logits_per_intent, intent_ids[:, None], axis=2, batch_dims=1)[:, :, 0]
 
 
 def gather_first_pieces(values: tf.Tensor, first_piece_mask: tf.Tensor):
@@ -229,7 +285,9 @@ class NluTask:
 
   def __init__(self, label_maps: LabelMaps, intent_loss_weight: float = 1.0,
                slot_intent_context: bool = False, slot_crf: bool = False,
-               distill_temperature: float = 1.0, distill_alpha: float = 0.0):
+               distill_temperature: float = 1.0, distill_alpha: float = 0.0,
+               focal_gamma: float = 0.0, slot_loss_normalization: str = "token",
+               per_intent_slot_heads: bool = False):
     """Args:
       label_maps: intent and slot-tag vocabularies (multilabel ones give the sigmoid head).
       intent_loss_weight: loss = intent_loss_weight * intent_loss + slot_loss.
@@ -238,6 +296,12 @@ class NluTask:
       slot_crf: a linear-chain CRF over the words' first pieces (loss and Viterbi decoding).
       distill_temperature, distill_alpha: when training batches carry teacher distributions
         (bert_nlu.distill), each loss mixes the gold term with the teacher term.
+      focal_gamma: focal loss exponent for the intent and (softmax) slot losses; 0 = plain
+        cross-entropy. The CRF's sequence likelihood is not focal-weighted.
+      slot_loss_normalization: "token" or "sentence" (`normalized_slot_loss`).
+      per_intent_slot_heads: one slot layer per intent; the loss goes through the gold intent's
+        (the predicted one's where the gold intent is unknown), predictions through the
+        predicted intent's.
     """
     self.label_maps = label_maps
     self.intent_loss_weight = intent_loss_weight
@@ -245,13 +309,18 @@ class NluTask:
     self.slot_crf = slot_crf
     self.distill_temperature = distill_temperature
     self.distill_alpha = distill_alpha
+    self.focal_gamma = focal_gamma
+    self.slot_loss_normalization = slot_loss_normalization
+    self.per_intent_slot_heads = per_intent_slot_heads
 
   def build_logits(self, pooled_output: tf.Tensor, sequence_output: tf.Tensor, is_training: bool,
                    head_dropout: float, initializer_range: float) -> Dict[str, tf.Tensor]:
     """Args: pooled_output [batch, hidden]; sequence_output [batch, seq, hidden].
 
     Returns: intent_logits [batch, num_intents], slot_logits [batch, seq, num_tags] (float32),
-      and with slot_crf slot_transitions [num_tags, num_tags] (from-tag x to-tag scores).
+      and with slot_crf slot_transitions [num_tags, num_tags] (from-tag x to-tag scores). With
+      per_intent_slot_heads also slot_logits_per_intent [batch, seq, num_intents, num_tags], and
+      slot_logits is the PREDICTED intent's head (what predictions decode).
     """
     keep_rate = 1.0 - head_dropout if is_training else 1.0
     with tf.variable_scope("intent_head"):
@@ -263,10 +332,21 @@ class NluTask:
         seq_length = tf.shape(sequence)[1]
         utterance = tf.tile(pooled[:, None, :], [1, seq_length, 1])  # [batch, seq, hidden]
         sequence = tf.concat([sequence, utterance], axis=-1)  # [batch, seq, 2 * hidden]
-      slot_logits = _dense(sequence, len(self.label_maps.slot_tags), initializer_range, "dense")
       # The loss, softmax and CRF read float32 logits, also under --bf16.
-      logits = {"intent_logits": mixed_precision.float32_boundary(intent_logits),
-                "slot_logits": mixed_precision.float32_boundary(slot_logits)}
+      logits = {"intent_logits": mixed_precision.float32_boundary(intent_logits)}
+      if self.per_intent_slot_heads:
+        num_intents, num_tags = len(self.label_maps.intents), len(self.label_maps.slot_tags)
+        per_intent = _dense(sequence, num_intents * num_tags, initializer_range,
+                            "per_intent_dense")  # [batch, seq, intents * tags]
+        per_intent = tf.reshape(per_intent, tf.concat(
+            [tf.shape(per_intent)[:2], [num_intents, num_tags]], axis=0))
+        logits["slot_logits_per_intent"] = mixed_precision.float32_boundary(per_intent)
+        predicted_intent = tf.argmax(logits["intent_logits"], axis=-1, output_type=tf.int32)
+        logits["slot_logits"] = route_slot_logits(logits["slot_logits_per_intent"],
+                                                  predicted_intent)
+      else:
+        slot_logits = _dense(sequence, len(self.label_maps.slot_tags), initializer_range, "dense")
+        logits["slot_logits"] = mixed_precision.float32_boundary(slot_logits)
       if self.slot_crf:
         num_tags = len(self.label_maps.slot_tags)
         logits["slot_transitions"] = tf.get_variable(
@@ -277,6 +357,11 @@ class NluTask:
   def build_losses(self, logits: Dict[str, tf.Tensor],
                    features: Dict[str, tf.Tensor]) -> Tuple[tf.Tensor, Dict[str, tf.Tensor]]:
     """Masked cross-entropies (see module docstring). Returns (loss, {name: scalar})."""
+    if "slot_logits_per_intent" in logits:  # the slot loss goes through the GOLD intent's head
+      intent_id = features["intent_id"]  # [batch]
+      predicted = tf.argmax(logits["intent_logits"], axis=-1, output_type=tf.int32)
+      logits = dict(logits, slot_logits=route_slot_logits(
+          logits["slot_logits_per_intent"], tf.where(intent_id >= 0, intent_id, predicted)))
     if distill.TEACHER_INTENT in features:
       return self._distilled_losses(logits, features)
     if self.label_maps.multilabel:
@@ -284,22 +369,22 @@ class NluTask:
     else:
       intent_id = features["intent_id"]  # [batch]
       intent_known = tf.cast(intent_id >= 0, tf.float32)
-      intent_xent = tf.nn.sparse_softmax_cross_entropy_with_logits(
-          labels=tf.maximum(intent_id, 0), logits=logits["intent_logits"])  # [batch]
+      intent_xent = focal_cross_entropy(tf.maximum(intent_id, 0), logits["intent_logits"],
+                                        self.focal_gamma)  # [batch]
       intent_loss = tf.reduce_sum(intent_xent * intent_known) / tf.maximum(
           tf.reduce_sum(intent_known), 1.0)
 
     slot_ids = features["slot_ids"]  # [batch, seq]
     if self.slot_crf:
-      slot_loss = self._crf_slot_loss(logits, slot_ids, features["first_piece_mask"])
+      slot_loss = self._crf_slot_loss(logits, slot_ids, features["first_piece_mask"],
+                                      self.slot_loss_normalization)
       loss = self.intent_loss_weight * intent_loss + slot_loss
       return loss, {"intent_loss": intent_loss, "slot_loss": slot_loss}
     slot_weight = tf.cast(features["first_piece_mask"], tf.float32) * tf.cast(
         slot_ids >= 0, tf.float32)  # [batch, seq]
-    slot_xent = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.maximum(slot_ids, 0), logits=logits["slot_logits"])  # [batch, seq]
-    slot_loss = tf.reduce_sum(slot_xent * slot_weight) / tf.maximum(
-        tf.reduce_sum(slot_weight), 1.0)
+    slot_xent = focal_cross_entropy(tf.maximum(slot_ids, 0), logits["slot_logits"],
+                                    self.focal_gamma)  # [batch, seq]
+    slot_loss = normalized_slot_loss(slot_xent, slot_weight, self.slot_loss_normalization)
 
     loss = self.intent_loss_weight * intent_loss + slot_loss
     return loss, {"intent_loss": intent_loss, "slot_loss": slot_loss}
@@ -331,8 +416,9 @@ class NluTask:
     return loss, {"intent_loss": intent_loss, "slot_loss": slot_loss}
 
   @staticmethod
-  def _crf_slot_loss(logits, slot_ids, first_piece_mask) -> tf.Tensor:
-    """Sum of per-utterance CRF negative log-likelihoods / number of words (scalar)."""
+  def _crf_slot_loss(logits, slot_ids, first_piece_mask, normalization="token") -> tf.Tensor:
+    """Per-utterance CRF negative log-likelihoods summed / number of words ("token"), or the
+    mean over utterances of each one's / its number of words ("sentence"); a scalar."""
     word_logits, word_lengths, order = gather_first_pieces(logits["slot_logits"],
                                                            first_piece_mask)
     max_words = tf.shape(word_logits)[1]
@@ -340,6 +426,9 @@ class NluTask:
     log_likelihood, _ = crf.crf_log_likelihood(
         word_logits, word_tags, word_lengths, logits["slot_transitions"])  # [batch]
     has_words = tf.cast(word_lengths > 0, tf.float32)  # an utterance of 0 words scores 0
+    if normalization == "sentence":
+      per_word = -log_likelihood / tf.maximum(tf.cast(word_lengths, tf.float32), 1.0)
+      return tf.reduce_sum(per_word * has_words) / tf.maximum(tf.reduce_sum(has_words), 1.0)
     return -tf.reduce_sum(log_likelihood * has_words) / tf.maximum(
         tf.cast(tf.reduce_sum(word_lengths), tf.float32), 1.0)
 
@@ -411,13 +500,7 @@ class NluTask:
          predictions["intent_probabilities"], predictions["slot_ids"],
          predictions["first_piece_mask"]],
         tf.int64, stateful=True, name="collect_nlu_predictions")
-    metric_ops = {}
-    for name in self.eval_metric_names:
-      value = tf.py_func(lambda name=name: collector.value(name), [], tf.float32,
-                         stateful=True, name=f"whole_set_{name}")
-      value.set_shape([])
-      metric_ops[name] = (value, update_op)
-    return metric_ops
+    return metric_ops_lib.whole_set_metric_ops(collector, update_op, self.eval_metric_names)
 
   def serving_features(self) -> Dict[str, tf.Tensor]:
     """Placeholders of the exported SavedModel: int32 [batch, seq] each (with slot_crf also

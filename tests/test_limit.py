@@ -1,0 +1,74 @@
+"""--limit_data: COUNT examples per limited intent, chosen reproducibly; resampling to old counts."""
+
+import collections
+
+import pytest
+
+from bert_nlu.data import limit
+from bert_nlu.data.examples import NluExample, NluSplit
+from bert_nlu.errors import InputError
+
+SIZES = {"PlayMusic": 30, "GetWeather": 20, "BookRestaurant": 7}
+
+
+def _split():
+  """57 examples, intents interleaved in file order, each example's guid unique."""
+  examples = []
+  remaining = dict(SIZES)
+  while any(remaining.values()):
+    for intent in SIZES:
+      if remaining[intent]:
+        remaining[intent] -= 1
+        examples.append(NluExample(f"train-{len(examples)}", ("w",), ("O",), intent))
+  return NluSplit("train", tuple(examples), 0, ("corpus/train/label",))
+
+
+def _guids(split, intent):
+  return [e.guid for e in split.examples if e.intent == intent]
+
+
+def test_limits_count_and_keep_file_order():
+  split = _split()
+  limited = limit.limit_intents(split, [("PlayMusic", 5), ("GetWeather", 0)], seed=1)
+  assert limit.intent_counts(limited) == {"BookRestaurant": 7, "PlayMusic": 5}
+  assert _guids(limited, "BookRestaurant") == _guids(split, "BookRestaurant")
+  kept = _guids(limited, "PlayMusic")
+  assert set(kept) <= set(_guids(split, "PlayMusic"))
+  positions = [int(g.split("-")[1]) for g in kept]
+  assert positions == sorted(positions)
+  everything = limit.limit_intents(split, [("BookRestaurant", 100)], seed=1)
+  assert everything.examples == split.examples
+
+
+def test_resampling_repeats_the_kept_examples_to_the_old_count():
+  split = _split()
+  resampled = limit.resample_limited(split, [("PlayMusic", 4), ("GetWeather", 0),
+                                             ("BookRestaurant", 7)], seed=3)
+  assert limit.intent_counts(resampled) == {"BookRestaurant": 7, "PlayMusic": 30}
+  limited = limit.limit_intents(split, [("PlayMusic", 4), ("GetWeather", 0)], seed=3)
+  play = collections.Counter(_guids(resampled, "PlayMusic"))
+  assert set(play) == set(_guids(limited, "PlayMusic"))  # only the 4 kept examples, cycled
+  assert sorted(play.values()) == [7, 7, 8, 8]  # 30 = 4 * 7 + 2
+  assert resampled.examples[:len(limited.examples)] == limited.examples
+
+
+def test_the_choice_is_reproducible_from_the_seed_and_nested():
+  split = _split()
+
+  def chosen(count, seed, other_limits=()):
+    return _guids(limit.limit_intents(split, [("PlayMusic", count), *other_limits], seed),
+                  "PlayMusic")
+
+  assert chosen(5, seed=1) == chosen(5, seed=1)
+  assert set(chosen(5, seed=1)) != set(chosen(5, seed=2))
+  assert set(chosen(5, seed=1)) < set(chosen(12, seed=1))  # 5 of them are among the 12
+  assert chosen(5, seed=1) == chosen(5, seed=1, other_limits=[("GetWeather", 3)])
+
+
+def test_an_unknown_intent_names_itself_and_the_known_ones():
+  with pytest.raises(InputError) as error:
+    limit.limit_intents(_split(), [("PlayMusik", 3)], seed=1)
+  message = str(error.value)
+  assert "--limit_data" in message and "'PlayMusik'" in message
+  assert "BookRestaurant, GetWeather, PlayMusic" in message
+  assert message.startswith("corpus/train/label: ")
