@@ -25,11 +25,13 @@ def _save_checkpoint(weights, path):
   return path
 
 
-def _model_fn_builder(init_checkpoint, accumulation_steps=1, dynamic_loss_scale=False):
+def _model_fn_builder(init_checkpoint, accumulation_steps=1, dynamic_loss_scale=False,
+                      train_layers_from=0):
   def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
     loss = tiny_classifier_loss(features["input_ids"], features["input_mask"], features["label"])
     tf.train.init_from_checkpoint(init_checkpoint, {v.op.name: v.op.name
                                                     for v in tf.trainable_variables()})
+    model.freeze_lower_encoder(train_layers_from)  # as model_fn_builder does (0: none)
     train_op, _ = optimization.build_train_op(
         loss, 1e-2, num_train_steps=NUM_STEPS * accumulation_steps,
         num_warmup_steps=accumulation_steps, weight_decay=0.01,
@@ -51,7 +53,7 @@ def _input_fn_builder(examples, batch_size):
 
 
 def _train(model_dir, init_checkpoint, distribution, devices=(), accumulation_steps=1,
-           fp16=False):
+           fp16=False, train_layers_from=0):
   """NUM_STEPS updates of GLOBAL_BATCH examples each; returns (placement, variables by name)."""
   placement = distribute.make_placement(distribution, devices=devices)
   batch_size = distribute.per_replica_batch_size(GLOBAL_BATCH // accumulation_steps,
@@ -62,7 +64,8 @@ def _train(model_dir, init_checkpoint, distribution, devices=(), accumulation_st
       session_config=distribute.session_config_with_devices(fp16_session if fp16 else None,
                                                             placement.cpu_devices))
   estimator = tf.estimator.Estimator(
-      _model_fn_builder(init_checkpoint, accumulation_steps, dynamic_loss_scale=fp16),
+      _model_fn_builder(init_checkpoint, accumulation_steps, dynamic_loss_scale=fp16,
+                        train_layers_from=train_layers_from),
       config=run_config)
   examples = tiny_classifier_examples(GLOBAL_BATCH * NUM_STEPS)
   num_steps = NUM_STEPS * accumulation_steps
@@ -103,6 +106,26 @@ def test_two_cpu_replicas_train_as_one_replica_on_the_global_batch(initial, one_
   initial_slots = {name: np.zeros_like(value) for name, value in two.items()
                    if name not in weights}
   assert_same_trained_weights(one_replica, two, {**weights, **initial_slots})
+
+
+def test_frozen_layers_stay_frozen_on_two_replicas_with_accumulation(initial, tmp_path):
+  """--train_layers_from=1: the embeddings and layer 0 keep their initial values bit for bit and
+  have no Adam slots and no gradient accumulators; the layers above train and have both."""
+  weights, init_checkpoint = initial
+  _, trained = _train(str(tmp_path / "frozen"), init_checkpoint, "mirrored",
+                      devices=("/cpu:0", "/cpu:1"), accumulation_steps=2, train_layers_from=1)
+  frozen = [name for name in weights if optimization.is_frozen(name, 1)]
+  assert any(name.startswith("bert/embeddings/") for name in frozen)
+  assert any(name.startswith("bert/encoder/layer_0/") for name in frozen)
+  for name in frozen:
+    np.testing.assert_array_equal(trained[name], weights[name], err_msg=name)
+    assert not [n for n in trained if n.startswith(name + "/")], f"{name} has optimizer state"
+  for name in weights:
+    if name in frozen:
+      continue
+    assert {f"{name}/adam_m", f"{name}/adam_v", f"{name}/gradient_accumulator"} <= set(trained)
+    if "LayerNorm" not in name and not name.endswith("bias"):
+      assert np.abs(trained[name] - weights[name]).max() > 0, f"{name} did not train"
 
 
 def test_per_replica_batch_must_divide_the_global_batch():

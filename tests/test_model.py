@@ -333,7 +333,8 @@ def _train_through_model_fn(tiny_bert_dir, model_fields, train_fields, steps=3, 
     spec = model_fn(_features(), None, tf.estimator.ModeKeys.TRAIN, {})
     network = [v for v in tf.global_variables()
                if v.name.startswith(("bert/", "intent_head/", "slot_head/"))
-               and "/adam_" not in v.name and "ExponentialMovingAverage" not in v.name]
+               and not any(part in v.name for part in ("/adam_", "ExponentialMovingAverage",
+                                                       "gradient_accumulator"))]
     names = sorted(v.name.split(":")[0] for v in tf.global_variables())
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
@@ -348,6 +349,7 @@ def _train_through_model_fn(tiny_bert_dir, model_fields, train_fields, steps=3, 
     (1, dict(optimizer_implementation="fused", layer_learning_rate_decay=0.5)),
     (1, dict(optimizer_implementation="bert")),
     (2, dict(optimizer_implementation="fused", weight_average_decay=0.9)),
+    (1, dict(optimizer_implementation="fused", gradient_accumulation_steps=2)),  # no accumulator
 ])
 def test_frozen_layers_stay_bit_identical_and_have_no_optimizer_state(
     tiny_bert_dir, train_layers_from, train_fields):
@@ -367,6 +369,8 @@ def test_frozen_layers_stay_bit_identical_and_have_no_optimizer_state(
     if "LayerNorm" not in name:  # gamma/beta of a 2-layer model may move very little
       assert np.abs(after[name] - before[name]).max() > 0, f"{name} did not train"
     assert f"{name}/adam_m" in names and f"{name}/adam_v" in names
+    if train_fields.get("gradient_accumulation_steps", 1) > 1:
+      assert f"{name}/gradient_accumulator" in names
 
 
 
