@@ -461,6 +461,9 @@ class PredictionSpeed:
     return self._first_examples / self._first_seconds if self._first_seconds > 0 else 0.0
 
 
+EVALUATOR_POLL_SECONDS = 2  # how often a cluster's evaluator task looks for a new checkpoint
+
+
 def _train_and_evaluate_checkpoints(estimator, config: RunConfig, num_train_steps: int,
                                     exporter: hooks.BestModelExporter, selection_metric: str,
                                     train_input_fn, dev_input_fn, train_hooks,
@@ -478,8 +481,13 @@ def _train_and_evaluate_checkpoints(estimator, config: RunConfig, num_train_step
         run_every_secs=None, run_every_steps=train.save_checkpoints_steps))
   train_spec = tf.estimator.TrainSpec(train_input_fn, max_steps=num_train_steps,
                                       hooks=train_hooks)
+  # A cluster's evaluator task polls for new checkpoints; at throttle_secs=0 it would poll in a busy
+  # loop (a core taken from the training tasks, a warning logged per poll). Without a cluster the
+  # Estimator evaluates after each checkpoint save, and 0 lets it evaluate every one.
+  throttle_secs = EVALUATOR_POLL_SECONDS if distribute.task_type() == "evaluator" else 0
   eval_spec = tf.estimator.EvalSpec(dev_input_fn, steps=train.eval_steps, name=EVAL_NAME,
-                                    exporters=[exporter], start_delay_secs=0, throttle_secs=0)
+                                    exporters=[exporter], start_delay_secs=0,
+                                    throttle_secs=throttle_secs)
   if evaluates:
     _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
   with _stop_on_signals(stop_request):

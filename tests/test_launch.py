@@ -67,6 +67,8 @@ def test_two_workers_and_an_evaluator_train_evaluate_and_exit_by_themselves(tiny
   # The evaluator evaluated the chief's checkpoints and did the final evaluation.
   evaluator_log = (logs / "evaluator.log").read_text()
   assert re.search(r"Saving dict for global step 10", evaluator_log)
+  # It waited for new checkpoints between polls (at throttle_secs=0 it polls in a busy loop).
+  assert "EvalSpec.throttle_secs is set as 0" not in evaluator_log
   results = json.loads((output_dir / "eval_results.json").read_text())
   assert results["checkpoint"].startswith(str(output_dir))
   assert "eval_results.json" not in (logs / "chief.log").read_text()
