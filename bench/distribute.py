@@ -15,11 +15,16 @@ same threads; 2 workers are 2 processes with a pool each, competing for the same
 (all-reduce, per-replica batches of half the size), not a speed-up. Figures are training
 examples/second from the trainer's own ExamplesPerSecondHook (eval_results.json "training"); in
 the multi-worker run eval_results.json is written by the evaluator, which does not train, so
-that run reports wall seconds (start-up of 3 processes included) and the dev metric only.
+that run's figure is "summary_examples_per_second_mean", the mean of the examples_per_sec
+TensorBoard values the training tasks wrote (reported for every run, for a like-for-like
+comparison), next to wall seconds (start-up of 3 processes included) and the dev metric. Each
+run records the load averages before and after it (other work on the machine shows there), and
+--note says what else ran.
 Results: bench/results/distribute.json.
 """
 
 import argparse
+import glob
 import json
 import os
 import shutil
@@ -54,6 +59,22 @@ def _training_summary(output_dir):
           "dev_whole_frame_accuracy": results["splits"]["dev"]["whole_frame_accuracy"]}
 
 
+def _summary_examples_per_second(output_dir):
+  """Mean of the trainer's `examples_per_sec` TensorBoard values (one per window of
+  --save_summary_steps steps of the global batch) in the event files of output_dir itself: the
+  training tasks' (each worker of a cluster writes its own file; the evaluator writes below)."""
+  from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
+  rates = []
+  for path in sorted(glob.glob(os.path.join(output_dir, "events.out.tfevents.*"))):
+    for event in tf.train.summary_iterator(path):
+      rates.extend(value.simple_value for value in event.summary.value
+                   if value.tag == "examples_per_sec")
+  if not rates:
+    return {}
+  return {"summary_examples_per_second_mean": round(sum(rates) / len(rates), 2),
+          "summary_windows": len(rates)}
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,6 +83,7 @@ def main():
   parser.add_argument("--train_batch_size", type=int, default=32)
   parser.add_argument("--num_train_epochs", type=float, default=0.25)
   parser.add_argument("--timeout_secs", type=float, default=3600)
+  parser.add_argument("--note", default="", help="recorded as is, e.g. what else ran meanwhile")
   parser.add_argument("--output", default=os.path.join(REPO, "bench", "results",
                                                        "distribute.json"))
   args = parser.parse_args()
@@ -91,19 +113,31 @@ def main():
                        f"--task_log_dir={os.path.join(workdir, 'multi_worker_logs')}",
                        f"--timeout_secs={args.timeout_secs}", "--", *common],
   }
-  report = {"code": code, "machine": provenance.machine(), "tiny": args.tiny,
+  machine = provenance.machine()
+  cores = machine["cores"]
+  report = {"code": code, "machine": machine, "tiny": args.tiny, "note": args.note,
             "train_batch_size_global": args.train_batch_size,
             "num_train_epochs": args.num_train_epochs,
             "threads": "one intra-op pool per process (TensorFlow default: one thread per core); "
                        "the 2 CPU replicas of one process share it; 2 workers are 2 processes "
                        "on the same cores",
+            "threads_per_replica": {
+                "one_replica": f"{cores} (the process's pool)",
+                "two_replicas": f"{cores / 2:g} on average (2 replicas share one pool of {cores})",
+                "multi_worker": f"{cores} each, 2 processes on {cores} cores "
+                                f"({cores / 2:g} cores per replica on average)"},
             "runs": {}}
   for name, command in runs.items():
     output_dir = os.path.join(workdir, name)
     command = command + [f"--output_dir={output_dir}"]
+    load_before = os.getloadavg()
     returncode, seconds = _run(command, os.path.join(workdir, f"{name}.log"), args.timeout_secs)
     report["runs"][name] = {"returncode": returncode, "wall_seconds": round(seconds, 1),
-                            **(_training_summary(output_dir) or {})}
+                            # 1/5/15-minute load averages: > cores means others shared the CPU
+                            "load_average_before": [round(x, 2) for x in load_before],
+                            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+                            **(_training_summary(output_dir) or {}),
+                            **_summary_examples_per_second(output_dir)}
     print(name, report["runs"][name], flush=True)
   io_utils.atomic_write_json(args.output, report)
 
