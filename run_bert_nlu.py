@@ -56,6 +56,8 @@ flags.DEFINE_multi_string("limit_data", [], "INTENT,COUNT: train on COUNT exampl
                           "stay complete.")
 flags.DEFINE_bool("resample", True, "With --limit_data: repeat each limited intent's kept "
                   "examples up to its original count, so every intent is seen about as often.")
+flags.DEFINE_integer("train_examples", 0, "Train on this many training examples (any task), the "
+                     "same ones for every --seed; 0 = all. Dev and test stay complete.", lower_bound=0)
 # ---- model
 flags.DEFINE_string("bert_dir", "", "Directory with bert_config.json, vocab.txt, bert_model.ckpt; "
                     "default: the converted all-MiniLM-L6-v2 in $BERT_NLU_CACHE "
@@ -430,7 +432,8 @@ def build_run_config():
           cache_dir=FLAGS.cache_dir, bucket_by_length=FLAGS.bucket_by_length,
           augment_slot_substitution=FLAGS.augment_slot_substitution,
           augment_copies=FLAGS.augment_copies, augment_same_intent=FLAGS.augment_same_intent,
-          limit_data=_parse_limit_data(FLAGS.limit_data), resample=FLAGS.resample),
+          limit_data=_parse_limit_data(FLAGS.limit_data), resample=FLAGS.resample,
+          train_examples=FLAGS.train_examples),
       model=config.ModelConfig(
           bert_config_file=config_file, vocab_file=vocab_file, init_checkpoint=init_checkpoint,
           do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,

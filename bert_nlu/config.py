@@ -45,6 +45,8 @@ class DataConfig:
       reproducibly from TrainConfig.seed (0 drops the intent; see bert_nlu/data/limit.py). The
       label maps are those of the limited data. () = all of train.
     resample: repeat each limited intent's kept examples up to its original count.
+    train_examples: train on this many training examples, the same ones for every seed (any task;
+      applied before limit_data; bert_nlu/data/limit.py subset_examples). 0 = all of train.
   """
   data_dir: str
   task: str = NLU_TASK
@@ -60,6 +62,7 @@ class DataConfig:
   augment_same_intent: bool = False
   limit_data: Tuple[Tuple[str, int], ...] = ()
   resample: bool = True
+  train_examples: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
