@@ -91,6 +91,10 @@ flags.DEFINE_bool("slot_crf", False, "A linear-chain CRF over the words' first p
 flags.DEFINE_bool("per_intent_slot_heads", False, "One slot layer per intent: at training the "
                   "slot loss goes through the gold intent's layer, at prediction through the "
                   "predicted intent's.")
+flags.DEFINE_enum("slot_head", "tags", ["tags", "bio_type"], "Slot outputs: 'tags', one softmax "
+                  "(or --slot_crf) over the BIO tags; 'bio_type', a B/I/O position softmax and a "
+                  "slot-type softmax (loss: position cross-entropy over words + type "
+                  "cross-entropy over non-O words), decoded to the tag <position>-<type>.")
 flags.DEFINE_float("focal_gamma", 0.0, "Focal loss exponent for the intent and slot losses "
                    "(with --slot_crf, the intent loss only); 0 = cross-entropy.")
 flags.DEFINE_enum("slot_loss_normalization", "token", ["token", "sentence"], "Slot loss: the "
@@ -186,7 +190,7 @@ _NLU_ONLY_FLAGS = ("corpus_format", "multi_intent_policy", "intent_loss_weight",
                    "slot_intent_context", "slot_crf", "augment_slot_substitution",
                    "augment_copies", "augment_same_intent", "distill_teachers",
                    "limit_data", "resample", "per_intent_slot_heads", "focal_gamma",
-                   "slot_loss_normalization")
+                   "slot_loss_normalization", "slot_head")
 
 
 def _glue_task_name() -> str:
@@ -323,6 +327,13 @@ def _validate_flags() -> None:
   if FLAGS.per_intent_slot_heads and FLAGS.multi_intent_policy == "multilabel":
     raise app.UsageError("--per_intent_slot_heads routes each utterance through ONE intent's slot "
                          "layer; --multi_intent_policy=multilabel predicts a set of intents")
+  if FLAGS.slot_head == "bio_type":
+    for name, why in (("slot_crf", "the CRF runs over the full BIO tags"),
+                      ("per_intent_slot_heads", "the per-intent layers output full BIO tags"),
+                      ("distill_teachers", "the teachers' slot targets are full-tag "
+                       "distributions")):
+      if FLAGS[name].value != FLAGS[name].default:
+        raise app.UsageError(f"--slot_head=bio_type cannot be combined with --{name}: {why}")
   for name in ("learning_rate", "num_train_epochs", "head_learning_rate_multiplier"):
     if not 0 < getattr(FLAGS, name) < math.inf:  # also rejects nan
       raise app.UsageError(f"--{name} must be finite and > 0, got {getattr(FLAGS, name)}")
@@ -441,7 +452,8 @@ def build_run_config():
           num_hidden_layers=FLAGS.layers, train_layers_from=FLAGS.train_layers_from,
           random_init=FLAGS.random_init, init_run_dir=init_run_dir,
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
-          per_intent_slot_heads=FLAGS.per_intent_slot_heads, focal_gamma=FLAGS.focal_gamma,
+          per_intent_slot_heads=FLAGS.per_intent_slot_heads, slot_head=FLAGS.slot_head,
+          focal_gamma=FLAGS.focal_gamma,
           slot_loss_normalization=FLAGS.slot_loss_normalization,
           fp16=FLAGS.fp16, bf16=FLAGS.bf16),
       train=config.TrainConfig(

@@ -87,6 +87,8 @@ class ModelConfig:
     slot_crf: a linear-chain CRF over the words' first pieces (loss + Viterbi decoding).
     per_intent_slot_heads: one slot layer per intent: the loss through the gold intent's, the
       prediction through the predicted intent's.
+    slot_head: "tags" (one softmax, or CRF, over the BIO tags) or "bio_type" (a BIO position
+      softmax and a slot-type softmax, decoded back to tags; bert_nlu/tasks/nlu.py).
     focal_gamma: focal loss exponent of the intent and softmax slot losses (0 = cross-entropy).
     slot_loss_normalization: "token" (mean over the batch's words) or "sentence" (mean of each
       sentence's per-word mean).
@@ -112,6 +114,7 @@ class ModelConfig:
   slot_intent_context: bool = False
   slot_crf: bool = False
   per_intent_slot_heads: bool = False
+  slot_head: str = "tags"
   focal_gamma: float = 0.0
   slot_loss_normalization: str = "token"
   fp16: bool = False

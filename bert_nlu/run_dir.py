@@ -83,7 +83,7 @@ INCOMPATIBLE_KEYS = (
     "config.model.intent_loss_weight", "config.model.slot_intent_context",
     "config.model.slot_crf",
     "config.model.focal_gamma", "config.model.slot_loss_normalization",  # the objective
-    "config.model.per_intent_slot_heads",
+    "config.model.per_intent_slot_heads", "config.model.slot_head",
     "config.model.fp16",  # adds the loss-scale variables to the checkpoint
     "config.train.head_learning_rate_multiplier",  # changes the objective
     "config.train.layer_learning_rate_decay",

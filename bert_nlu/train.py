@@ -195,7 +195,8 @@ def make_task(config: RunConfig, label_maps):
                  config.model.slot_crf, distill_temperature=config.train.distill_temperature,
                  distill_alpha=config.train.distill_alpha, focal_gamma=config.model.focal_gamma,
                  slot_loss_normalization=config.model.slot_loss_normalization,
-                 per_intent_slot_heads=config.model.per_intent_slot_heads)
+                 per_intent_slot_heads=config.model.per_intent_slot_heads,
+                 slot_head=config.model.slot_head)
 
 
 def training_steps(num_examples: int, batch_size: int, num_epochs: float,
