@@ -1,12 +1,15 @@
 """model_fn variants: head learning-rate multiplier, layer-wise learning-rate decay, weight
 averaging, intent context for the slot head, losses, the factored (bio_type) slot head."""
 
+import json
+
 import numpy as np
 import pytest
 
-from bert_nlu import encoder, optimization
+from bert_nlu import encoder, ensemble, hooks, metrics, optimization, testing, train
 from bert_nlu.compat import tf
 from bert_nlu.data.labels import LabelMaps
+from bert_nlu.predict import NluPredictor
 from bert_nlu.tasks.nlu import NluTask, multilabel_intent_loss
 
 LABELS = LabelMaps.from_labels(["a", "b", "c"], [["O", "B-x", "I-x"]])
@@ -628,9 +631,6 @@ def test_bio_type_run_trains_evaluates_exports_and_predicts(tiny_bert_dir, tiny_
                                                             tmp_path):
   """The one tiny end-to-end run of the factored head: whole-set metrics of its decoded tags,
   and the export serves the same tags as the evaluation of the best checkpoint."""
-  import json  # pylint: disable=g-import-not-at-top
-  from bert_nlu import hooks, metrics, testing, train  # pylint: disable=g-import-not-at-top
-  from bert_nlu.predict import NluPredictor  # pylint: disable=g-import-not-at-top
   config = testing.tiny_training_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path / "run"),
                                         model_fields={"slot_head": "bio_type"},
                                         num_train_epochs=10)  # dev slot F1 0.73 seen
@@ -644,7 +644,10 @@ def test_bio_type_run_trains_evaluates_exports_and_predicts(tiny_bert_dir, tiny_
   with open(tmp_path / "run" / "predictions_dev.jsonl", encoding="utf-8") as f:
     rows = [json.loads(line) for line in f][:10]
   predictor = NluPredictor(hooks.latest_export(config.output_dir))
+  assert predictor.factored_slots
   served = predictor.predict([row["text"] for row in rows])
+  # An ensemble of this one export decodes (position, type) as the model itself does.
+  assert ensemble.EnsemblePredictor([predictor]).predict([row["text"] for row in rows]) == served
   for row, result in zip(rows, served):
     evaluated = [(span["slot"], span["start"], span["end"])
                  for span in metrics.tags_to_spans(row["text"].split(), row["pred_tags"])]

@@ -571,8 +571,9 @@ class NluTask:
     slot_logits [batch, seq, num_tags] and slot_transitions [batch, num_tags, num_tags] (the
     transition matrix, repeated per row); example_index and first_piece_mask passed through if
     given. With slot_crf, features must carry first_piece_mask [batch, seq]. With slot_head
-    "bio_type", slot_ids is `decode_bio_type` and slot_probabilities
-    `bio_type_tag_probabilities`."""
+    "bio_type", slot_ids is `decode_bio_type`, slot_probabilities `bio_type_tag_probabilities`,
+    and slot_position_probabilities [batch, seq, 3] and slot_type_probabilities [batch, seq,
+    num_types] are the two softmaxes (which an ensemble averages)."""
     if self.label_maps.multilabel:
       intent_probabilities = tf.sigmoid(logits["intent_logits"])  # [batch, num_intents]
     else:
@@ -583,6 +584,8 @@ class NluTask:
           len(self.label_maps.slot_tags))
       slot_ids = decode_bio_type(logits["slot_position_logits"], logits["slot_type_logits"],
                                  self.label_maps.bio)
+      factored = {"slot_position_probabilities": tf.nn.softmax(logits["slot_position_logits"]),
+                  "slot_type_probabilities": tf.nn.softmax(logits["slot_type_logits"])}
     else:
       slot_probabilities = tf.nn.softmax(logits["slot_logits"], axis=-1)
       if self.slot_crf:
@@ -596,6 +599,8 @@ class NluTask:
         "slot_confidence": tf.gather(slot_probabilities, slot_ids, batch_dims=2),
         "slot_probabilities": slot_probabilities,
     }
+    if self.slot_head == "bio_type":
+      predictions.update(factored)
     if self.slot_crf:  # the CRF's potentials, which an ensemble averages (bert_nlu.ensemble)
       batch_size = tf.shape(logits["slot_logits"])[0]
       predictions["slot_logits"] = logits["slot_logits"]
@@ -644,6 +649,8 @@ class NluTask:
              "slot_probabilities"]
     if self.slot_crf:
       names += ["slot_logits", "slot_transitions"]
+    if self.slot_head == "bio_type":
+      names += ["slot_position_probabilities", "slot_type_probabilities"]
     return {name: predictions[name] for name in names}
 
   @staticmethod
