@@ -140,38 +140,36 @@ def bio_type_slot_losses(position_logits: tf.Tensor, type_logits: tf.Tensor, slo
   return position_loss, type_loss
 
 
-def decode_bio_type(position_logits: tf.Tensor, type_logits: tf.Tensor,
+def decode_bio_type(position_scores: tf.Tensor, type_scores: tf.Tensor,
                     bio: BioVocabulary) -> tf.Tensor:
   """Tag ids of the position argmax and the type argmax ("O" for position O).
 
   Args:
-    position_logits: [batch, seq, len(BIO_POSITIONS)].
-    type_logits: [batch, seq, len(bio.types)], at least one type.
+    position_scores: [batch, seq, len(BIO_POSITIONS)] logits or probabilities.
+    type_scores: [batch, seq, len(bio.types)] logits or probabilities, at least one type.
     bio: the factoring of the slot tag vocabulary (its combination_tags map back to tag ids).
   Returns:
     int32 [batch, seq] slot tag ids.
   """
-  position = tf.argmax(position_logits, axis=-1, output_type=tf.int32)  # [batch, seq]
-  slot_type = tf.argmax(type_logits, axis=-1, output_type=tf.int32)  # [batch, seq]
+  position = tf.argmax(position_scores, axis=-1, output_type=tf.int32)  # [batch, seq]
+  slot_type = tf.argmax(type_scores, axis=-1, output_type=tf.int32)  # [batch, seq]
   combination_tags = tf.constant(bio.combination_tags, tf.int32)  # [positions, types]
   return tf.gather_nd(combination_tags, tf.stack([position, slot_type], axis=-1))
 
 
-def bio_type_tag_probabilities(position_logits: tf.Tensor, type_logits: tf.Tensor,
-                               bio: BioVocabulary, num_tags: int) -> tf.Tensor:
+def bio_type_tag_probabilities(position_p: tf.Tensor, type_p: tf.Tensor, bio: BioVocabulary,
+                               num_tags: int) -> tf.Tensor:
   """p(tag) of the factored head: p(O) for O, p(position) p(type) for B-type / I-type.
 
   Args:
-    position_logits: [batch, seq, len(BIO_POSITIONS)].
-    type_logits: [batch, seq, len(bio.types)].
+    position_p: [batch, seq, len(BIO_POSITIONS)] the position softmax.
+    type_p: [batch, seq, len(bio.types)] the type softmax.
     bio: the factoring of the slot tag vocabulary.
     num_tags: the size of the slot tag vocabulary.
   Returns:
     float32 [batch, seq, num_tags], summing to 1 over the tags: a (position, type) combination
     the vocabulary lacks adds its probability to the tag it maps to (bio.combination_tags).
   """
-  position_p = tf.nn.softmax(position_logits, axis=-1)  # [batch, seq, 3]
-  type_p = tf.nn.softmax(type_logits, axis=-1)  # [batch, seq, types]
   combinations = tf.concat([position_p[..., :1], position_p[..., 1:2] * type_p,
                             position_p[..., 2:3] * type_p], axis=-1)  # [batch, seq, 1 + 2 types]
   rows = (0,) + bio.combination_tags[1] + bio.combination_tags[2]  # tag of each combination
@@ -579,13 +577,14 @@ class NluTask:
     else:
       intent_probabilities = tf.nn.softmax(logits["intent_logits"], axis=-1)
     if self.slot_head == "bio_type":
+      factored = {  # [batch, seq, 3], [batch, seq, num_types]
+          "slot_position_probabilities": tf.nn.softmax(logits["slot_position_logits"], axis=-1),
+          "slot_type_probabilities": tf.nn.softmax(logits["slot_type_logits"], axis=-1)}
       slot_probabilities = bio_type_tag_probabilities(
-          logits["slot_position_logits"], logits["slot_type_logits"], self.label_maps.bio,
-          len(self.label_maps.slot_tags))
+          factored["slot_position_probabilities"], factored["slot_type_probabilities"],
+          self.label_maps.bio, len(self.label_maps.slot_tags))
       slot_ids = decode_bio_type(logits["slot_position_logits"], logits["slot_type_logits"],
                                  self.label_maps.bio)
-      factored = {"slot_position_probabilities": tf.nn.softmax(logits["slot_position_logits"]),
-                  "slot_type_probabilities": tf.nn.softmax(logits["slot_type_logits"])}
     else:
       slot_probabilities = tf.nn.softmax(logits["slot_logits"], axis=-1)
       if self.slot_crf:
