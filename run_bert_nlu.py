@@ -56,6 +56,8 @@ flags.DEFINE_multi_string("limit_data", [], "INTENT,COUNT: train on COUNT exampl
                           "stay complete.")
 flags.DEFINE_bool("resample", True, "With --limit_data: repeat each limited intent's kept "
                   "examples up to its original count, so every intent is seen about as often.")
+flags.DEFINE_integer("train_examples", 0, "Train on this many training examples (any task), the "
+                     "same ones for every --seed; 0 = all. Dev and test stay complete.", lower_bound=0)
 # ---- model
 flags.DEFINE_string("bert_dir", "", "Directory with bert_config.json, vocab.txt, bert_model.ckpt; "
                     "default: the converted all-MiniLM-L6-v2 in $BERT_NLU_CACHE "
@@ -89,6 +91,10 @@ flags.DEFINE_bool("slot_crf", False, "A linear-chain CRF over the words' first p
 flags.DEFINE_bool("per_intent_slot_heads", False, "One slot layer per intent: at training the "
                   "slot loss goes through the gold intent's layer, at prediction through the "
                   "predicted intent's.")
+flags.DEFINE_enum("slot_head", "tags", ["tags", "bio_type"], "Slot outputs: 'tags', one softmax "
+                  "(or --slot_crf) over the BIO tags; 'bio_type', a B/I/O position softmax and a "
+                  "slot-type softmax (loss: position cross-entropy over words + type "
+                  "cross-entropy over non-O words), decoded to the tag <position>-<type>.")
 flags.DEFINE_float("focal_gamma", 0.0, "Focal loss exponent for the intent and slot losses "
                    "(with --slot_crf, the intent loss only); 0 = cross-entropy.")
 flags.DEFINE_enum("slot_loss_normalization", "token", ["token", "sentence"], "Slot loss: the "
@@ -197,7 +203,7 @@ _NLU_ONLY_FLAGS = ("corpus_format", "multi_intent_policy", "intent_loss_weight",
                    "slot_intent_context", "slot_crf", "augment_slot_substitution",
                    "augment_copies", "augment_same_intent", "distill_teachers",
                    "limit_data", "resample", "per_intent_slot_heads", "focal_gamma",
-                   "slot_loss_normalization")
+                   "slot_loss_normalization", "slot_head")
 
 
 def _glue_task_name() -> str:
@@ -335,6 +341,13 @@ def _validate_flags() -> None:
   if FLAGS.per_intent_slot_heads and FLAGS.multi_intent_policy == "multilabel":
     raise app.UsageError("--per_intent_slot_heads routes each utterance through ONE intent's slot "
                          "layer; --multi_intent_policy=multilabel predicts a set of intents")
+  if FLAGS.slot_head == "bio_type":
+    for name, why in (("slot_crf", "the CRF runs over the full BIO tags"),
+                      ("per_intent_slot_heads", "the per-intent layers output full BIO tags"),
+                      ("distill_teachers", "the teachers' slot targets are full-tag "
+                       "distributions")):
+      if FLAGS[name].value != FLAGS[name].default:
+        raise app.UsageError(f"--slot_head=bio_type cannot be combined with --{name}: {why}")
   for name in ("learning_rate", "num_train_epochs", "head_learning_rate_multiplier"):
     if not 0 < getattr(FLAGS, name) < math.inf:  # also rejects nan
       raise app.UsageError(f"--{name} must be finite and > 0, got {getattr(FLAGS, name)}")
@@ -480,7 +493,8 @@ def build_run_config():
           cache_dir=FLAGS.cache_dir, bucket_by_length=FLAGS.bucket_by_length,
           augment_slot_substitution=FLAGS.augment_slot_substitution,
           augment_copies=FLAGS.augment_copies, augment_same_intent=FLAGS.augment_same_intent,
-          limit_data=_parse_limit_data(FLAGS.limit_data), resample=FLAGS.resample),
+          limit_data=_parse_limit_data(FLAGS.limit_data), resample=FLAGS.resample,
+          train_examples=FLAGS.train_examples),
       model=config.ModelConfig(
           bert_config_file=config_file, vocab_file=vocab_file, init_checkpoint=init_checkpoint,
           do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,
@@ -488,7 +502,8 @@ def build_run_config():
           num_hidden_layers=FLAGS.layers, train_layers_from=FLAGS.train_layers_from,
           random_init=FLAGS.random_init, init_run_dir=init_run_dir,
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
-          per_intent_slot_heads=FLAGS.per_intent_slot_heads, focal_gamma=FLAGS.focal_gamma,
+          per_intent_slot_heads=FLAGS.per_intent_slot_heads, slot_head=FLAGS.slot_head,
+          focal_gamma=FLAGS.focal_gamma,
           slot_loss_normalization=FLAGS.slot_loss_normalization,
           fp16=FLAGS.fp16, bf16=FLAGS.bf16),
       train=config.TrainConfig(

@@ -126,11 +126,18 @@ def seeds_sweep_text(corpus: str, name: str, seeds, extra_flags) -> str:
   return "\n".join(lines) + "\n"
 
 
-def mean_and_std(per_seed, split: str) -> dict:
-  """{metric: {"mean", "std", "values"}} over seeds (std: sample standard deviation, n - 1)."""
+def mean_and_std(per_seed, split: str, keys=HEADLINE) -> dict:
+  """{metric: {"mean", "std", "values"}} over seeds (std: sample standard deviation, n - 1).
+
+  A metric some runs lack a value for (None: e.g. no unseen combination in that split) is
+  averaged over the runs that have one; with none, its mean and std are None.
+  """
   summary = {}
-  for key in HEADLINE:
-    values = [run[split][key] for run in per_seed]
+  for key in keys:
+    values = [run[split][key] for run in per_seed if run[split][key] is not None]
+    if not values:
+      summary[key] = {"mean": None, "std": None, "values": []}
+      continue
     mean = sum(values) / len(values)
     variance = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)
                 if len(values) > 1 else 0.0)

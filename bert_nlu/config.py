@@ -45,6 +45,8 @@ class DataConfig:
       reproducibly from TrainConfig.seed (0 drops the intent; see bert_nlu/data/limit.py). The
       label maps are those of the limited data. () = all of train.
     resample: repeat each limited intent's kept examples up to its original count.
+    train_examples: train on this many training examples, the same ones for every seed (any task;
+      applied before limit_data; bert_nlu/data/limit.py subset_examples). 0 = all of train.
   """
   data_dir: str
   task: str = NLU_TASK
@@ -60,6 +62,7 @@ class DataConfig:
   augment_same_intent: bool = False
   limit_data: Tuple[Tuple[str, int], ...] = ()
   resample: bool = True
+  train_examples: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +87,8 @@ class ModelConfig:
     slot_crf: a linear-chain CRF over the words' first pieces (loss + Viterbi decoding).
     per_intent_slot_heads: one slot layer per intent: the loss through the gold intent's, the
       prediction through the predicted intent's.
+    slot_head: "tags" (one softmax, or CRF, over the BIO tags) or "bio_type" (a BIO position
+      softmax and a slot-type softmax, decoded back to tags; bert_nlu/tasks/nlu.py).
     focal_gamma: focal loss exponent of the intent and softmax slot losses (0 = cross-entropy).
     slot_loss_normalization: "token" (mean over the batch's words) or "sentence" (mean of each
       sentence's per-word mean).
@@ -109,6 +114,7 @@ class ModelConfig:
   slot_intent_context: bool = False
   slot_crf: bool = False
   per_intent_slot_heads: bool = False
+  slot_head: str = "tags"
   focal_gamma: float = 0.0
   slot_loss_normalization: str = "token"
   fp16: bool = False

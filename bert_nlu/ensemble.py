@@ -12,6 +12,9 @@ How the members' outputs are combined (`combine_outputs`), per utterance:
     transition matrix), then Viterbi runs over the words: a product of experts, which for K copies
     of one model is exactly that model's decoder (averaging CRF marginals would need posterior
     decoding, which does not reduce to the single model's Viterbi path).
+  slots, --slot_head=bio_type runs: the position and the type distributions are averaged apart;
+    each word's tag is the averaged position's argmax with the averaged type's argmax, mapped to a
+    tag id as the model does (`labels.bio_vocabulary`): K copies of one model decode as it does.
   confidence: the averaged probability of the chosen tag.
 The ensemble is evaluated with the trainer's whole-set word-level metrics
 (`bert_nlu.metrics.nlu_metrics`) on the corpus' words, and costs K times one model's work.
@@ -20,7 +23,7 @@ The ensemble is evaluated with the trainer's whole-set word-level metrics
 import json
 import sys
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -50,12 +53,15 @@ def viterbi_over_words(emissions: np.ndarray, transitions: np.ndarray,
 
 
 def combine_outputs(member_outputs: Sequence[Dict[str, np.ndarray]],
-                    first_piece_mask: np.ndarray) -> Dict[str, np.ndarray]:
+                    first_piece_mask: np.ndarray,
+                    combination_tags: Optional[Sequence[Sequence[int]]] = None
+                    ) -> Dict[str, np.ndarray]:
   """Averages K members' batch outputs (see module docstring).
 
   Args:
     member_outputs: per member, the `NluPredictor.run_batch` outputs of the same batch.
     first_piece_mask: [batch, seq].
+    combination_tags: the label maps' `bio.combination_tags`, used with bio_type members.
   Returns:
     intent_id [batch], intent_probabilities [batch, num_intents], slot_ids [batch, seq],
     slot_confidence [batch, seq], slot_probabilities [batch, seq, num_tags].
@@ -68,6 +74,11 @@ def combine_outputs(member_outputs: Sequence[Dict[str, np.ndarray]],
     slot_ids = np.stack([viterbi_over_words(emissions[row], transitions[row],
                                             first_piece_mask[row])
                          for row in range(len(emissions))])
+  elif "slot_type_probabilities" in member_outputs[0]:
+    position = np.mean([o["slot_position_probabilities"] for o in member_outputs], axis=0)
+    slot_type = np.mean([o["slot_type_probabilities"] for o in member_outputs], axis=0)
+    slot_ids = np.asarray(combination_tags, np.int32)[np.argmax(position, axis=-1),
+                                                      np.argmax(slot_type, axis=-1)]
   else:
     slot_ids = np.argmax(slot_probabilities, axis=-1).astype(np.int32)
   return {
@@ -95,6 +106,8 @@ class EnsemblePredictor:
         raise ValueError("ensemble members must share vocabulary and max_seq_length")
       if member.takes_first_piece_mask != first.takes_first_piece_mask:
         raise ValueError("ensemble members must all be CRF runs or all softmax runs")
+      if member.factored_slots != first.factored_slots:
+        raise ValueError("ensemble members must all have the same --slot_head")
     self.members = list(members)
     self.label_maps = first.label_maps
     self.max_seq_length = first.max_seq_length
@@ -108,7 +121,10 @@ class EnsemblePredictor:
         raise ValueError("an ensemble member's export has no slot_probabilities output "
                          "(exported before ensembles existed): re-export or retrain it")
       member_outputs.append(outputs)
-    return combine_outputs(member_outputs, first_piece_mask), first_piece_mask, kept
+    combination_tags = (self.label_maps.bio.combination_tags if self.members[0].factored_slots
+                        else None)
+    combined = combine_outputs(member_outputs, first_piece_mask, combination_tags)
+    return combined, first_piece_mask, kept
 
   def predict(self, texts: Sequence[str]) -> List[Dict]:
     return predict_texts(self, texts)

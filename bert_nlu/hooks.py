@@ -67,21 +67,28 @@ def _clock(seconds: Optional[float]) -> str:
   return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+# Short names of selection metrics in the progress line (others appear as they are named).
+PROGRESS_METRIC_NAMES = {"whole_frame_accuracy": "frame"}
+
+
 def format_progress_line(step: int, total_steps: int, steps_per_epoch: float,
                          examples_per_second: float, elapsed_seconds: float,
                          eta_seconds: Optional[float], loss: float,
-                         last_dev: Optional[float], best_dev: Optional[float]) -> str:
+                         last_dev: Optional[float], best_dev: Optional[float],
+                         dev_metric: str = "whole_frame_accuracy") -> str:
   """One line of training progress.
 
   Example: "step 120/1000 (12.0%) | epoch 1.28 | 45.2 ex/s | elapsed 0:02:13 | ETA 0:16:05 |
-  loss 0.4321 | dev frame last 88.00% best 90.00%" (dev "-" before the first evaluation).
+  loss 0.4321 | dev frame last 88.00% best 90.00%" (dev "-" before the first evaluation). The
+  dev values are of `dev_metric`, the run's selection metric ("frame" = whole_frame_accuracy).
   """
   def percent(value):
     return "-" if value is None else f"{100.0 * value:.2f}%"
   return (f"step {step}/{total_steps} ({100.0 * step / max(total_steps, 1):.1f}%) | "
           f"epoch {step / max(steps_per_epoch, 1e-9):.2f} | {examples_per_second:.1f} ex/s | "
           f"elapsed {_clock(elapsed_seconds)} | ETA {_clock(eta_seconds)} | loss {loss:.4f} | "
-          f"dev frame last {percent(last_dev)} best {percent(best_dev)}")
+          f"dev {PROGRESS_METRIC_NAMES.get(dev_metric, dev_metric)} last {percent(last_dev)} "
+          f"best {percent(best_dev)}")
 
 
 def _print_to_stderr(line: str) -> None:
@@ -93,13 +100,14 @@ class ProgressHook(tf.estimator.SessionRunHook):
 
   Examples/s are over the interval's wall time (evaluations included, as the ETA must); the ETA
   is the remaining steps at this session's average wall time per step. Dev values come from
-  `read_dev_values()` ({step: dev whole-frame accuracy}, e.g. BestModelExporter.evaluated_steps).
+  `read_dev_values()` ({step: dev value of `dev_metric`}, e.g. BestModelExporter.evaluated_steps).
   """
 
   def __init__(self, total_steps: int, steps_per_epoch: float, batch_size: int,
                every_n_steps: int, loss_collection: str,
                read_dev_values: Callable[[], Dict[int, float]],
-               emit: Callable[[str], None] = _print_to_stderr):
+               emit: Callable[[str], None] = _print_to_stderr,
+               dev_metric: str = "whole_frame_accuracy"):
     self._total_steps = total_steps
     self._steps_per_epoch = steps_per_epoch
     self._batch_size = batch_size
@@ -107,6 +115,7 @@ class ProgressHook(tf.estimator.SessionRunHook):
     self._loss_collection = loss_collection
     self._read_dev_values = read_dev_values
     self._emit = emit
+    self._dev_metric = dev_metric
 
   def begin(self):
     self._global_step = tf.train.get_global_step()
@@ -134,7 +143,7 @@ class ProgressHook(tf.estimator.SessionRunHook):
         step, self._total_steps, self._steps_per_epoch,
         self._window_steps * self._batch_size / max(now - self._window_start, 1e-9), elapsed,
         max(0, self._total_steps - step) * elapsed / self._steps, float(run_values.results),
-        dev[max(dev)] if dev else None, max(dev.values()) if dev else None))
+        dev[max(dev)] if dev else None, max(dev.values()) if dev else None, self._dev_metric))
     self._window_start, self._window_steps = now, 0
 
 

@@ -77,6 +77,8 @@ class NluPredictor:
     self._serve = self._loaded.signatures["serving_default"]
     self.takes_first_piece_mask = (
         "first_piece_mask" in self._serve.structured_input_signature[1])
+    # A --slot_head=bio_type export also serves its position and type softmaxes.
+    self.factored_slots = "slot_type_probabilities" in self._serve.structured_outputs
 
   def _batch_inputs(self, words_list: Sequence[Sequence[str]]):
     rows = [words_to_predict_feature(words, self.tokenizer, self.max_seq_length)

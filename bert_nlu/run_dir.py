@@ -72,6 +72,7 @@ INCOMPATIBLE_KEYS = (
     "config.data.max_seq_length",
     "config.data.bucket_by_length",  # changes the batch stream of the remaining steps
     "config.data.limit_data", "config.data.resample",  # the training examples themselves
+    "config.data.train_examples",
     # The network and its input: shapes, vocabulary content, initial weights, tokenizer casing.
     "model_shape",
     "model_files",
@@ -82,7 +83,7 @@ INCOMPATIBLE_KEYS = (
     "config.model.intent_loss_weight", "config.model.slot_intent_context",
     "config.model.slot_crf",
     "config.model.focal_gamma", "config.model.slot_loss_normalization",  # the objective
-    "config.model.per_intent_slot_heads",
+    "config.model.per_intent_slot_heads", "config.model.slot_head",
     "config.model.fp16",  # adds the loss-scale variables to the checkpoint
     "config.train.head_learning_rate_multiplier",  # changes the objective
     "config.train.layer_learning_rate_decay",

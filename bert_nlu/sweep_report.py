@@ -34,6 +34,9 @@ flags.DEFINE_string("output", "", "Report path without extension (default report
                     "writes <output>.md, <output>_<chart>.png and <output>.csv.")
 flags.declare_key_flag("runs_root")  # defined by bert_nlu.sweep: one flag for both commands
 flags.DEFINE_string("results_dir", "bench/results/sweeps", "Where the collected results JSON goes.")
+flags.DEFINE_string("findings", "", "Markdown of what the sweep shows, put under the report's title "
+                    "(default: reports/notes/<sweep>.md when it exists). Kept apart from the "
+                    "generated report so that rebuilding it keeps the text.")
 flags.DEFINE_string("metric", "", "Dev metric to report (default: the sweep's `metric`, else the "
                     "runs' selection metric).")
 
@@ -44,6 +47,11 @@ GLUE_TABLE_METRICS = {
     "QNLI": ("accuracy", ""), "RTE": ("accuracy", ""), "WNLI": ("accuracy", ""),
     "MNLI": ("accuracy", ""), "MNLI-mm": ("accuracy", ""), "SNLI": ("accuracy", ""),
 }
+# The same-weights floor of the GLUE table: a plain PyTorch/HF fine-tune of the bundled
+# all-MiniLM-L6-v2 (pooled [CLS] head, 3 epochs, lr 1e-4, batch 32, 128 tokens; dev), from
+# ../shared/DESIGN.md section 6. {task: (metric, value)}; a task without one shows "-".
+GLUE_FLOORS = {"MRPC": (("accuracy", 0.792), ("f1", 0.857)), "RTE": (("accuracy", 0.560),),
+               "STS-B": (("pearson", 0.865),), "CoLA": (("matthews_corrcoef", 0.280),)}
 
 
 def report_metric(results: Mapping[str, Any], requested: str = "") -> str:
@@ -146,6 +154,9 @@ def chart_metric_vs_examples(frame, metric: str, by: str = "train_batch_size"):
 def glue_table(frame, grid_flags: Sequence[str]):
   """Task x (main metric, second metric, training minutes) at each task's best grid point on dev.
 
+  Each row also names the task's same-weights floor (GLUE_FLOORS) and whether the mean over
+  instances reaches every floor metric.
+
   The grid point (e.g. the learning rate) is chosen per task by the mean over instances of the
   runs' selection metric (the GLUE convention, e.g. MCC for CoLA); the metrics shown are the ones
   GLUE reports (GLUE_TABLE_METRICS). Returns None when no run has a GLUE task.
@@ -171,6 +182,10 @@ def glue_table(frame, grid_flags: Sequence[str]):
            "selected by": selection[len("final_"):]}
     for flag in other:
       row[flag] = runs[flag].iloc[0]
+    floors = GLUE_FLOORS.get(task, ())
+    row["floor"] = ", ".join(f"{metric} {value:.3f}" for metric, value in floors) or "-"
+    row["meets floor"] = (all(_mean(runs, metric) >= value for metric, value in floors)
+                          if floors else "-")
     rows.append(row)
   return pd.DataFrame(rows)
 
@@ -189,8 +204,11 @@ def varying_flags(frame, grid_flags: Sequence[str]) -> List[str]:
 
 
 def write_report(results: Mapping[str, Any], output: str, metric: str = "",
-                 rebuild_command: str = "") -> Dict[str, str]:
-  """Writes <output>.md, <output>.csv and the charts; returns {what: path}."""
+                 rebuild_command: str = "", findings: str = "") -> Dict[str, str]:
+  """Writes <output>.md, <output>.csv and the charts; returns {what: path}.
+
+  `findings` (markdown, e.g. what the numbers show) goes under the title as written.
+  """
   frame = sweep_results.to_dataframe(results)
   if frame.empty:
     raise InputError(output, f"sweep {results['sweep']} has no finished run to report")
@@ -210,6 +228,8 @@ def write_report(results: Mapping[str, Any], output: str, metric: str = "",
     lines += ["`selection` is each run's own selection metric (GLUE: MCC for CoLA, the mean of "
               "Pearson and Spearman for STS-B, the mean of accuracy and F1 for MRPC and QQP, "
               "accuracy otherwise).", ""]
+  if findings:
+    lines += [findings.strip(), ""]
   if results.get("missing"):
     lines += [f"Not finished (left out): {', '.join(results['missing'])}.", ""]
   if rebuild_command:
@@ -219,7 +239,9 @@ def write_report(results: Mapping[str, Any], output: str, metric: str = "",
             markdown_table(final_table(frame, metric, groups)), ""]
   glue = glue_table(frame, grid_flags)
   if glue is not None:
-    lines += ["## GLUE tasks (dev; grid point chosen on dev)", "", markdown_table(glue), ""]
+    lines += ["## GLUE tasks (dev; grid point chosen on dev)", "", markdown_table(glue), "",
+              "`floor`: a plain PyTorch/HF fine-tune of the same all-MiniLM-L6-v2 weights (pooled "
+              "[CLS] head, 3 epochs, lr 1e-4, batch 32, 128 tokens), dev.", ""]
   charts = []
   if "learning_rate" in grid_flags:
     color = "train_batch_size" if "train_batch_size" in grid_flags else None
@@ -264,7 +286,16 @@ def main(argv):
       print(f"collected {len(results['runs'])} runs -> {results_path}")
     output = options.output or os.path.join("reports", results["sweep"])
     command = f"python -m bert_nlu.sweep_report {results_path} --output={output}"
-    written = write_report(results, output, options.metric, rebuild_command=command)
+    findings_path = options.findings or os.path.join("reports", "notes",
+                                                     f"{results['sweep']}.md")
+    findings = ""
+    if os.path.exists(findings_path):
+      with open(findings_path, encoding="utf-8") as f:
+        findings = f.read()
+    elif options.findings:
+      raise InputError(findings_path, "--findings: no such file")
+    written = write_report(results, output, options.metric, rebuild_command=command,
+                           findings=findings)
   except InputError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -93,7 +93,8 @@ def evaluation_splits(config: RunConfig) -> List[str]:
 def read_corpus(config: RunConfig, split_names: Sequence[str]):
   """Reads train (always, for the label maps) and `split_names`; returns (splits, label_maps).
 
-  With config.data.limit_data, splits["train"] holds the limited (and resampled) training data,
+  With config.data.train_examples, splits["train"] holds that fixed subset of train. With
+  config.data.limit_data, splits["train"] holds the limited (and resampled) training data,
   and the label maps are those of the limited data; slot-substitution augmentation, if on, then
   augments that data.
   """
@@ -103,6 +104,11 @@ def read_corpus(config: RunConfig, split_names: Sequence[str]):
     if split.bad_bytes:
       tf.logging.warning("%s: replaced %d undecodable bytes", split.name, split.bad_bytes)
   data = config.data
+  if data.train_examples:
+    read_size = len(splits["train"])
+    splits["train"] = limit.subset_examples(splits["train"], data.train_examples)
+    tf.logging.info("--train_examples: training on %d of the %d training examples",
+                    len(splits["train"]), read_size)
   if data.limit_data:
     read = splits["train"]
     limits, seed = data.limit_data, config.train.seed
@@ -189,7 +195,8 @@ def make_task(config: RunConfig, label_maps):
                  config.model.slot_crf, distill_temperature=config.train.distill_temperature,
                  distill_alpha=config.train.distill_alpha, focal_gamma=config.model.focal_gamma,
                  slot_loss_normalization=config.model.slot_loss_normalization,
-                 per_intent_slot_heads=config.model.per_intent_slot_heads)
+                 per_intent_slot_heads=config.model.per_intent_slot_heads,
+                 slot_head=config.model.slot_head)
 
 
 def training_steps(num_examples: int, batch_size: int, num_epochs: float,
@@ -366,7 +373,8 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
       exported_metrics=task.exported_metrics)
   progress_hook = hooks.ProgressHook(
       num_train_steps, prepared.caches["train"].num_examples / train.train_batch_size,
-      train.train_batch_size, train.save_summary_steps, LOSS_COLLECTION, exporter.evaluated_steps)
+      train.train_batch_size, train.save_summary_steps, LOSS_COLLECTION, exporter.evaluated_steps,
+      dev_metric=task.selection_metric)
   train_hooks = [
       guard_hook,
       hooks.GracefulStopHook(stop_request, config.output_dir),

@@ -5,7 +5,9 @@
 `write_remapped_checkpoint` writes a warm-start checkpoint for the new run's labels:
   - every encoder variable (bert/...) as it is;
   - the head variables indexed by a label (the intent head's columns and bias, the slot head's
-    columns and bias, the CRF transition matrix's rows AND columns): the entries of labels both
+    columns and bias, the CRF transition matrix's rows AND columns; with --slot_head=bio_type the
+    type layer's columns and bias by slot type, while its position layer, always O/B/I, loads as
+    it is): the entries of labels both
     runs have are copied, labels new to this run get fresh values (a kernel's columns drawn like
     the head's initializer, truncated normal with stddev initializer_range; biases and CRF
     transitions 0, as their initializers), labels the new run no longer has are dropped;
@@ -39,6 +41,8 @@ LABEL_AXES: Mapping[str, Tuple[str, Tuple[int, ...]]] = {
     "slot_head/dense/kernel": ("slot_tags", (1,)),
     "slot_head/dense/bias": ("slot_tags", (0,)),
     "slot_head/crf_transitions": ("slot_tags", (0, 1)),
+    "slot_head/type_dense/kernel": ("slot_types", (1,)),
+    "slot_head/type_dense/bias": ("slot_types", (0,)),
 }
 
 

@@ -116,3 +116,29 @@ def test_seed_summary_is_the_mean_and_sample_standard_deviation():
   assert summary["slot_f1"]["mean"] == pytest.approx(expected.mean())
   assert summary["slot_f1"]["std"] == pytest.approx(expected.std(ddof=1))
   assert summary["whole_frame_accuracy"]["values"] == pytest.approx(list(expected))
+
+
+def test_seed_summary_skips_missing_values_and_reports_none_when_all_are_missing():
+  per_seed = [{"test": {"a": 0.5, "b": None}}, {"test": {"a": 0.7, "b": None}},
+              {"test": {"a": None, "b": None}}]
+  summary = nlu_accuracy.mean_and_std(per_seed, "test", keys=("a", "b"))
+  assert summary["a"]["mean"] == pytest.approx(0.6)
+  assert summary["a"]["std"] == pytest.approx(0.1414213, rel=1e-5)
+  assert summary["b"] == {"mean": None, "std": None, "values": []}
+
+
+def test_multi_intent_sweep_crosses_policies_and_seeds_on_the_generated_corpus(tmp_path):
+  from bert_nlu import sweep_spec  # pylint: disable=g-import-not-at-top
+  import multi_intent  # pylint: disable=g-import-not-at-top  (bench/)
+  path = tmp_path / "multi.sweep"
+  path.write_text(multi_intent.sweep_text("snips", "multi_intent_snips", "/data/gen", [42, 43],
+                                          ["--num_train_epochs=2"]))
+  requests = sweep_spec.expand(sweep_spec.read_sweep_file(str(path)))
+  assert sorted((r.grid_values["multi_intent_policy"], r.grid_values["seed"])
+                for r in requests) == [("atomic", "42"), ("atomic", "43"),
+                                       ("multilabel", "42"), ("multilabel", "43")]
+  for request in requests:
+    argv = list(request.argv)
+    assert argv[0] == "--flagfile=configs/snips.cfg" and "--data_dir=/data/gen" in argv
+    assert argv.index("--flagfile=configs/snips.cfg") < argv.index("--num_train_epochs=2")
+    assert "--max_seq_length=auto" in argv and "--eval_on_test" in argv

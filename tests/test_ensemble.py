@@ -106,11 +106,34 @@ def test_crf_members_decode_the_averaged_potentials_with_viterbi():
   assert list(combined["slot_ids"][0, [0, 1, 3, 4]]) == list(best)
 
 
+def test_bio_type_members_average_position_and_type_apart_then_decode():
+  labels = LabelMaps(("a",), ("O", "B-x", "B-y", "I-x"))  # no I-y: (I, y) decodes as B-y
+  rng = np.random.RandomState(1)
+  members = [{"intent_probabilities": np.array([[1.0]]),
+              "slot_probabilities": rng.dirichlet(np.ones(4), size=(1, 6)),
+              "slot_position_probabilities": rng.dirichlet(np.ones(3), size=(1, 6)),
+              "slot_type_probabilities": rng.dirichlet(np.ones(2), size=(1, 6))}
+             for _ in range(2)]
+  mask = np.ones([1, 6], np.int32)
+  combined = ensemble.combine_outputs(members, mask, labels.bio.combination_tags)
+  position = (members[0]["slot_position_probabilities"][0]
+              + members[1]["slot_position_probabilities"][0]).argmax(-1)
+  slot_type = (members[0]["slot_type_probabilities"][0]
+               + members[1]["slot_type_probabilities"][0]).argmax(-1)
+  by_name = {("O", t): "O" for t in "xy"}
+  by_name.update({("B", "x"): "B-x", ("B", "y"): "B-y", ("I", "x"): "I-x", ("I", "y"): "B-y"})
+  expected = [by_name["OBI"[p], "xy"[t]] for p, t in zip(position, slot_type)]
+  assert [labels.slot_tags[i] for i in combined["slot_ids"][0]] == expected
+  np.testing.assert_allclose(combined["slot_probabilities"],
+                             (members[0]["slot_probabilities"]
+                              + members[1]["slot_probabilities"]) / 2)
+
+
 def test_members_of_different_label_maps_are_refused():
   def member(intents):
     return types.SimpleNamespace(label_maps=LabelMaps(intents=intents, slot_tags=("O",)),
                                  max_seq_length=16, tokenizer=types.SimpleNamespace(vocab={}),
-                                 takes_first_piece_mask=False)
+                                 takes_first_piece_mask=False, factored_slots=False)
   with pytest.raises(ValueError, match="label maps"):
     ensemble.EnsemblePredictor([member(("a", "b")), member(("a", "c"))])
   with pytest.raises(ValueError, match="at least one"):

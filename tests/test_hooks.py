@@ -17,6 +17,8 @@ def test_progress_line_fields():
   before_dev = hooks.format_progress_line(1, 10, 5, 1.0, 3700, None, 2.0, None, None)
   assert "elapsed 1:01:40 | ETA - |" in before_dev
   assert before_dev.endswith("dev frame last - best -")
+  glue = hooks.format_progress_line(1, 10, 5, 1.0, 3, None, 2.0, 0.5, 0.75, dev_metric="mcc")
+  assert glue.endswith("dev mcc last 50.00% best 75.00%")
 
 
 def test_progress_hook_emits_one_line_per_interval_with_the_run_values():

@@ -1,9 +1,10 @@
-"""Label vocabularies: atomic and multi-label ("a#b" as a set) intents, JSON round trip."""
+"""Label vocabularies: atomic and multi-label ("a#b" as a set) intents, JSON round trip, slot
+tags factored into BIO positions and slot types."""
 
 import pytest
 
-from bert_nlu.data.labels import (LabelMaps, UNKNOWN_ID, canonical_intent_label, intent_set,
-                                  join_intent_set)
+from bert_nlu.data.labels import (BIO_POSITIONS, LabelMaps, UNKNOWN_ID, bio_vocabulary,
+                                  canonical_intent_label, intent_set, join_intent_set)
 
 
 def test_a_joined_label_is_a_set_and_back():
@@ -31,3 +32,31 @@ def test_json_round_trip_keeps_multilabel_and_old_maps_stay_equal():
   atomic = LabelMaps.from_labels(["a#b"], [["O"]])
   assert "multilabel" not in atomic.to_json_dict()  # manifests of older runs still match
   assert not LabelMaps.from_json_dict({"intents": ["x"], "slot_tags": ["O"]}).multilabel
+
+
+def test_bio_vocabulary_factors_tags_and_maps_every_combination_back_to_a_tag():
+  # "city" only ever begins (no I-city), "time" only ever continues (no B-time).
+  tags = ("O", "B-artist", "B-city", "I-artist", "I-time")
+  bio = bio_vocabulary(tags)
+  assert BIO_POSITIONS == ("O", "B", "I")
+  assert bio.types == ("artist", "city", "time")
+  assert bio.tag_positions == (0, 1, 1, 2, 2)
+  assert bio.tag_types == (UNKNOWN_ID, 0, 1, 0, 2)
+  by_name = {(p, t): tags[bio.combination_tags[i][j]]
+             for i, p in enumerate(BIO_POSITIONS) for j, t in enumerate(bio.types)}
+  assert by_name == {
+      ("O", "artist"): "O", ("O", "city"): "O", ("O", "time"): "O",
+      ("B", "artist"): "B-artist", ("B", "city"): "B-city", ("B", "time"): "I-time",
+      ("I", "artist"): "I-artist", ("I", "city"): "B-city", ("I", "time"): "I-time"}
+  # Every tag is its own (position, type) combination: the factoring loses nothing.
+  for tag_id in range(1, len(tags)):
+    assert bio.combination_tags[bio.tag_positions[tag_id]][bio.tag_types[tag_id]] == tag_id
+  assert LabelMaps(("a",), tags).slot_types == bio.types
+
+
+def test_bio_vocabulary_of_o_only_and_of_bad_tags():
+  assert bio_vocabulary(["O"]).types == ()
+  assert bio_vocabulary(["O"]).combination_tags == ((), (), ())
+  for bad in (["B-x", "O"], ["O", "X-y"], ["O", "B-"], ["O", "artist"]):
+    with pytest.raises(ValueError):
+      bio_vocabulary(bad)

@@ -5,7 +5,7 @@ import collections
 import pytest
 
 from bert_nlu.data import limit
-from bert_nlu.data.examples import NluExample, NluSplit
+from bert_nlu.data.examples import NluExample, NluSplit, SentencePairExample, Split
 from bert_nlu.errors import InputError
 
 SIZES = {"PlayMusic": 30, "GetWeather": 20, "BookRestaurant": 7}
@@ -72,3 +72,28 @@ def test_an_unknown_intent_names_itself_and_the_known_ones():
   assert "--limit_data" in message and "'PlayMusik'" in message
   assert "BookRestaurant, GetWeather, PlayMusic" in message
   assert message.startswith("corpus/train/label: ")
+
+
+def _pair_split(size):
+  examples = tuple(SentencePairExample(f"train-{i}", f"a{i}", f"b{i}", label=str(i % 2))
+                   for i in range(size))
+  return Split("train", examples, 0, ("glue/MRPC/train.tsv",))
+
+
+def test_train_examples_subset_is_fixed_nested_in_file_order_and_keeps_the_type():
+  split = _pair_split(100)
+  small, large = limit.subset_examples(split, 10), limit.subset_examples(split, 40)
+  assert type(small) is Split and len(small) == 10 and len(large) == 40
+  indices = [int(e.guid.split("-")[1]) for e in large.examples]
+  assert indices == sorted(indices) and len(set(indices)) == 40
+  assert set(e.guid for e in small.examples) <= set(e.guid for e in large.examples)
+  assert indices != list(range(40))  # a permutation, not the head of the file
+  assert limit.subset_examples(split, 40).examples == large.examples
+  nlu = limit.subset_examples(_split(), 12)
+  assert type(nlu) is NluSplit and len(nlu) == 12
+  assert limit.subset_examples(split, 1000).examples == split.examples
+
+
+def test_train_examples_below_one_is_an_error():
+  with pytest.raises(InputError, match="--train_examples must be >= 1"):
+    limit.subset_examples(_pair_split(5), 0)

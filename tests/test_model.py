@@ -1,12 +1,15 @@
 """model_fn variants: head learning-rate multiplier, layer-wise learning-rate decay, weight
-averaging, intent context for the slot head, losses."""
+averaging, intent context for the slot head, losses, the factored (bio_type) slot head."""
+
+import json
 
 import numpy as np
 import pytest
 
-from bert_nlu import encoder, optimization
+from bert_nlu import encoder, ensemble, hooks, metrics, optimization, testing, train
 from bert_nlu.compat import tf
 from bert_nlu.data.labels import LabelMaps
+from bert_nlu.predict import NluPredictor
 from bert_nlu.tasks.nlu import NluTask, multilabel_intent_loss
 
 LABELS = LabelMaps.from_labels(["a", "b", "c"], [["O", "B-x", "I-x"]])
@@ -507,3 +510,151 @@ def test_per_intent_slot_heads_build_one_layer_per_intent(tiny_bert_dir):
     assert kernel.shape.as_list() == [bert_config.hidden_size, 3 * 3]
     assert logits["slot_logits_per_intent"].shape.as_list()[2:] == [3, 3]
     assert logits["slot_logits"].shape.as_list()[-1] == 3
+
+
+# The factored slot head (slot_head="bio_type"). Tags: "city" is never I- in training.
+BIO_LABELS = LabelMaps.from_labels(["a", "b"], [["O", "B-artist", "I-artist", "B-city"]])
+# Word pieces of 2 rows: [CLS] w w ## w [SEP] / [CLS] w ## ## [SEP] pad.
+_BIO_FIRST = np.array([[0, 1, 1, 0, 1, 0], [0, 1, 0, 0, 0, 0]], np.int32)
+# Gold tags (ids of O, B-artist, B-city, I-artist = 0..3): row 0's words O, B-artist (2 pieces) and
+# a tag unseen in training (-1); row 1's one word I-artist (3 pieces); the tags at other pieces
+# must not count.
+_BIO_TAGS = np.array([[2, 0, 1, 3, -1, 1], [1, 3, 0, 2, 1, 0]], np.int32)
+
+
+def _bio_logits(seed=11):
+  rng = np.random.RandomState(seed)
+  return ((rng.randn(2, 6, 3) * 2).astype(np.float32),  # [batch, seq, O/B/I]
+          (rng.randn(2, 6, 2) * 2).astype(np.float32))  # [batch, seq, artist/city]
+
+
+def _bio_loss_numpy(position_logits, type_logits, gamma, normalization):
+  bio = BIO_LABELS.bio
+  def focal(logits, labels):
+    log_p = np.take_along_axis(_log_softmax(logits.astype(np.float64)), labels[..., None],
+                               axis=-1)[..., 0]
+    return -((1.0 - np.exp(log_p)) ** gamma) * log_p
+  counted = (_BIO_FIRST == 1) & (_BIO_TAGS >= 0)
+  tags = np.maximum(_BIO_TAGS, 0)
+  positions = np.array(bio.tag_positions)[tags]
+  types = np.maximum(np.array(bio.tag_types)[tags], 0)
+  def normalize(losses, weights):
+    if normalization == "token":
+      return (losses * weights).sum() / weights.sum()
+    rows = [(l * w).sum() / w.sum() for l, w in zip(losses, weights) if w.sum()]
+    return np.mean(rows)
+  return (normalize(focal(position_logits, positions), counted),
+          normalize(focal(type_logits, types), counted & (positions > 0)))
+
+
+@pytest.mark.parametrize("gamma, normalization", [(0.0, "token"), (0.0, "sentence"),
+                                                  (2.0, "token")])
+def test_bio_type_slot_loss_is_position_and_type_cross_entropy_over_words(gamma, normalization):
+  position_logits, type_logits = _bio_logits()
+  intent_logits = np.array([[1.0, -1.0], [0.5, 2.0]], np.float32)
+  with tf.Graph().as_default():
+    task = NluTask(BIO_LABELS, focal_gamma=gamma, slot_loss_normalization=normalization,
+                   slot_head="bio_type")
+    logits = {"intent_logits": tf.constant(intent_logits),
+              "slot_position_logits": tf.constant(position_logits),
+              "slot_type_logits": tf.constant(type_logits)}
+    features = {"intent_id": tf.constant([0, 1]), "slot_ids": tf.constant(_BIO_TAGS),
+                "first_piece_mask": tf.constant(_BIO_FIRST)}
+    loss, parts = task.build_losses(logits, features)
+    with tf.Session() as session:
+      loss, parts = session.run([loss, parts])
+  position_loss, type_loss = _bio_loss_numpy(position_logits, type_logits, gamma, normalization)
+  # Counted: row 0 words O, B-artist (position only for O); row 1 word I-artist.
+  assert parts["slot_position_loss"] == pytest.approx(position_loss, rel=1e-5)
+  assert parts["slot_type_loss"] == pytest.approx(type_loss, rel=1e-5)
+  assert parts["slot_loss"] == pytest.approx(position_loss + type_loss, rel=1e-5)
+  assert loss == pytest.approx(parts["intent_loss"] + position_loss + type_loss, rel=1e-5)
+
+
+def test_bio_type_decodes_position_then_type_into_tag_ids_of_the_vocabulary():
+  from bert_nlu.tasks import nlu  # pylint: disable=g-import-not-at-top
+  # Words: O wins; B + artist; I + artist; B + city; I + city (never in training -> B-city).
+  position_logits = np.array([[[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 1.0, 1.5],
+                               [-1.0, 0.5, 0.0], [0.0, 0.0, 0.1]]], np.float32)
+  type_logits = np.array([[[0.0, 5.0], [1.0, 0.0], [0.2, 0.1], [0.0, 0.3], [-2.0, 2.0]]],
+                         np.float32)
+  with tf.Graph().as_default():
+    task = NluTask(BIO_LABELS, slot_head="bio_type")
+    predictions = task.build_predictions(
+        {"intent_logits": tf.constant([[0.0, 1.0]]),
+         "slot_position_logits": tf.constant(position_logits),
+         "slot_type_logits": tf.constant(type_logits)}, {})
+    with tf.Session() as session:
+      predictions = session.run(predictions)
+  tags = [BIO_LABELS.slot_tags[i] for i in predictions["slot_ids"][0]]
+  assert tags == ["O", "B-artist", "I-artist", "B-city", "B-city"]
+  # Tag probabilities: p(O) = p(O); p(B-x) = p(B) p(x); I-city's mass goes to B-city.
+  p_position = np.exp(_log_softmax(position_logits[0]))
+  p_type = np.exp(_log_softmax(type_logits[0]))
+  index = {tag: i for i, tag in enumerate(BIO_LABELS.slot_tags)}
+  expected = np.zeros([5, len(index)])
+  expected[:, index["O"]] = p_position[:, 0]
+  expected[:, index["B-artist"]] = p_position[:, 1] * p_type[:, 0]
+  expected[:, index["I-artist"]] = p_position[:, 2] * p_type[:, 0]
+  expected[:, index["B-city"]] = (p_position[:, 1] + p_position[:, 2]) * p_type[:, 1]
+  np.testing.assert_allclose(predictions["slot_probabilities"][0], expected, rtol=1e-5)
+  np.testing.assert_allclose(predictions["slot_confidence"][0],
+                             expected[np.arange(5), predictions["slot_ids"][0]], rtol=1e-5)
+
+
+def test_bio_type_head_builds_a_position_and_a_type_layer(tiny_bert_dir):
+  bert_config = encoder.load_bert_config(f"{tiny_bert_dir}/bert_config.json")
+  with tf.Graph().as_default():
+    features = _features()
+    bert = encoder.build_bert_model(bert_config, False, features["input_ids"],
+                                    features["input_mask"], features["segment_ids"])
+    logits = NluTask(BIO_LABELS, slot_head="bio_type").build_logits(
+        bert.get_pooled_output(), bert.get_sequence_output(), False, 0.1, 0.02)
+    kernels = {v.name: v.shape.as_list() for v in tf.global_variables()
+               if v.name.startswith("slot_head/") and "kernel" in v.name}
+  hidden = bert_config.hidden_size
+  assert kernels == {"slot_head/position_dense/kernel:0": [hidden, 3],
+                     "slot_head/type_dense/kernel:0": [hidden, 2]}
+  assert "slot_logits" not in logits
+  assert logits["slot_type_logits"].shape.as_list()[-1] == 2
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(slot_head="bio"), "slot head 'bio' not in"),
+    (dict(slot_head="bio_type", slot_crf=True), "no CRF and no per-intent layers"),
+    (dict(slot_head="bio_type", per_intent_slot_heads=True), "no CRF and no per-intent layers"),
+])
+def test_bio_type_head_refuses_what_it_does_not_support(kwargs, message):
+  with pytest.raises(ValueError, match=message):
+    NluTask(BIO_LABELS, **kwargs)
+  with pytest.raises(ValueError, match="at least one slot type"):
+    NluTask(LabelMaps(("a",), ("O",)), slot_head="bio_type")
+
+
+def test_bio_type_run_trains_evaluates_exports_and_predicts(tiny_bert_dir, tiny_corpus_dir,
+                                                            tmp_path):
+  """The one tiny end-to-end run of the factored head: whole-set metrics of its decoded tags,
+  and the export serves the same tags as the evaluation of the best checkpoint."""
+  config = testing.tiny_training_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path / "run"),
+                                        model_fields={"slot_head": "bio_type"},
+                                        num_train_epochs=10)  # dev slot F1 0.73 seen
+  results = train.run(config)
+  for split in ("dev", "test"):
+    for name in ("intent_accuracy", "slot_f1", "whole_frame_accuracy"):
+      assert 0.0 <= results["splits"][split][name] <= 1.0, (split, name)
+  assert results["splits"]["dev"]["slot_f1"] >= 0.5  # chance is ~0 (3 slot types, O words)
+  best = hooks.read_best(config.output_dir)
+  assert tf.train.load_variable(best["checkpoint"], "slot_head/type_dense/kernel").shape[1] == 3
+  with open(tmp_path / "run" / "predictions_dev.jsonl", encoding="utf-8") as f:
+    rows = [json.loads(line) for line in f][:10]
+  predictor = NluPredictor(hooks.latest_export(config.output_dir))
+  assert predictor.factored_slots
+  served = predictor.predict([row["text"] for row in rows])
+  # An ensemble of this one export decodes (position, type) as the model itself does.
+  assert ensemble.EnsemblePredictor([predictor]).predict([row["text"] for row in rows]) == served
+  for row, result in zip(rows, served):
+    evaluated = [(span["slot"], span["start"], span["end"])
+                 for span in metrics.tags_to_spans(row["text"].split(), row["pred_tags"])]
+    assert [(span["slot"], span["word_start"], span["word_end"])
+            for span in result["slots"]] == evaluated
+    assert result["intent"]["name"] == row["pred_intent"]

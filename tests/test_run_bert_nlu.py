@@ -59,6 +59,12 @@ def test_layers_and_its_alias_set_the_same_field(build_config, flag):
     (["--focal_gamma=nan"], "--focal_gamma must be finite and >= 0"),
     (["--per_intent_slot_heads", "--multi_intent_policy=multilabel"],
      "--per_intent_slot_heads routes each utterance through ONE intent's slot layer"),
+    (["--slot_head=bio_type", "--slot_crf"],
+     "--slot_head=bio_type cannot be combined with --slot_crf: the CRF runs over the full BIO"),
+    (["--slot_head=bio_type", "--per_intent_slot_heads"],
+     "--slot_head=bio_type cannot be combined with --per_intent_slot_heads"),
+    (["--slot_head=bio_type", "--distill_teachers=/"],
+     "--slot_head=bio_type cannot be combined with --distill_teachers"),
 ])
 def test_bad_values_are_usage_errors_naming_the_flag(build_config, args, message):
   with pytest.raises(app.UsageError) as error:
@@ -111,6 +117,10 @@ def test_loss_variants_reach_the_config(build_config):
       0.0, "token")
   assert build_config("--per_intent_slot_heads").model.per_intent_slot_heads
   assert not build_config().model.per_intent_slot_heads
+  assert build_config("--slot_head=bio_type").model.slot_head == "bio_type"
+  assert build_config().model.slot_head == "tags"
+  with pytest.raises(flags.IllegalFlagValueError):
+    build_config("--slot_head=bio")
 
 
 def _fake_fine_tuned_run(run_dir):
@@ -181,6 +191,8 @@ def test_glue_task_in_any_case_and_default_data_dir(tiny_bert_dir, glue_root, mo
      "--augment_slot_substitution applies to --task=nlu only"),
     (dict(task="glue", glue_task="MRPC", distill_teachers=["/"]),
      "--distill_teachers applies to --task=nlu only"),
+    (dict(task="glue", glue_task="MRPC", slot_head="bio_type"),
+     "--slot_head applies to --task=nlu only"),
     (dict(task="glue", glue_task="MRPC", corpus="atis"), "--corpus names an NLU corpus"),
     (dict(task="glue", glue_task="MRPC", eval_on_test=True),
      "--eval_on_test: GLUE keeps the MRPC test labels private"),

@@ -41,7 +41,8 @@ def lr_batch_results():
 
 def test_report_of_a_batch_size_x_learning_rate_grid(tmp_path):
   output = str(tmp_path / "reports" / "lr_batch")
-  written = sweep_report.write_report(lr_batch_results(), output, rebuild_command="REBUILD")
+  written = sweep_report.write_report(lr_batch_results(), output, rebuild_command="REBUILD",
+                                      findings="## Findings\n\nBatch 16 wins.\n")
   assert set(written) == {"csv", "md", "learning_rate", "batch_size", "examples_seen"}
   for chart in ("learning_rate", "batch_size", "examples_seen"):
     with open(written[chart], "rb") as f:
@@ -49,6 +50,7 @@ def test_report_of_a_batch_size_x_learning_rate_grid(tmp_path):
   text = open(written["md"], encoding="utf-8").read()
   assert "![examples_seen](lr_batch_examples_seen.png)" in text
   assert "REBUILD" in text
+  assert text.index("## Findings\n\nBatch 16 wins.") < text.index("## Final dev metric")
   # The grid-point row of batch 32, lr 2e-4: accuracies 0.75 and 0.76.
   expected = np.array([0.75, 0.76])
   row = (f"| 32 | 0.0002 | 2 | {expected.mean():.4f} | {expected.std(ddof=1):.3g} | 0.7500 | "
@@ -90,6 +92,9 @@ def test_glue_table_picks_each_task_at_its_best_learning_rate_on_dev(tmp_path):
   assert rows["STS-B"]["learning_rate"] == 2e-4
   assert (rows["STS-B"]["main"], rows["STS-B"]["second"]) == (0.85, 0.86)
   assert rows["STS-B"]["training minutes"] == 10.0
+  # Floors: MRPC needs accuracy 0.792 AND F1 0.857 (0.80 / 0.90 meet both); STS-B Pearson 0.865.
+  assert rows["MRPC"]["meets floor"] is True and rows["STS-B"]["meets floor"] is False
+  assert rows["MRPC"]["floor"] == "accuracy 0.792, f1 0.857"
   assert sweep_report.report_metric(results) == "selection"  # the tasks select differently
   written = sweep_report.write_report(results, str(tmp_path / "glue"))
   text = open(written["md"], encoding="utf-8").read()

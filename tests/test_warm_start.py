@@ -38,6 +38,10 @@ def source_run(tmp_path_factory):
       "slot_head/dense/kernel": rng.randn(HIDDEN, 3).astype(np.float32),
       "slot_head/dense/bias": rng.randn(3).astype(np.float32),
       "slot_head/crf_transitions": rng.randn(3, 3).astype(np.float32),
+      # The factored slot head's (--slot_head=bio_type): OLD has one slot type, x.
+      "slot_head/position_dense/kernel": rng.randn(HIDDEN, 3).astype(np.float32),
+      "slot_head/type_dense/kernel": rng.randn(HIDDEN, 1).astype(np.float32),
+      "slot_head/type_dense/bias": rng.randn(1).astype(np.float32),
   }
   extra = {"intent_head/dense/kernel/adam_m": np.ones((HIDDEN, 3), np.float32),
            "global_step": np.array(7, np.int64),
@@ -100,3 +104,16 @@ def test_the_record_says_what_was_loaded(source_run, remapped):
   assert record["moving_averages"] is True
   with open(os.path.join(output_dir, "warm_start", "warm_start.json")) as f:
     assert json.load(f) == record
+
+
+def test_the_factored_slot_head_loads_its_types_by_name(source_run, remapped):
+  _, _, old = source_run
+  _, new, _ = remapped
+  assert NEW.slot_types == ("x", "y")
+  np.testing.assert_array_equal(new["slot_head/position_dense/kernel"],
+                                old["slot_head/position_dense/kernel"])  # O, B, I: as it is
+  type_kernel, type_bias = new["slot_head/type_dense/kernel"], new["slot_head/type_dense/bias"]
+  assert type_kernel.shape == (HIDDEN, 2)
+  np.testing.assert_array_equal(type_kernel[:, 0], old["slot_head/type_dense/kernel"][:, 0])
+  assert np.all(np.abs(type_kernel[:, 1]) <= 0.04) and type_bias[1] == 0.0  # y: fresh
+  assert type_bias[0] == old["slot_head/type_dense/bias"][0]

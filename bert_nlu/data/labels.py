@@ -9,6 +9,9 @@ Multi-intent labels join atomic intents with "#" ("atis_flight#atis_airfare"). W
 `multilabel=True` a label is the SET of its atomic intents: the intent vocabulary holds atomic
 intents only, and a set is written canonically as its sorted members joined by "#"
 (`intent_set` / `join_intent_set`), so two labels are equal exactly when their sets are.
+
+The factored slot head (`--slot_head=bio_type`) predicts a BIO position and a slot type per word;
+`bio_vocabulary` derives both vocabularies, and the way back to tag ids, from the slot tags.
 """
 
 import dataclasses
@@ -21,6 +24,8 @@ from bert_nlu.errors import InputError
 UNKNOWN_ID = -1
 OUTSIDE_TAG = "O"
 INTENT_SEPARATOR = "#"
+# Position vocabulary of the factored slot head; the id of a position is its index.
+BIO_POSITIONS = (OUTSIDE_TAG, "B", "I")
 
 
 def intent_set(label: str) -> FrozenSet[str]:
@@ -43,6 +48,54 @@ def join_intent_set(intents: Iterable[str]) -> str:
 def canonical_intent_label(label: str) -> str:
   """`label` as a set, written canonically ("b#a#b" -> "a#b")."""
   return join_intent_set(intent_set(label))
+
+
+@dataclasses.dataclass(frozen=True)
+class BioVocabulary:
+  """Slot tags factored into a BIO position and a slot type, and the way back.
+
+  Attributes:
+    types: the slot types (the tags' suffixes: "B-artist" -> "artist"), sorted.
+    tag_positions: per slot tag id, its position id in BIO_POSITIONS (0 for "O").
+    tag_types: per slot tag id, its type id (UNKNOWN_ID for "O").
+    combination_tags: [len(BIO_POSITIONS)][len(types)] the slot tag id of each (position, type):
+      row 0 (position O) is "O" for every type; (B, t) is "B-t" and (I, t) "I-t" where the tag
+      vocabulary has them. A combination it lacks maps to the nearest tag it has: the same type
+      at the other position ("I-t" for a B-t never seen in training, "B-t" for an I-t), which
+      always exists because the type came from one of them.
+  """
+  types: Tuple[str, ...]
+  tag_positions: Tuple[int, ...]
+  tag_types: Tuple[int, ...]
+  combination_tags: Tuple[Tuple[int, ...], ...]
+
+
+def bio_vocabulary(slot_tags: Sequence[str]) -> BioVocabulary:
+  """Derives the position and type vocabularies of `slot_tags` ("O" first, then B-x / I-x).
+
+  Raises:
+    ValueError: slot_tags[0] is not "O", or a tag is neither "O" nor B-<type> / I-<type>.
+  """
+  if not slot_tags or slot_tags[0] != OUTSIDE_TAG:
+    raise ValueError(f"slot tags must start with {OUTSIDE_TAG!r}, got {list(slot_tags)[:3]}")
+  split = [(OUTSIDE_TAG, None)]
+  for tag in slot_tags[1:]:
+    position, _, slot_type = tag.partition("-")
+    if position not in BIO_POSITIONS[1:] or not slot_type:
+      raise ValueError(f"slot tag {tag!r} is neither 'O' nor of the form B-<type> / I-<type>")
+    split.append((position, slot_type))
+  types = tuple(sorted({slot_type for _, slot_type in split[1:]}))
+  type_index = {slot_type: i for i, slot_type in enumerate(types)}
+  tag_index = {tag: i for i, tag in enumerate(slot_tags)}
+  combination_tags = [[0] * len(types)]
+  for position, other in (("B", "I"), ("I", "B")):
+    combination_tags.append([tag_index.get(f"{position}-{t}", tag_index.get(f"{other}-{t}"))
+                             for t in types])
+  return BioVocabulary(
+      types=types,
+      tag_positions=tuple(BIO_POSITIONS.index(position) for position, _ in split),
+      tag_types=tuple(UNKNOWN_ID if t is None else type_index[t] for _, t in split),
+      combination_tags=tuple(tuple(row) for row in combination_tags))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +139,16 @@ class LabelMaps:
 
   def slot_tag_id(self, tag: str) -> int:
     return self._tag_index.get(tag, UNKNOWN_ID)
+
+  @functools.cached_property
+  def bio(self) -> BioVocabulary:
+    """The slot tags factored into positions and types (`bio_vocabulary`)."""
+    return bio_vocabulary(self.slot_tags)
+
+  @property
+  def slot_types(self) -> Tuple[str, ...]:
+    """The slot types of the tags ("B-artist" -> "artist"), sorted."""
+    return self.bio.types
 
   @functools.cached_property
   def _intent_index(self):

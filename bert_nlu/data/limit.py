@@ -7,13 +7,19 @@ smaller COUNT keeps a subset of a larger one's examples (10 of PlayMusic are amo
 `resample_limited` then repeats each limited intent's kept examples until the intent has as many
 examples as before limiting (the kept examples in their chosen order, cycled), so that every
 intent is seen about as often per epoch as without the limit. Dev and test are never limited.
+
+`subset_examples` keeps COUNT examples of the whole training split, of any task (a GLUE subset for
+studies that cannot afford all of it). They are the first COUNT of one fixed permutation that does
+not depend on the run's seed, so every run with the same COUNT trains on the same examples (runs of
+a sweep differ in their seeds, not in their data), and a smaller COUNT keeps a subset of a larger.
 """
 
 import collections
+import dataclasses
 import random
 from typing import Dict, Sequence, Tuple
 
-from bert_nlu.data.examples import NluExample, NluSplit
+from bert_nlu.data.examples import NluExample, NluSplit, Split
 from bert_nlu.errors import InputError
 
 Limits = Sequence[Tuple[str, int]]
@@ -85,3 +91,27 @@ def resample_limited(split: NluSplit, limits: Limits, seed: int) -> NluSplit:
       repeats.extend(kept[i % len(kept)] for i in range(len(chosen) - len(kept)))
   return NluSplit(name=split.name, examples=limited_split.examples + tuple(repeats),
                   bad_bytes=split.bad_bytes, files=split.files)
+
+
+SUBSET_PERMUTATION_KEY = "train_examples"
+
+
+def subset_examples(split: Split, count: int) -> Split:
+  """The first `count` examples of a fixed permutation of `split`, kept in file order.
+
+  Args:
+    split: the training split (NLU or GLUE examples).
+    count: how many to keep; >= len(split) keeps all.
+
+  Returns:
+    A split of the same type holding the kept examples in file order.
+
+  Raises:
+    InputError: count < 1.
+  """
+  if count < 1:
+    raise InputError(split.name, f"--train_examples must be >= 1, got {count}")
+  order = list(range(len(split.examples)))
+  random.Random(SUBSET_PERMUTATION_KEY).shuffle(order)
+  kept = sorted(order[:count])
+  return dataclasses.replace(split, examples=tuple(split.examples[i] for i in kept))

@@ -5,6 +5,9 @@ Heads:
   slots:  dropout + dense on every sequence position        -> slot_logits [batch, seq, num_tags]
     with slot_crf, a linear-chain CRF (transition matrix [num_tags, num_tags]) runs over the FIRST
     PIECES of the words only (gathered into [batch, words, num_tags]), not over the attention mask.
+    With slot_head "bio_type", two dense layers on the same input instead: a BIO position softmax
+    -> slot_position_logits [batch, seq, 3] (O, B, I) and a slot-type softmax -> slot_type_logits
+    [batch, seq, num_types] (the types of `labels.bio_vocabulary`).
 Losses (both means over what they cover):
   intent_loss: cross-entropy (focal with focal_gamma > 0) over examples whose intent is known in
     training. With multilabel (label maps of atomic intents, a label is a set): one sigmoid per
@@ -17,8 +20,19 @@ Losses (both means over what they cover):
     log-likelihood of each utterance's word tag sequence, summed and divided by the number of words
     (the same per-word scale as the cross-entropy). A tag unseen in training (dev/test only) has
     no index; the CRF scores it as tag 0 in the evaluation loss (metrics are unaffected).
+    With slot_head "bio_type": slot_loss = position cross-entropy over the same words + type
+    cross-entropy over those of them whose gold tag is not O, each normalised as above and
+    focal with focal_gamma > 0 (`bio_type_slot_losses`).
   loss = intent_loss_weight * intent_loss + slot_loss.
-Decoding: argmax per first piece, or with slot_crf the Viterbi path over the words. Multilabel
+Decoding: argmax per first piece, or with slot_crf the Viterbi path over the words. With slot_head
+"bio_type" (`decode_bio_type`): the position argmax; O gives "O", B or I gives the tag
+"<position>-<type argmax>", as its id in the slot tag vocabulary (a combination the vocabulary lacks
+becomes the same type at the other position, `labels.bio_vocabulary`), so predictions, exports and
+metrics downstream are those of the tags head. Each word is decoded on its own: an I-x after O or
+after another type is kept, and the metrics (seqeval, conlleval rules) and the predicted spans read
+it as the start of a chunk, as they read any tag sequence. The tag probabilities
+(slot_probabilities) are p(O) = p(position O) and p(B-x) = p(B) p(x), p(I-x) = p(I) p(x), a
+combination the vocabulary lacks adding to the tag it maps to. Multilabel
 intents: every intent with probability >= a threshold chosen on dev, at least the top one
 (`bert_nlu.intent_sets`); the evaluation reports the threshold as the metric "intent_threshold".
 Evaluation metrics are exact and whole-set: each eval batch's predictions are collected (by
@@ -35,7 +49,7 @@ from bert_nlu.compat import crf, tf
 from bert_nlu.data import tfrecords
 from bert_nlu.data.examples import NluExample
 from bert_nlu.data.features import word_level_tags
-from bert_nlu.data.labels import LabelMaps, intent_set
+from bert_nlu.data.labels import BIO_POSITIONS, BioVocabulary, LabelMaps, intent_set
 from bert_nlu.tasks import metric_ops as metric_ops_lib
 
 # Dev metrics reported at every periodic evaluation (TensorBoard + eval_result dict).
@@ -53,6 +67,8 @@ def _dense(inputs: tf.Tensor, units: int, initializer_range: float, name: str) -
 
 
 SLOT_LOSS_NORMALIZATIONS = ("token", "sentence")
+# "tags": one softmax (or CRF) over the BIO tags; "bio_type": a position and a slot-type softmax.
+SLOT_HEADS = ("tags", "bio_type")
 
 
 def focal_cross_entropy(labels: tf.Tensor, logits: tf.Tensor, gamma: float) -> tf.Tensor:
@@ -91,6 +107,74 @@ def normalized_slot_loss(word_losses: tf.Tensor, word_weights: tf.Tensor,
   sentence_losses = tf.reduce_sum(word_losses * word_weights, axis=1) / tf.maximum(words, 1.0)
   has_words = tf.cast(words > 0, tf.float32)
   return tf.reduce_sum(sentence_losses * has_words) / tf.maximum(tf.reduce_sum(has_words), 1.0)
+
+
+def bio_type_slot_losses(position_logits: tf.Tensor, type_logits: tf.Tensor, slot_ids: tf.Tensor,
+                         first_piece_mask: tf.Tensor, bio: BioVocabulary, focal_gamma: float,
+                         normalization: str) -> Tuple[tf.Tensor, tf.Tensor]:
+  """The two slot losses of the factored head.
+
+  Args:
+    position_logits: float32 [batch, seq, len(BIO_POSITIONS)].
+    type_logits: float32 [batch, seq, len(bio.types)].
+    slot_ids: int32 [batch, seq] gold tag ids (UNKNOWN_ID for a tag unseen in training).
+    first_piece_mask: int [batch, seq], 1 on the first piece of each word.
+    bio: the factoring of the slot tag vocabulary.
+    focal_gamma: focal exponent of both losses (0 = cross-entropy).
+    normalization: `normalized_slot_loss`'s "token" or "sentence".
+  Returns:
+    position_loss: over the first pieces whose tag is known; type_loss: over those of them whose
+    gold position is not O. Scalars.
+  """
+  known = slot_ids >= 0
+  tag_ids = tf.maximum(slot_ids, 0)  # [batch, seq]
+  position_ids = tf.gather(tf.constant(bio.tag_positions, tf.int32), tag_ids)  # [batch, seq]
+  type_ids = tf.gather(tf.constant(bio.tag_types, tf.int32), tag_ids)  # [batch, seq], -1 on O
+  word_weight = tf.cast(first_piece_mask, tf.float32) * tf.cast(known, tf.float32)
+  type_weight = word_weight * tf.cast(position_ids > 0, tf.float32)  # [batch, seq]
+  position_loss = normalized_slot_loss(
+      focal_cross_entropy(position_ids, position_logits, focal_gamma), word_weight, normalization)
+  type_loss = normalized_slot_loss(
+      focal_cross_entropy(tf.maximum(type_ids, 0), type_logits, focal_gamma), type_weight,
+      normalization)
+  return position_loss, type_loss
+
+
+def decode_bio_type(position_scores: tf.Tensor, type_scores: tf.Tensor,
+                    bio: BioVocabulary) -> tf.Tensor:
+  """Tag ids of the position argmax and the type argmax ("O" for position O).
+
+  Args:
+    position_scores: [batch, seq, len(BIO_POSITIONS)] logits or probabilities.
+    type_scores: [batch, seq, len(bio.types)] logits or probabilities, at least one type.
+    bio: the factoring of the slot tag vocabulary (its combination_tags map back to tag ids).
+  Returns:
+    int32 [batch, seq] slot tag ids.
+  """
+  position = tf.argmax(position_scores, axis=-1, output_type=tf.int32)  # [batch, seq]
+  slot_type = tf.argmax(type_scores, axis=-1, output_type=tf.int32)  # [batch, seq]
+  combination_tags = tf.constant(bio.combination_tags, tf.int32)  # [positions, types]
+  return tf.gather_nd(combination_tags, tf.stack([position, slot_type], axis=-1))
+
+
+def bio_type_tag_probabilities(position_p: tf.Tensor, type_p: tf.Tensor, bio: BioVocabulary,
+                               num_tags: int) -> tf.Tensor:
+  """p(tag) of the factored head: p(O) for O, p(position) p(type) for B-type / I-type.
+
+  Args:
+    position_p: [batch, seq, len(BIO_POSITIONS)] the position softmax.
+    type_p: [batch, seq, len(bio.types)] the type softmax.
+    bio: the factoring of the slot tag vocabulary.
+    num_tags: the size of the slot tag vocabulary.
+  Returns:
+    float32 [batch, seq, num_tags], summing to 1 over the tags: a (position, type) combination
+    the vocabulary lacks adds its probability to the tag it maps to (bio.combination_tags).
+  """
+  combinations = tf.concat([position_p[..., :1], position_p[..., 1:2] * type_p,
+                            position_p[..., 2:3] * type_p], axis=-1)  # [batch, seq, 1 + 2 types]
+  rows = (0,) + bio.combination_tags[1] + bio.combination_tags[2]  # tag of each combination
+  to_tags = tf.one_hot(rows, num_tags, dtype=tf.float32)  # [1 + 2 types, num_tags]
+  return tf.einsum("bsc,ct->bst", combinations, to_tags)
 
 
 def route_slot_logits(slot_logits_per_intent: tf.Tensor, intent_ids: tf.Tensor) -> tf.Tensor:
@@ -287,7 +371,7 @@ class NluTask:
                slot_intent_context: bool = False, slot_crf: bool = False,
                distill_temperature: float = 1.0, distill_alpha: float = 0.0,
                focal_gamma: float = 0.0, slot_loss_normalization: str = "token",
-               per_intent_slot_heads: bool = False):
+               per_intent_slot_heads: bool = False, slot_head: str = "tags"):
     """Args:
       label_maps: intent and slot-tag vocabularies (multilabel ones give the sigmoid head).
       intent_loss_weight: loss = intent_loss_weight * intent_loss + slot_loss.
@@ -302,7 +386,19 @@ class NluTask:
       per_intent_slot_heads: one slot layer per intent; the loss goes through the gold intent's
         (the predicted one's where the gold intent is unknown), predictions through the
         predicted intent's.
+      slot_head: "tags" (one softmax or CRF over the BIO tags) or "bio_type" (a position and a
+        slot-type softmax; not with slot_crf, per_intent_slot_heads or distillation).
+
+    Raises:
+      ValueError: slot_head is unknown, combined with what it does not support, or "bio_type"
+        for slot tags without a single slot type.
     """
+    if slot_head not in SLOT_HEADS:
+      raise ValueError(f"slot head {slot_head!r} not in {SLOT_HEADS}")
+    if slot_head == "bio_type" and (slot_crf or per_intent_slot_heads):
+      raise ValueError("the bio_type slot head has no CRF and no per-intent layers")
+    if slot_head == "bio_type" and not label_maps.slot_types:
+      raise ValueError("the bio_type slot head needs at least one slot type in the slot tags")
     self.label_maps = label_maps
     self.intent_loss_weight = intent_loss_weight
     self.slot_intent_context = slot_intent_context
@@ -312,6 +408,7 @@ class NluTask:
     self.focal_gamma = focal_gamma
     self.slot_loss_normalization = slot_loss_normalization
     self.per_intent_slot_heads = per_intent_slot_heads
+    self.slot_head = slot_head
 
   def build_logits(self, pooled_output: tf.Tensor, sequence_output: tf.Tensor, is_training: bool,
                    head_dropout: float, initializer_range: float) -> Dict[str, tf.Tensor]:
@@ -320,7 +417,9 @@ class NluTask:
     Returns: intent_logits [batch, num_intents], slot_logits [batch, seq, num_tags] (float32),
       and with slot_crf slot_transitions [num_tags, num_tags] (from-tag x to-tag scores). With
       per_intent_slot_heads also slot_logits_per_intent [batch, seq, num_intents, num_tags], and
-      slot_logits is the PREDICTED intent's head (what predictions decode).
+      slot_logits is the PREDICTED intent's head (what predictions decode). With slot_head
+      "bio_type": slot_position_logits [batch, seq, 3] and slot_type_logits [batch, seq,
+      num_types] instead of slot_logits.
     """
     keep_rate = 1.0 - head_dropout if is_training else 1.0
     with tf.variable_scope("intent_head"):
@@ -344,6 +443,13 @@ class NluTask:
         predicted_intent = tf.argmax(logits["intent_logits"], axis=-1, output_type=tf.int32)
         logits["slot_logits"] = route_slot_logits(logits["slot_logits_per_intent"],
                                                   predicted_intent)
+      elif self.slot_head == "bio_type":
+        position_logits = _dense(sequence, len(BIO_POSITIONS), initializer_range,
+                                 "position_dense")  # [batch, seq, 3]
+        type_logits = _dense(sequence, len(self.label_maps.slot_types), initializer_range,
+                             "type_dense")  # [batch, seq, num_types]
+        logits["slot_position_logits"] = mixed_precision.float32_boundary(position_logits)
+        logits["slot_type_logits"] = mixed_precision.float32_boundary(type_logits)
       else:
         slot_logits = _dense(sequence, len(self.label_maps.slot_tags), initializer_range, "dense")
         logits["slot_logits"] = mixed_precision.float32_boundary(slot_logits)
@@ -363,6 +469,9 @@ class NluTask:
       logits = dict(logits, slot_logits=route_slot_logits(
           logits["slot_logits_per_intent"], tf.where(intent_id >= 0, intent_id, predicted)))
     if distill.TEACHER_INTENT in features:
+      if self.slot_head == "bio_type":
+        raise ValueError("distillation's slot targets are tag distributions: the bio_type slot "
+                         "head cannot learn from them")
       return self._distilled_losses(logits, features)
     if self.label_maps.multilabel:
       intent_loss = multilabel_intent_loss(logits["intent_logits"], features["intent_ids"])
@@ -380,6 +489,15 @@ class NluTask:
                                       self.slot_loss_normalization)
       loss = self.intent_loss_weight * intent_loss + slot_loss
       return loss, {"intent_loss": intent_loss, "slot_loss": slot_loss}
+    if self.slot_head == "bio_type":
+      position_loss, type_loss = bio_type_slot_losses(
+          logits["slot_position_logits"], logits["slot_type_logits"], slot_ids,
+          features["first_piece_mask"], self.label_maps.bio, self.focal_gamma,
+          self.slot_loss_normalization)
+      slot_loss = position_loss + type_loss
+      loss = self.intent_loss_weight * intent_loss + slot_loss
+      return loss, {"intent_loss": intent_loss, "slot_loss": slot_loss,
+                    "slot_position_loss": position_loss, "slot_type_loss": type_loss}
     slot_weight = tf.cast(features["first_piece_mask"], tf.float32) * tf.cast(
         slot_ids >= 0, tf.float32)  # [batch, seq]
     slot_xent = focal_cross_entropy(tf.maximum(slot_ids, 0), logits["slot_logits"],
@@ -450,16 +568,29 @@ class NluTask:
     slot_crf of the Viterbi tag), slot_probabilities [batch, seq, num_tags]; with slot_crf also
     slot_logits [batch, seq, num_tags] and slot_transitions [batch, num_tags, num_tags] (the
     transition matrix, repeated per row); example_index and first_piece_mask passed through if
-    given. With slot_crf, features must carry first_piece_mask [batch, seq]."""
+    given. With slot_crf, features must carry first_piece_mask [batch, seq]. With slot_head
+    "bio_type", slot_ids is `decode_bio_type`, slot_probabilities `bio_type_tag_probabilities`,
+    and slot_position_probabilities [batch, seq, 3] and slot_type_probabilities [batch, seq,
+    num_types] are the two softmaxes (which an ensemble averages)."""
     if self.label_maps.multilabel:
       intent_probabilities = tf.sigmoid(logits["intent_logits"])  # [batch, num_intents]
     else:
       intent_probabilities = tf.nn.softmax(logits["intent_logits"], axis=-1)
-    slot_probabilities = tf.nn.softmax(logits["slot_logits"], axis=-1)
-    if self.slot_crf:
-      slot_ids = self._crf_decode(logits, features["first_piece_mask"])
+    if self.slot_head == "bio_type":
+      factored = {  # [batch, seq, 3], [batch, seq, num_types]
+          "slot_position_probabilities": tf.nn.softmax(logits["slot_position_logits"], axis=-1),
+          "slot_type_probabilities": tf.nn.softmax(logits["slot_type_logits"], axis=-1)}
+      slot_probabilities = bio_type_tag_probabilities(
+          factored["slot_position_probabilities"], factored["slot_type_probabilities"],
+          self.label_maps.bio, len(self.label_maps.slot_tags))
+      slot_ids = decode_bio_type(logits["slot_position_logits"], logits["slot_type_logits"],
+                                 self.label_maps.bio)
     else:
-      slot_ids = tf.argmax(logits["slot_logits"], axis=-1, output_type=tf.int32)
+      slot_probabilities = tf.nn.softmax(logits["slot_logits"], axis=-1)
+      if self.slot_crf:
+        slot_ids = self._crf_decode(logits, features["first_piece_mask"])
+      else:
+        slot_ids = tf.argmax(logits["slot_logits"], axis=-1, output_type=tf.int32)
     predictions = {
         "intent_id": tf.argmax(logits["intent_logits"], axis=-1, output_type=tf.int32),
         "intent_probabilities": intent_probabilities,
@@ -467,6 +598,8 @@ class NluTask:
         "slot_confidence": tf.gather(slot_probabilities, slot_ids, batch_dims=2),
         "slot_probabilities": slot_probabilities,
     }
+    if self.slot_head == "bio_type":
+      predictions.update(factored)
     if self.slot_crf:  # the CRF's potentials, which an ensemble averages (bert_nlu.ensemble)
       batch_size = tf.shape(logits["slot_logits"])[0]
       predictions["slot_logits"] = logits["slot_logits"]
@@ -515,6 +648,8 @@ class NluTask:
              "slot_probabilities"]
     if self.slot_crf:
       names += ["slot_logits", "slot_transitions"]
+    if self.slot_head == "bio_type":
+      names += ["slot_position_probabilities", "slot_type_probabilities"]
     return {name: predictions[name] for name in names}
 
   @staticmethod
