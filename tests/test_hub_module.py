@@ -1,0 +1,145 @@
+"""--hub_module: a TF-Hub encoder built with PLAIN KERAS code here (not bert_nlu.hub_export), with
+only the public interface (dict inputs input_word_ids / input_mask / input_type_ids, dict outputs
+pooled_output / sequence_output / encoder_outputs, a vocab_file asset, a do_lower_case variable),
+fine-tuned end to end through run_bert_nlu.py: train, dev evaluation, best export, resume,
+evaluation of the best checkpoint, predict; its variables train."""
+
+import contextlib
+import io
+import json
+import os
+import sys
+
+from absl import flags
+from absl.testing import flagsaver
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert_nlu import hooks, hub_module, testing
+
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_DIR not in sys.path:
+  sys.path.insert(0, REPO_DIR)
+import run_bert_nlu  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+
+FLAGS = flags.FLAGS
+HIDDEN, LAYERS = 16, 2
+
+
+def write_plain_keras_encoder(directory: str, vocab) -> str:
+  """A toy encoder saved the way Model Garden saves the public encoders; returns its path.
+
+  Embeddings, then LAYERS "layers" that add the masked mean of all positions to each position
+  (the only mixing across tokens) before a tanh dense layer, and a tanh pooler on position 0."""
+  inputs = {name: tf.keras.Input(shape=(None,), dtype=tf.int32, name=name)
+            for name in ("input_word_ids", "input_mask", "input_type_ids")}
+  x = (tf.keras.layers.Embedding(len(vocab), HIDDEN, name="word_embeddings")(
+      inputs["input_word_ids"])
+       + tf.keras.layers.Embedding(2, HIDDEN, name="type_embeddings")(inputs["input_type_ids"]))
+  mask = tf.keras.layers.Lambda(lambda m: tf.cast(m, tf.float32)[:, :, tf.newaxis])(
+      inputs["input_mask"])
+  encoder_outputs = []
+  mean_over_tokens = tf.keras.layers.Lambda(
+      lambda t: tf.reduce_sum(t[0] * t[1], 1, keepdims=True) / tf.reduce_sum(t[1], 1, keepdims=True))
+  for index in range(LAYERS):
+    x = x + mean_over_tokens([x, mask])  # [batch, seq, hidden]
+    x = tf.keras.layers.Dense(HIDDEN, activation="tanh", name=f"transformer_{index}")(x) * mask
+    x = tf.keras.layers.Dropout(0.1)(x)
+    encoder_outputs.append(x)
+  pooled = tf.keras.layers.Dense(HIDDEN, activation="tanh", name="pooler")(x[:, 0])
+  model = tf.keras.Model(inputs, {"pooled_output": pooled, "sequence_output": x,
+                                  "encoder_outputs": encoder_outputs, "default": pooled})
+  vocab_path = os.path.join(os.path.dirname(directory), "plain_vocab.txt")
+  with open(vocab_path, "w", encoding="utf-8") as f:
+    f.write("\n".join(vocab) + "\n")
+  model.vocab_file = tf.saved_model.Asset(vocab_path)
+  model.do_lower_case = tf.Variable(True, trainable=False)
+  model.save(directory, include_optimizer=False, save_format="tf")
+  return directory
+
+
+@pytest.fixture(scope="module")
+def plain_module(tmp_path_factory):
+  return write_plain_keras_encoder(str(tmp_path_factory.mktemp("plain") / "encoder"),
+                                   testing.corpus_vocabulary())
+
+
+def run_main(*args):
+  """run_bert_nlu.py's main with `args`; returns (exit code, stdout)."""
+  stdout = io.StringIO()
+  with flagsaver.flagsaver(), contextlib.redirect_stdout(stdout):
+    FLAGS.unparse_flags()
+    FLAGS(["run_bert_nlu.py", *args])
+    code = run_bert_nlu.main(["run_bert_nlu.py"])
+  return code, stdout.getvalue()
+
+
+def module_weights(path):
+  module = hub_module._import_hub().load(path)  # pylint: disable=protected-access
+  return {v.name.split(":")[0]: v.numpy() for v in module.trainable_variables}
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(plain_module, tiny_corpus_dir, tmp_path_factory):
+  """2 epochs (19 steps), then resumed to 4 epochs (38 steps); dev every 10 steps; predicts 2
+  utterances."""
+  output_dir = str(tmp_path_factory.mktemp("hub_run"))
+  predict_input = os.path.join(output_dir, "..", "utterances.txt")
+  with open(predict_input, "w", encoding="utf-8") as f:
+    f.write("play adele\nweather in paris please\n")
+  common = [f"--hub_module={plain_module}", f"--data_dir={tiny_corpus_dir}",
+            f"--output_dir={output_dir}", "--max_seq_length=16", "--train_batch_size=16",
+            "--learning_rate=5e-3", "--save_checkpoints_steps=10", "--save_summary_steps=5",
+            "--seed=7", "--eval_on_test"]
+  first = run_main(*common, "--num_train_epochs=2")
+  resumed = run_main(*common, "--num_train_epochs=4", "--run_predict",
+                     f"--predict_input={predict_input}")
+  return output_dir, first, resumed
+
+
+def test_the_module_describes_itself_through_the_public_interface(plain_module):
+  info = hub_module.describe(plain_module)
+  assert (info.hidden_size, info.num_hidden_layers) == (HIDDEN, LAYERS)
+  assert info.do_lower_case and info.vocab_size == len(testing.corpus_vocabulary())
+  assert os.path.basename(info.vocab_file) == "plain_vocab.txt"
+  assert not info.google_layout
+
+
+def test_fine_tunes_end_to_end(fine_tuned):
+  output_dir, (first_code, _), (resumed_code, stdout) = fine_tuned
+  assert first_code == 0 and resumed_code == 0
+  with open(os.path.join(output_dir, "eval_results.json"), encoding="utf-8") as f:
+    results = json.load(f)
+  assert results["config"]["model"]["hub_module"]
+  assert results["config"]["model"]["bert_config_file"] == ""
+  # (38 steps of a toy encoder: the point is the path, not the accuracy.)
+  assert set(results["splits"]) == {"dev", "test"}
+  assert results["splits"]["dev"]["num_examples"] == 30
+  best = hooks.read_best(output_dir)
+  assert results["checkpoint"] == best["checkpoint"]
+  assert os.path.isfile(os.path.join(best["saved_model"], "saved_model.pb"))
+  predictions = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+  assert [p["text"] for p in predictions] == ["play adele", "weather in paris please"]
+  intents = {"PlayMusic", "GetWeather", "BookRestaurant"}
+  assert all(p["intent"]["name"] in intents for p in predictions)
+
+
+def test_resume_continues_from_the_last_checkpoint(fine_tuned):
+  output_dir, _, _ = fine_tuned
+  with open(os.path.join(output_dir, "eval_results.json"), encoding="utf-8") as f:
+    training = json.load(f)["training"]
+  assert training["num_train_steps"] == 38  # ceil(150 * 4 / 16)
+  assert training["steps_run_this_session"] == 38 - 19  # the first run stopped at step 19
+  assert tf.train.latest_checkpoint(output_dir).endswith("model.ckpt-38")
+
+
+def test_the_module_variables_train_and_are_checkpointed(fine_tuned, plain_module):
+  output_dir, _, _ = fine_tuned
+  initial = module_weights(plain_module)
+  reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(output_dir))
+  trained = {name: reader.get_tensor(f"{hub_module.SCOPE}/{name}") for name in initial}
+  for name, value in initial.items():
+    assert trained[name].shape == value.shape
+    assert np.abs(trained[name] - value).max() > 1e-4, f"{name} did not train"
+  assert reader.has_tensor(f"{hub_module.SCOPE}/transformer_0/kernel/adam_m")
