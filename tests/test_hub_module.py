@@ -1,8 +1,10 @@
-"""--hub_module: a TF-Hub encoder built with PLAIN KERAS code here (not bert_nlu.hub_export), with
-only the public interface (dict inputs input_word_ids / input_mask / input_type_ids, dict outputs
+"""--hub_module: a TF-Hub encoder built with PLAIN KERAS code (tests/conftest.py
+`write_plain_keras_encoder`, not bert_nlu.hub_export), with only the public interface (dict inputs input_word_ids / input_mask / input_type_ids, dict outputs
 pooled_output / sequence_output / encoder_outputs, a vocab_file asset, a do_lower_case variable),
 fine-tuned end to end through run_bert_nlu.py: train, dev evaluation, best export, resume,
-evaluation of the best checkpoint, predict; its variables train."""
+evaluation of the best checkpoint, predict; its variables train. A module written by
+bert_nlu.hub_export carries BertModel's variable names, so --train_layers_from freezes its lower
+layers."""
 
 import contextlib
 import io
@@ -24,45 +26,6 @@ if REPO_DIR not in sys.path:
 import run_bert_nlu  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLAGS = flags.FLAGS
-HIDDEN, LAYERS = 16, 2
-
-
-def write_plain_keras_encoder(directory: str, vocab) -> str:
-  """A toy encoder saved the way Model Garden saves the public encoders; returns its path.
-
-  Embeddings, then LAYERS "layers" that add the masked mean of all positions to each position
-  (the only mixing across tokens) before a tanh dense layer, and a tanh pooler on position 0."""
-  inputs = {name: tf.keras.Input(shape=(None,), dtype=tf.int32, name=name)
-            for name in ("input_word_ids", "input_mask", "input_type_ids")}
-  x = (tf.keras.layers.Embedding(len(vocab), HIDDEN, name="word_embeddings")(
-      inputs["input_word_ids"])
-       + tf.keras.layers.Embedding(2, HIDDEN, name="type_embeddings")(inputs["input_type_ids"]))
-  mask = tf.keras.layers.Lambda(lambda m: tf.cast(m, tf.float32)[:, :, tf.newaxis])(
-      inputs["input_mask"])
-  encoder_outputs = []
-  mean_over_tokens = tf.keras.layers.Lambda(
-      lambda t: tf.reduce_sum(t[0] * t[1], 1, keepdims=True) / tf.reduce_sum(t[1], 1, keepdims=True))
-  for index in range(LAYERS):
-    x = x + mean_over_tokens([x, mask])  # [batch, seq, hidden]
-    x = tf.keras.layers.Dense(HIDDEN, activation="tanh", name=f"transformer_{index}")(x) * mask
-    x = tf.keras.layers.Dropout(0.1)(x)
-    encoder_outputs.append(x)
-  pooled = tf.keras.layers.Dense(HIDDEN, activation="tanh", name="pooler")(x[:, 0])
-  model = tf.keras.Model(inputs, {"pooled_output": pooled, "sequence_output": x,
-                                  "encoder_outputs": encoder_outputs, "default": pooled})
-  vocab_path = os.path.join(os.path.dirname(directory), "plain_vocab.txt")
-  with open(vocab_path, "w", encoding="utf-8") as f:
-    f.write("\n".join(vocab) + "\n")
-  model.vocab_file = tf.saved_model.Asset(vocab_path)
-  model.do_lower_case = tf.Variable(True, trainable=False)
-  model.save(directory, include_optimizer=False, save_format="tf")
-  return directory
-
-
-@pytest.fixture(scope="module")
-def plain_module(tmp_path_factory):
-  return write_plain_keras_encoder(str(tmp_path_factory.mktemp("plain") / "encoder"),
-                                   testing.corpus_vocabulary())
 
 
 def run_main(*args):
@@ -81,14 +44,14 @@ def module_weights(path):
 
 
 @pytest.fixture(scope="module")
-def fine_tuned(plain_module, tiny_corpus_dir, tmp_path_factory):
+def fine_tuned(plain_keras_hub_module, tiny_corpus_dir, tmp_path_factory):
   """2 epochs (19 steps), then resumed to 4 epochs (38 steps); dev every 10 steps; predicts 2
   utterances."""
   output_dir = str(tmp_path_factory.mktemp("hub_run"))
   predict_input = os.path.join(output_dir, "..", "utterances.txt")
   with open(predict_input, "w", encoding="utf-8") as f:
     f.write("play adele\nweather in paris please\n")
-  common = [f"--hub_module={plain_module}", f"--data_dir={tiny_corpus_dir}",
+  common = [f"--hub_module={plain_keras_hub_module}", f"--data_dir={tiny_corpus_dir}",
             f"--output_dir={output_dir}", "--max_seq_length=16", "--train_batch_size=16",
             "--learning_rate=5e-3", "--save_checkpoints_steps=10", "--save_summary_steps=5",
             "--seed=7", "--eval_on_test"]
@@ -98,9 +61,9 @@ def fine_tuned(plain_module, tiny_corpus_dir, tmp_path_factory):
   return output_dir, first, resumed
 
 
-def test_the_module_describes_itself_through_the_public_interface(plain_module):
-  info = hub_module.describe(plain_module)
-  assert (info.hidden_size, info.num_hidden_layers) == (HIDDEN, LAYERS)
+def test_the_module_describes_itself_through_the_public_interface(plain_keras_hub_module):
+  info = hub_module.describe(plain_keras_hub_module)
+  assert (info.hidden_size, info.num_hidden_layers) == (16, 2)
   assert info.do_lower_case and info.vocab_size == len(testing.corpus_vocabulary())
   assert os.path.basename(info.vocab_file) == "plain_vocab.txt"
   assert not info.google_layout
@@ -134,12 +97,32 @@ def test_resume_continues_from_the_last_checkpoint(fine_tuned):
   assert tf.train.latest_checkpoint(output_dir).endswith("model.ckpt-38")
 
 
-def test_the_module_variables_train_and_are_checkpointed(fine_tuned, plain_module):
+def test_the_module_variables_train_and_are_checkpointed(fine_tuned, plain_keras_hub_module):
   output_dir, _, _ = fine_tuned
-  initial = module_weights(plain_module)
+  initial = module_weights(plain_keras_hub_module)
   reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(output_dir))
   trained = {name: reader.get_tensor(f"{hub_module.SCOPE}/{name}") for name in initial}
   for name, value in initial.items():
     assert trained[name].shape == value.shape
     assert np.abs(trained[name] - value).max() > 1e-4, f"{name} did not train"
   assert reader.has_tensor(f"{hub_module.SCOPE}/transformer_0/kernel/adam_m")
+
+
+def test_an_exported_checkpoint_freezes_its_lower_layers_by_name(tiny_hub_module, tiny_bert_dir,
+                                                                 tiny_corpus_dir, tmp_path):
+  output_dir = str(tmp_path / "run")
+  code, _ = run_main(f"--hub_module={tiny_hub_module}", f"--data_dir={tiny_corpus_dir}",
+                     f"--output_dir={output_dir}", "--max_seq_length=16",
+                     "--train_batch_size=16", "--learning_rate=1e-2", "--num_train_epochs=1",
+                     "--save_checkpoints_steps=10", "--train_layers_from=1", "--norun_eval")
+  assert code == 0
+  initial = tf.train.load_checkpoint(os.path.join(tiny_bert_dir, "bert_model.ckpt"))
+  trained = tf.train.load_checkpoint(tf.train.latest_checkpoint(output_dir))
+  for name, _ in tf.train.list_variables(os.path.join(tiny_bert_dir, "bert_model.ckpt")):
+    if not name.startswith("bert/"):
+      continue
+    change = np.abs(trained.get_tensor(name) - initial.get_tensor(name)).max()
+    if name.startswith(("bert/embeddings/", "bert/encoder/layer_0/")):
+      assert change == 0, f"{name} is frozen by --train_layers_from=1 but changed"
+    else:
+      assert change > 0, f"{name} should train"
