@@ -34,8 +34,7 @@ from bert_nlu.config import GLUE_TASK, RunConfig
 from bert_nlu.data import augment, glue, input_pipeline, limit, readers, stats, tfrecords
 from bert_nlu.data.examples import Split
 from bert_nlu.data.labels import LabelMaps
-from bert_nlu import model as model_lib
-from bert_nlu.model import LOSS_COLLECTION, model_fn_builder, parameter_counts
+from bert_nlu.model import LOSS_COLLECTION, encoder_config, model_fn_builder, parameter_counts
 from bert_nlu.model import session_config as model_session_config
 from bert_nlu.optimization import GRADIENT_NORM_COLLECTION, LOSS_SCALE_COLLECTION
 from bert_nlu.tasks.glue import GlueTask
@@ -514,7 +513,7 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
 
   with run_dir.RunDirectoryLock(config.output_dir):
     splits, label_maps = read_corpus(config, eval_splits)
-    bert_config = model_lib.encoder_config(config.model)
+    bert_config = encoder_config(config.model)
     config, length_reports = resolve_max_seq_length(config, splits,
                                                     bert_config.max_position_embeddings)
     manifest = run_dir.build_manifest(

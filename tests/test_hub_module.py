@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import sys
 
 from absl import flags
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_nlu import hooks, hub_module, testing
+from bert_nlu import hooks, hub_module, predict, testing
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_DIR not in sys.path:
@@ -44,14 +45,22 @@ def module_weights(path):
 
 
 @pytest.fixture(scope="module")
-def fine_tuned(plain_keras_hub_module, tiny_corpus_dir, tmp_path_factory):
+def module_copy(plain_keras_hub_module, tmp_path_factory):
+  """A copy of the plain-Keras module that a test may delete."""
+  path = str(tmp_path_factory.mktemp("module_copy") / "encoder")
+  shutil.copytree(plain_keras_hub_module, path)
+  return path
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(module_copy, tiny_corpus_dir, tmp_path_factory):
   """2 epochs (19 steps), then resumed to 4 epochs (38 steps); dev every 10 steps; predicts 2
   utterances."""
   output_dir = str(tmp_path_factory.mktemp("hub_run"))
   predict_input = os.path.join(output_dir, "..", "utterances.txt")
   with open(predict_input, "w", encoding="utf-8") as f:
     f.write("play adele\nweather in paris please\n")
-  common = [f"--hub_module={plain_keras_hub_module}", f"--data_dir={tiny_corpus_dir}",
+  common = [f"--hub_module={module_copy}", f"--data_dir={tiny_corpus_dir}",
             f"--output_dir={output_dir}", "--max_seq_length=16", "--train_batch_size=16",
             "--learning_rate=5e-3", "--save_checkpoints_steps=10", "--save_summary_steps=5",
             "--seed=7", "--eval_on_test"]
@@ -126,3 +135,11 @@ def test_an_exported_checkpoint_freezes_its_lower_layers_by_name(tiny_hub_module
       assert change == 0, f"{name} is frozen by --train_layers_from=1 but changed"
     else:
       assert change > 0, f"{name} should train"
+
+
+def test_the_export_needs_no_module_once_written(fine_tuned, module_copy):
+  output_dir, _, _ = fine_tuned
+  shutil.rmtree(module_copy)
+  predictor = predict.predictor_for_export(hooks.latest_export(output_dir))
+  [row] = predictor.predict(["book nobu please"])
+  assert row["intent"]["name"] in {"PlayMusic", "GetWeather", "BookRestaurant"}
