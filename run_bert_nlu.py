@@ -298,6 +298,11 @@ def _hub_files():
             f"--{name} finds encoder layers by BertModel's variable names, which the variables "
             f"of --hub_module={FLAGS.hub_module} do not carry (modules written by `python -m "
             "bert_nlu.hub_export` do)")
+  if FLAGS.weight_average_decay:
+    raise app.UsageError("--weight_average_decay does not apply with --hub_module: "
+                         "tf.train.ExponentialMovingAverage cannot create averages of a TF-Hub "
+                         "module's variables in TF 2.15 graph mode (their initial value is a "
+                         "conditional)")
   if FLAGS.layers is not None and FLAGS.layer_learning_rate_decay != 1:
     raise app.UsageError("--layer_learning_rate_decay with --layers and --hub_module: the "
                          "module keeps all its layers, so the decay would count the unused ones")

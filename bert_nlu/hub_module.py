@@ -12,7 +12,7 @@ tensorflow_hub unchanged) replaces the checkpoint's BertModel:
     mode its variables are global variables (so checkpoints, resume, the in-process evaluator and
     the export save and restore them by name, and the global-variables initializer loads the
     module's values) but NOT in the graph's trainable variables: they are added to that
-    collection here, so the optimizer (and frozen layers, weight averaging, parameter counts)
+    collection here, so the optimizer (and frozen layers, parameter counts)
     see them as they see BertModel's.
 
 Layers (`--layers=N`): the heads read `encoder_outputs[N - 1]`; the module's pooler reads only its

@@ -262,6 +262,7 @@ def test_hub_module_takes_vocabulary_and_casing_from_the_module(build_hub_config
     (["--layer_learning_rate_decay=0.8"], "--layer_learning_rate_decay finds encoder layers"),
     (["--layers=3"], "--layers (alias --num_hidden_layers) 3 exceeds the module's 2 layers"),
     (["--max_seq_length=513"], "--max_seq_length 513 exceeds 512"),
+    (["--weight_average_decay=0.9"], "--weight_average_decay does not apply with --hub_module"),
 ])
 def test_hub_module_refuses_flags_that_need_the_checkpoint_encoder(build_hub_config, args,
                                                                    message):
