@@ -68,6 +68,10 @@ flags.DEFINE_string("init_checkpoint", "", "Overrides <bert_dir>/bert_model.ckpt
                     "run directory continues from its best checkpoint: the encoder loads, the "
                     "intent and slot heads load by label name (shared labels copied, new ones "
                     "fresh, gone ones dropped); eval_results.json records what was loaded.")
+flags.DEFINE_string("hub_module", "", "A TF-Hub BERT encoder (local SavedModel directory or "
+                    "handle, passed to tensorflow_hub unchanged; e.g. one written by `python -m "
+                    "bert_nlu.hub_export`) used as the encoder instead of --bert_dir's "
+                    "checkpoint; the tokenizer uses its vocab_file asset and do_lower_case.")
 flags.DEFINE_bool("do_lower_case", None, "Tokenizer casing; default from bert_config.json "
                   "(do_lower_case key written by the converter), else True.")
 flags.DEFINE_float("intent_loss_weight", 1.0, "loss = w * intent_loss + slot_loss.")
@@ -272,6 +276,64 @@ def _bert_files():
   return config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case, max_positions
 
 
+# Flags that describe or replace the checkpoint encoder, refused with --hub_module (and why).
+_HUB_EXCLUDED_FLAGS = {
+    "bert_dir": "the module holds the encoder's weights and configuration",
+    "bert_config_file": "the module holds the encoder's configuration",
+    "vocab_file": "the tokenizer reads the module's vocab_file asset",
+    "do_lower_case": "the tokenizer follows the module's do_lower_case",
+    "init_checkpoint": "the encoder starts from the module's weights",
+    "random_init": "the encoder starts from the module's weights (no re-initialisation)",
+    "encoder_dropout": "the module's dropout rates are fixed inside its SavedModel",
+}
+# Flags that find encoder layers by BertModel's variable names: only for modules whose variables
+# carry them (those written by bert_nlu.hub_export).
+_HUB_NAME_BASED_FLAGS = ("train_layers_from", "layer_learning_rate_decay")
+
+
+def _hub_files():
+  """_bert_files()' tuple for --hub_module: ("", the module's vocab_file asset, "", "", its
+  do_lower_case, 512); UsageErrors for flags that do not apply to a TF-Hub encoder."""
+  from bert_nlu import hub_module  # pylint: disable=g-import-not-at-top
+  for name, reason in _HUB_EXCLUDED_FLAGS.items():
+    if FLAGS[name].present or FLAGS[name].value != FLAGS[name].default:
+      raise app.UsageError(f"--{name} does not apply with --hub_module: {reason}")
+  from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
+  try:
+    info = hub_module.describe(FLAGS.hub_module)
+  except (OSError, ValueError, tf.errors.OpError) as e:
+    raise app.UsageError(f"--hub_module: cannot load {FLAGS.hub_module} as a TF-Hub BERT "
+                         f"encoder: {e}") from None
+  if not info.google_layout:
+    for name in _HUB_NAME_BASED_FLAGS:
+      if FLAGS[name].value != FLAGS[name].default:
+        raise app.UsageError(
+            f"--{name} finds encoder layers by BertModel's variable names, which the variables "
+            f"of --hub_module={FLAGS.hub_module} do not carry (modules written by `python -m "
+            "bert_nlu.hub_export` do)")
+  if FLAGS.weight_average_decay:
+    raise app.UsageError("--weight_average_decay does not apply with --hub_module: "
+                         "tf.train.ExponentialMovingAverage cannot create averages of a TF-Hub "
+                         "module's variables in TF 2.15 graph mode (their initial value is a "
+                         "conditional)")
+  if FLAGS.layers is not None and FLAGS.layer_learning_rate_decay != 1:
+    raise app.UsageError("--layer_learning_rate_decay with --layers and --hub_module: the "
+                         "module keeps all its layers, so the decay would count the unused ones")
+  max_positions = hub_module.DEFAULT_MAX_POSITION_EMBEDDINGS
+  max_seq_length = _max_seq_length_flag()
+  if max_seq_length is not None and max_seq_length > max_positions:
+    raise app.UsageError(f"--max_seq_length {max_seq_length} exceeds {max_positions}, the "
+                         "position limit assumed for a TF-Hub encoder")
+  if FLAGS.layers is not None and FLAGS.layers > info.num_hidden_layers:
+    raise app.UsageError(f"--layers (alias --num_hidden_layers) {FLAGS.layers} exceeds the "
+                         f"module's {info.num_hidden_layers} layers (--hub_module)")
+  layers_used = FLAGS.layers or info.num_hidden_layers
+  if not 0 <= FLAGS.train_layers_from <= layers_used:
+    raise app.UsageError(f"--train_layers_from must be in [0, {layers_used}] (the layers used), "
+                         f"got {FLAGS.train_layers_from}")
+  return "", info.vocab_file, "", "", info.do_lower_case, max_positions
+
+
 def _best_checkpoint_of_run(run_dir: str) -> str:
   """The best checkpoint of a fine-tuned run directory; UsageError if it has none."""
   from bert_nlu import warm_start  # pylint: disable=g-import-not-at-top
@@ -422,6 +484,10 @@ def _validate_distribution_flags() -> None:
     raise app.UsageError("--num_gpus and --devices are alternatives: give one")
   if FLAGS.distribution == "none":
     return
+  if FLAGS.hub_module:
+    raise app.UsageError("--hub_module with --distribution is not supported yet: the module is "
+                         "loaded as a Keras layer in each replica's model_fn, and sharing one set "
+                         "of mirrored variables between the replicas was never built or tested")
   if FLAGS.optimizer_implementation != "fused":
     raise app.UsageError("--distribution needs --optimizer_implementation=fused (bert's optimizer "
                          "assigns mirrored variables in the replica context, which tf.distribute "
@@ -474,7 +540,7 @@ def build_run_config():
     flag_name = "data_dir" if FLAGS.data_dir else ("glue_task" if glue_task else "corpus")
     raise app.UsageError(f"--{flag_name}: {data_dir} is not a directory")
   (config_file, vocab_file, init_checkpoint, init_run_dir, do_lower_case,
-   max_positions) = _bert_files()
+   max_positions) = _hub_files() if FLAGS.hub_module else _bert_files()
   if glue_task and init_run_dir:
     raise app.UsageError("--init_checkpoint: a fine-tuned run directory (warm start by label "
                          "name) applies to --task=nlu only; give GLUE a checkpoint file prefix")
@@ -497,7 +563,8 @@ def build_run_config():
           train_examples=FLAGS.train_examples),
       model=config.ModelConfig(
           bert_config_file=config_file, vocab_file=vocab_file, init_checkpoint=init_checkpoint,
-          do_lower_case=do_lower_case, intent_loss_weight=FLAGS.intent_loss_weight,
+          do_lower_case=do_lower_case, hub_module=FLAGS.hub_module,
+          intent_loss_weight=FLAGS.intent_loss_weight,
           head_dropout=FLAGS.head_dropout, encoder_dropout=FLAGS.encoder_dropout,
           num_hidden_layers=FLAGS.layers, train_layers_from=FLAGS.train_layers_from,
           random_init=FLAGS.random_init, init_run_dir=init_run_dir,

@@ -70,8 +70,13 @@ class ModelConfig:
   """The pretrained encoder and the heads on top.
 
   Attributes:
-    bert_config_file, vocab_file, init_checkpoint: Google TF BERT checkpoint files.
-    do_lower_case: tokenizer casing (must match the checkpoint).
+    bert_config_file, vocab_file, init_checkpoint: Google TF BERT checkpoint files. With
+      hub_module: bert_config_file and init_checkpoint are "" and vocab_file is the module's
+      vocab_file asset.
+    do_lower_case: tokenizer casing (must match the checkpoint; with hub_module, the module's).
+    hub_module: a TF-Hub BERT encoder (local SavedModel path or handle, passed to tensorflow_hub
+      unchanged) used as the encoder instead of the checkpoint's BertModel ("" = BertModel);
+      see bert_nlu/hub_module.py.
     intent_loss_weight: total loss = intent_loss_weight * intent_loss + slot_loss.
     head_dropout: dropout before both heads (training only).
     encoder_dropout: replaces bert_config's hidden and attention dropout rates (None = keep).
@@ -104,6 +109,7 @@ class ModelConfig:
   vocab_file: str
   init_checkpoint: str
   do_lower_case: bool = True
+  hub_module: str = ""
   intent_loss_weight: float = 1.0
   head_dropout: float = 0.1
   encoder_dropout: Optional[float] = None

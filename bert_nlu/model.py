@@ -14,6 +14,7 @@ import numpy as np
 from tensorflow.core.protobuf import rewriter_config_pb2
 
 from bert_nlu import encoder
+from bert_nlu import hub_module
 from bert_nlu import optimization
 from bert_nlu.compat import modeling, tf
 from bert_nlu.config import ModelConfig, ProfileConfig, TrainConfig
@@ -91,6 +92,39 @@ def freeze_lower_encoder(train_layers_from: int) -> List[tf.Variable]:
   return frozen
 
 
+def encoder_config(model_config: ModelConfig) -> modeling.BertConfig:
+  """The encoder's BertConfig: bert_config.json, or the one standing for a TF-Hub module."""
+  if model_config.hub_module:
+    return hub_module.bert_config_of(model_config.hub_module)
+  return encoder.load_bert_config(model_config.bert_config_file)
+
+
+def build_encoder(bert_config: modeling.BertConfig, model_config: ModelConfig,
+                  features: Dict[str, tf.Tensor], is_training: bool):
+  """The encoder of the current graph: the TF-Hub module of model_config.hub_module, else the
+  checkpoint's BertModel.
+
+  Args:
+    bert_config, model_config: as for `model_fn_builder`.
+    features: input_ids, input_mask, segment_ids, int32 [batch, seq] each.
+    is_training: enables dropout.
+
+  Returns:
+    (pooled_output [batch, hidden], sequence_output [batch, seq, hidden]).
+  """
+  if model_config.hub_module:
+    return hub_module.build_hub_encoder(model_config.hub_module, features, is_training,
+                                        model_config.num_hidden_layers)
+  bert = encoder.build_bert_model(
+      bert_config, is_training=is_training,
+      input_ids=features["input_ids"],  # [batch, seq]
+      input_mask=features["input_mask"],  # [batch, seq]
+      segment_ids=features["segment_ids"],  # [batch, seq]
+      num_hidden_layers=model_config.num_hidden_layers,
+      encoder_dropout=model_config.encoder_dropout)
+  return bert.get_pooled_output(), bert.get_sequence_output()
+
+
 def build_network(task, bert_config: modeling.BertConfig, model_config: ModelConfig,
                   features: Dict[str, tf.Tensor], is_training: bool) -> Dict[str, tf.Tensor]:
   """The encoder and the task's heads in the current graph; returns the task's logits.
@@ -102,16 +136,11 @@ def build_network(task, bert_config: modeling.BertConfig, model_config: ModelCon
     features: input_ids, input_mask, segment_ids, int32 [batch, seq] each.
     is_training: enables dropout.
   """
-  bert = encoder.build_bert_model(
-      bert_config, is_training=is_training,
-      input_ids=features["input_ids"],  # [batch, seq]
-      input_mask=features["input_mask"],  # [batch, seq]
-      segment_ids=features["segment_ids"],  # [batch, seq]
-      num_hidden_layers=model_config.num_hidden_layers,
-      encoder_dropout=model_config.encoder_dropout)
+  pooled_output, sequence_output = build_encoder(bert_config, model_config, features,
+                                                 is_training)
   logits = task.build_logits(
-      pooled_output=bert.get_pooled_output(),  # [batch, hidden]
-      sequence_output=bert.get_sequence_output(),  # [batch, seq, hidden]
+      pooled_output=pooled_output,  # [batch, hidden]
+      sequence_output=sequence_output,  # [batch, seq, hidden]
       is_training=is_training,
       head_dropout=model_config.head_dropout,
       initializer_range=bert_config.initializer_range)

@@ -176,6 +176,23 @@ def make_tiny_bert(directory: str, vocab, hidden_size=32, num_layers=2, num_head
   return directory
 
 
+def bert_model_outputs(bert_dir: str, word_ids, mask, type_ids):
+  """bert-tensorflow's BertModel restored from <bert_dir>/bert_model.ckpt, run once in graph mode
+  without dropout on int32 [batch, seq] arrays: (pooled [batch, H], sequence [batch, seq, H],
+  [each layer's [batch, seq, H]]) as numpy arrays (the reference of the TF-Hub export)."""
+  from bert_nlu import encoder  # pylint: disable=g-import-not-at-top
+  from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
+  with tf.Graph().as_default():
+    bert = encoder.build_bert_model(
+        encoder.load_bert_config(os.path.join(bert_dir, "bert_config.json")), False,
+        tf.constant(word_ids), tf.constant(mask), tf.constant(type_ids))
+    tf.train.init_from_checkpoint(os.path.join(bert_dir, "bert_model.ckpt"), {"bert/": "bert/"})
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      return session.run([bert.get_pooled_output(), bert.get_sequence_output(),
+                          bert.get_all_encoder_layers()])
+
+
 def tiny_run_config(bert_dir: str, corpus_dir: str, output_dir: str, max_seq_length: int = 16,
                     eval_on_test: bool = False, profile=None, model_fields=None, data_fields=None,
                     glue_task: str = "", **train_fields):

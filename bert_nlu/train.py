@@ -27,14 +27,14 @@ import threading
 import time
 from typing import Dict, List, Optional, Sequence
 
-from bert_nlu import checkpoints, cpu_features, distill, distribute, encoder, evaluation
+from bert_nlu import checkpoints, cpu_features, distill, distribute, evaluation
 from bert_nlu import hooks, hparams, io_utils, memory, metrics, optimization, run_dir, warm_start
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import GLUE_TASK, RunConfig
 from bert_nlu.data import augment, glue, input_pipeline, limit, readers, stats, tfrecords
 from bert_nlu.data.examples import Split
 from bert_nlu.data.labels import LabelMaps
-from bert_nlu.model import LOSS_COLLECTION, model_fn_builder, parameter_counts
+from bert_nlu.model import LOSS_COLLECTION, encoder_config, model_fn_builder, parameter_counts
 from bert_nlu.model import session_config as model_session_config
 from bert_nlu.optimization import GRADIENT_NORM_COLLECTION, LOSS_SCALE_COLLECTION
 from bert_nlu.tasks.glue import GlueTask
@@ -576,7 +576,7 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
   secondary = distribute.is_secondary_task()  # a cluster's worker or evaluator: the chief locks
   with contextlib.nullcontext() if secondary else run_dir.RunDirectoryLock(config.output_dir):
     splits, label_maps = read_corpus(config, eval_splits)
-    bert_config = encoder.load_bert_config(config.model.bert_config_file)
+    bert_config = encoder_config(config.model)
     config, length_reports = resolve_max_seq_length(config, splits,
                                                     bert_config.max_position_embeddings)
     manifest = run_dir.build_manifest(
@@ -597,7 +597,7 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
     if config.data.task != GLUE_TASK:
       results["train_intent_counts"] = limit.intent_counts(splits["train"])
     if config.run_train:
-      if not config.model.random_init:
+      if config.model.init_checkpoint and not config.model.random_init:
         checkpoints.check_init_checkpoint(config.model.init_checkpoint)
       if not secondary:
         checkpoints.set_aside_damaged_latest(config.output_dir)

@@ -233,6 +233,10 @@ def test_replicated_training_is_evaluated_by_the_checkpoint_evaluator(tiny_bert_
                  **common):
     with pytest.raises(app.UsageError, match="--eval_every_steps=7 needs"):
       run_bert_nlu.build_run_config()
+  with run_flags(distribution="mirrored", devices=["/cpu:0", "/cpu:1"], hub_module="/no/module",
+                 **common):
+    with pytest.raises(app.UsageError, match="--hub_module with --distribution is not supported"):
+      run_bert_nlu.build_run_config()
 
 
 def test_glue_refuses_a_warm_start_by_label_name(tiny_bert_dir, glue_root, tmp_path,
@@ -245,3 +249,64 @@ def test_glue_refuses_a_warm_start_by_label_name(tiny_bert_dir, glue_root, tmp_p
                  init_checkpoint=str(run_dir)):
     with pytest.raises(app.UsageError, match="--init_checkpoint: a fine-tuned run directory"):
       run_bert_nlu.build_run_config()
+
+
+@pytest.fixture
+def build_hub_config(plain_keras_hub_module, tiny_corpus_dir, tmp_path):
+  """build_hub_config(*args, module=plain Keras module) -> RunConfig of `run_bert_nlu.py
+  --hub_module=<module> ... *args`."""
+
+  def build(*args, module=plain_keras_hub_module):
+    with flagsaver.flagsaver():
+      FLAGS.unparse_flags()
+      FLAGS(["run_bert_nlu.py", f"--hub_module={module}", f"--data_dir={tiny_corpus_dir}",
+             f"--output_dir={tmp_path}/run", *args])
+      return run_bert_nlu.build_run_config()
+
+  return build
+
+
+def test_hub_module_takes_vocabulary_and_casing_from_the_module(build_hub_config,
+                                                                plain_keras_hub_module):
+  model = build_hub_config().model
+  assert model.hub_module == plain_keras_hub_module  # passed on unchanged
+  assert model.vocab_file.startswith(plain_keras_hub_module)
+  assert os.path.basename(model.vocab_file) == "plain_vocab.txt"
+  assert model.do_lower_case and model.bert_config_file == "" and model.init_checkpoint == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bert_dir=x"], "--bert_dir does not apply with --hub_module"),
+    (["--bert_config_file=x"], "--bert_config_file does not apply with --hub_module"),
+    (["--vocab_file=x"], "--vocab_file does not apply with --hub_module"),
+    (["--init_checkpoint=x"], "--init_checkpoint does not apply with --hub_module"),
+    (["--nodo_lower_case"], "--do_lower_case does not apply with --hub_module"),
+    (["--random_init"], "--random_init does not apply with --hub_module"),
+    (["--encoder_dropout=0.2"], "--encoder_dropout does not apply with --hub_module"),
+    (["--train_layers_from=1"], "--train_layers_from finds encoder layers by BertModel's"),
+    (["--layer_learning_rate_decay=0.8"], "--layer_learning_rate_decay finds encoder layers"),
+    (["--layers=3"], "--layers (alias --num_hidden_layers) 3 exceeds the module's 2 layers"),
+    (["--max_seq_length=513"], "--max_seq_length 513 exceeds 512"),
+    (["--weight_average_decay=0.9"], "--weight_average_decay does not apply with --hub_module"),
+])
+def test_hub_module_refuses_flags_that_need_the_checkpoint_encoder(build_hub_config, args,
+                                                                   message):
+  with pytest.raises(app.UsageError) as error:
+    build_hub_config(*args)
+  assert message in str(error.value)
+
+
+def test_hub_module_that_cannot_be_loaded_is_a_usage_error(build_hub_config, tmp_path):
+  with pytest.raises(app.UsageError, match="--hub_module: cannot load"):
+    build_hub_config(module=str(tmp_path / "missing"))
+
+
+def test_name_based_flags_work_with_an_exported_checkpoint(build_hub_config, tiny_hub_module):
+  config = build_hub_config("--train_layers_from=1", "--layer_learning_rate_decay=0.8",
+                            module=tiny_hub_module)
+  assert config.model.train_layers_from == 1
+  assert config.train.layer_learning_rate_decay == 0.8
+  with pytest.raises(app.UsageError, match="--layer_learning_rate_decay with --layers"):
+    build_hub_config("--layers=1", "--layer_learning_rate_decay=0.8", module=tiny_hub_module)
+  with pytest.raises(app.UsageError, match=r"--train_layers_from must be in \[0, 1\]"):
+    build_hub_config("--layers=1", "--train_layers_from=2", module=tiny_hub_module)
