@@ -338,21 +338,26 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
       hooks.GracefulStopHook(stop_request, config.output_dir),
       speed_hook,
       progress_hook,
-      # The periodic saver runs after the guard: a step with non-finite weights is never saved.
-      # (Left to itself the Estimator makes its own saver a chief hook, which runs before every
-      # TrainSpec hook and would save the bad state when a save falls due at that step.)
-      tf.estimator.CheckpointSaverHook(config.output_dir,
-                                       save_steps=train.save_checkpoints_steps),
   ]
   start = time.time()
   evaluation_summary = {}
   if train.evaluator == "in_process":
+    saved_checkpoints = hooks.SavedCheckpointsListener(config.output_dir)
     evaluator_hook = evaluation.InProcessEvaluatorHook(
         estimator, dev_input_fn,
         functools.partial(optimization.eval_restore_map, train.weight_average_decay),
         every_n_steps=train.evaluation_interval, exporter=exporter,
-        early_stopping_evals=train.early_stopping_evals, steps=train.eval_steps, name=EVAL_NAME)
-    train_hooks.append(evaluator_hook)  # after speed_hook: evaluation is not training time
+        early_stopping_evals=train.early_stopping_evals, steps=train.eval_steps, name=EVAL_NAME,
+        saved_checkpoint_at=saved_checkpoints.checkpoint_at)
+    train_hooks += [
+        # The periodic saver runs after the guard: a step with non-finite weights is never
+        # saved. (Left to itself the Estimator makes its own saver a chief hook, which runs
+        # before every TrainSpec hook and would save the bad state when a save falls due.)
+        hooks.PeriodicCheckpointSaverHook(config.output_dir,
+                                          save_steps=train.save_checkpoints_steps,
+                                          listeners=[saved_checkpoints]),
+        evaluator_hook,  # after speed_hook (not training time) and the saver (links its saves)
+    ]
     if checkpoints.latest_step(config.output_dir) >= num_train_steps:
       # Complete already (no training hook will run): a kill before its final evaluation.
       _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
@@ -365,6 +370,9 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
         "best_model_io_seconds": evaluator_hook.export_seconds,
     }
   else:
+    # The Estimator's own hook: its evaluation listener expects the save before the first step.
+    train_hooks.append(tf.estimator.CheckpointSaverHook(config.output_dir,
+                                                        save_steps=train.save_checkpoints_steps))
     _train_and_evaluate_checkpoints(estimator, config, num_train_steps, exporter,
                                     task.selection_metric, train_input_fn, dev_input_fn,
                                     train_hooks, stop_request)
