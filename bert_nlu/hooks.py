@@ -24,6 +24,8 @@ class ExamplesPerSecondHook(tf.estimator.SessionRunHook):
 
   `train_seconds` counts only time spent in training session.run calls (not evaluation, not
   checkpointing), so `examples_per_second()` is the trainer's own throughput.
+  `session_ready_time` and `first_step_end_time` (time.time(), None until then) mark the start-up:
+  the training session created (variables initialised or restored) and its first step done.
   """
 
   def __init__(self, batch_size: int, every_n_steps: int, output_dir: str):
@@ -32,6 +34,8 @@ class ExamplesPerSecondHook(tf.estimator.SessionRunHook):
     self._output_dir = output_dir
     self.train_seconds = 0.0
     self.train_steps = 0
+    self.session_ready_time: Optional[float] = None
+    self.first_step_end_time: Optional[float] = None
 
   def begin(self):
     self._global_step = tf.train.get_global_step()
@@ -39,12 +43,17 @@ class ExamplesPerSecondHook(tf.estimator.SessionRunHook):
     self._window_seconds = 0.0
     self._window_steps = 0
 
+  def after_create_session(self, session, coord):  # pylint: disable=unused-argument
+    self.session_ready_time = time.time()
+
   def before_run(self, run_context):
     self._start = time.perf_counter()
     return tf.estimator.SessionRunArgs(self._global_step)
 
   def after_run(self, run_context, run_values):
     elapsed = time.perf_counter() - self._start
+    if self.first_step_end_time is None:
+      self.first_step_end_time = time.time()
     self.train_seconds += elapsed
     self.train_steps += 1
     self._window_seconds += elapsed
