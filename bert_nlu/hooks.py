@@ -381,9 +381,16 @@ class PeriodicCheckpointSaverHook(tf.estimator.CheckpointSaverHook):
   first save is the first periodic one; the saves every save_steps and at the end, each with its
   .meta, are the base class's.
 
+  It also reads the global step only when a save is due (the base class, built for TPU loops of
+  many steps per session.run, runs the session for it after every step).
+
   Not for Estimator train_and_evaluate: its evaluation listener skips the first save it sees,
   assuming it is the one before the first step.
   """
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self._set_steps_per_run(1)  # one training step per session.run
 
   def after_create_session(self, session, coord):  # pylint: disable=unused-argument
     self._summary_writer.add_graph(tf.get_default_graph())
