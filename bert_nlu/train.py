@@ -368,8 +368,10 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
                                           listeners=[saved_checkpoints]),
         evaluator_hook,  # after speed_hook (not training time) and the saver (links its saves)
     ]
-    if checkpoints.latest_step(config.output_dir) >= num_train_steps:
-      # Complete already (no training hook will run): a kill before its final evaluation.
+    latest_step = checkpoints.latest_step(config.output_dir)
+    if latest_step >= num_train_steps or latest_step % train.evaluation_interval == 0:
+      # A kill between saving a checkpoint due for evaluation and evaluating it (the hook
+      # evaluates only steps it trains), or complete already (no training hook will run).
       _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
     with _stop_on_signals(stop_request):
       estimator.train(train_input_fn, max_steps=num_train_steps, hooks=train_hooks)
