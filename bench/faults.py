@@ -41,6 +41,7 @@ sys.path.insert(0, REPO)
 import provenance  # noqa: E402  pylint: disable=g-import-not-at-top  (bench/)
 
 SAVE_INTERVAL = 15
+TRAINING_COMPLETE = "Skipping training since max_steps has already saved"  # the Estimator's log
 # In the order one run reaches them ("random": anywhere, placed before the end), so that
 # `run_chain` can kill one run directory at each in turn.
 PHASES = (
@@ -124,15 +125,19 @@ def newest_complete_checkpoint_step(output_dir):
   return checkpoints.step_of(checkpoint)
 
 
-def restored_before_training(lines):
-  """Checkpoint steps restored before the first logged training step (empty: fresh start)."""
+def restored_before_training(lines, output_dir):
+  """Steps of `output_dir`'s own checkpoints restored before the first logged training step.
+
+  Empty: a fresh start. Restores of the kept best checkpoint (best_checkpoint/...), e.g. by the
+  final evaluation of a run with nothing left to train, do not count.
+  """
   steps = []
   for line in lines:
     if re.search(r"step = \d+", line):
       break
-    match = re.search(r"Restoring parameters from \S+model\.ckpt-(\d+)", line)
-    if match:
-      steps.append(int(match.group(1)))
+    match = re.search(r"Restoring parameters from (\S+)/model\.ckpt-(\d+)", line)
+    if match and os.path.normpath(match.group(1)) == os.path.normpath(output_dir):
+      steps.append(int(match.group(2)))
   return steps
 
 
@@ -263,7 +268,7 @@ def kill_in_phase(phase, command, env, log_path, output_dir, rng, pause_seconds,
                                                 recursive=True))}, process.lines
 
 
-def check_resume(killed, rerun_lines):
+def check_resume(killed, rerun_lines, output_dir):
   """Adds to a kill record where the next run of the same command resumed from.
 
   Args:
@@ -271,9 +276,13 @@ def check_resume(killed, rerun_lines):
       afresh, or killed before restoring), "resumed_from_newest" (the newest complete checkpoint
       at the kill, or none when there was none) and "steps_lost".
     rerun_lines: the output of the next run in that run directory.
+    output_dir: that run directory.
   """
-  restored = restored_before_training(rerun_lines)
+  restored = restored_before_training(rerun_lines, output_dir)
   killed["resumed_from_step"] = restored[0] if restored else None
+  if any(TRAINING_COMPLETE in line for line in rerun_lines):
+    # The Estimator found its newest checkpoint at the last step: nothing to restore or train.
+    killed["resumed_from_step"] = newest_complete_checkpoint_step(output_dir)
   expected = killed["newest_checkpoint_at_kill"]
   killed["resumed_from_newest"] = (killed["resumed_from_step"] == expected) or (
       expected is None and not restored) or (expected == 0 and killed["resumed_from_step"] in
@@ -302,7 +311,7 @@ def run_trial(index, phase, setup, rng, pause_seconds):
       break
   killed["rerun_exit_code"] = code
   killed["reruns"] = reruns
-  check_resume(killed, lines)
+  check_resume(killed, lines, output_dir)
   killed["problems"] = verify_run_directory(output_dir) if code == 0 else ["rerun failed"]
   killed["metrics"] = final_metrics(output_dir) if code == 0 else None
   return killed
@@ -351,7 +360,7 @@ def run_chain(setup, rng, pause_seconds, epochs, phases=PHASES, seed=1):
                                   pause_seconds, random_seconds)
     if reached_training(lines):  # else killed before it restored anything: no new checkpoint
       for earlier in unchecked:
-        check_resume(earlier, lines)
+        check_resume(earlier, lines, output_dir)
       unchecked = []
     killed["problems"] = verify_run_directory(output_dir, finished=False)
     kills.append(killed)
@@ -359,7 +368,7 @@ def run_chain(setup, rng, pause_seconds, epochs, phases=PHASES, seed=1):
       unchecked.append(killed)
   code, lines = run_to_completion(command, dict(os.environ), log_path)
   for earlier in unchecked:
-    check_resume(earlier, lines)
+    check_resume(earlier, lines, output_dir)
   if reference is None:
     reference = reference_run.result()
   reference["evaluated_steps"] = evaluated_steps(reference_run.output_dir)
