@@ -18,7 +18,8 @@ with a complete temporary file not yet renamed (cache, manifest, best_metrics.js
 eval_results.json), right after a SavedModel export, while the best checkpoint is copied, and at
 random times. Fault points in the code (`io_utils.fault_point`) pause only when
 $BERT_NLU_FAULT_POINT names them, so the kill lands in exactly that state.
-Writes bench/results/faults.json and prints a summary.
+Writes bench/results/faults.json and prints a summary. The CI variant (tests/test_faults.py,
+`run_chain`) kills one shorter run once in each phase in turn, with the same checks.
 """
 
 import argparse
@@ -40,16 +41,19 @@ sys.path.insert(0, REPO)
 import provenance  # noqa: E402  pylint: disable=g-import-not-at-top  (bench/)
 
 SAVE_INTERVAL = 15
+TRAINING_COMPLETE = "Skipping training since max_steps has already saved"  # the Estimator's log
+# In the order one run reaches them ("random": anywhere, placed before the end), so that
+# `run_chain` can kill one run directory at each in turn.
 PHASES = (
-    "checkpoint_save",
+    "before_rename:run_manifest.json",
     "tfrecord_half_written:train.",
     "before_rename:train.",
-    "before_rename:run_manifest.json",
+    "checkpoint_save",
     "after_export",
     "best_checkpoint_copy",
     "before_rename:best_metrics.json",
-    "before_rename:eval_results.json",
     "random",
+    "before_rename:eval_results.json",
 )
 
 
@@ -58,6 +62,8 @@ class RunningProcess:
 
   def __init__(self, command, env, log_path):
     self.lines = []
+    self.started = time.time()
+    self.output_closed = None  # time.time() when the process closed its output (at exit)
     self._log = open(log_path, "a")
     self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, errors="replace")
@@ -68,6 +74,7 @@ class RunningProcess:
     for line in self.process.stdout:
       self.lines.append(line)
       self._log.write(line)
+    self.output_closed = time.time()
     self._log.flush()
 
   def wait_for(self, pattern, timeout):
@@ -100,10 +107,10 @@ class RunningProcess:
     return code
 
 
-def training_command(bert_dir, corpus_dir, output_dir, seed):
+def training_command(bert_dir, corpus_dir, output_dir, seed, epochs=6):
   return [sys.executable, "run_bert_nlu.py", f"--bert_dir={bert_dir}", f"--data_dir={corpus_dir}",
           f"--output_dir={output_dir}", "--max_seq_length=16", "--train_batch_size=8",
-          "--num_train_epochs=6", "--learning_rate=2e-3", "--head_dropout=0",
+          f"--num_train_epochs={epochs}", "--learning_rate=2e-3", "--head_dropout=0",
           f"--save_checkpoints_steps={SAVE_INTERVAL}", "--save_summary_steps=1",
           "--keep_checkpoint_max=2", f"--seed={seed}", "--eval_on_test",
           "--verbosity=1"]  # TensorFlow's log: the "Saving checkpoints for N" lines waited for
@@ -118,16 +125,26 @@ def newest_complete_checkpoint_step(output_dir):
   return checkpoints.step_of(checkpoint)
 
 
-def restored_before_training(lines):
-  """Checkpoint steps restored before the first logged training step (empty: fresh start)."""
+def restored_before_training(lines, output_dir):
+  """Steps of `output_dir`'s own checkpoints restored before the first logged training step.
+
+  Empty: a fresh start. Restores of the kept best checkpoint (best_checkpoint/...), e.g. by the
+  final evaluation of a run with nothing left to train, do not count.
+  """
   steps = []
   for line in lines:
     if re.search(r"step = \d+", line):
       break
-    match = re.search(r"Restoring parameters from \S+model\.ckpt-(\d+)", line)
-    if match:
-      steps.append(int(match.group(1)))
+    match = re.search(r"Restoring parameters from (\S+)/model\.ckpt-(\d+)", line)
+    if match and os.path.normpath(match.group(1)) == os.path.normpath(output_dir):
+      steps.append(int(match.group(2)))
   return steps
+
+
+def reached_training(lines):
+  """Whether a run got as far as training: it restored a checkpoint or logged a step."""
+  return any(re.search(r"step = \d+|Restoring parameters from \S+model\.ckpt-\d+", line)
+             for line in lines)
 
 
 def last_logged_step(lines):
@@ -135,21 +152,34 @@ def last_logged_step(lines):
   return max(steps) if steps else 0
 
 
-def verify_run_directory(output_dir):
-  """Returns a list of problems: files that a finished run trusts but that are not valid."""
+def verify_run_directory(output_dir, finished=True):
+  """Returns a list of problems: files that a run trusts but that are not valid.
+
+  Args:
+    output_dir: the run directory.
+    finished: whether the run completed, so that its results, manifest and best checkpoint must
+      exist; False (a run killed midway) checks only the files present under their final names.
+
+  Returns:
+    A list of strings, one per problem (empty: everything trusted is valid).
+  """
   from bert_nlu import hooks, io_utils  # pylint: disable=g-import-not-at-top
   from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   problems = []
-  try:
-    results = io_utils.read_json(os.path.join(output_dir, "eval_results.json"))
-    assert set(results["splits"]) == {"dev", "test"}
-  except Exception as e:  # pylint: disable=broad-except
-    problems.append(f"eval_results.json: {e!r}")
-  try:
-    io_utils.read_json(os.path.join(output_dir, "run_manifest.json"))
-  except Exception as e:  # pylint: disable=broad-except
-    problems.append(f"run_manifest.json: {e!r}")
+  results_path = os.path.join(output_dir, "eval_results.json")
+  if finished or os.path.exists(results_path):
+    try:
+      results = io_utils.read_json(results_path)
+      assert set(results["splits"]) == {"dev", "test"}
+    except Exception as e:  # pylint: disable=broad-except
+      problems.append(f"eval_results.json: {e!r}")
+  manifest_path = os.path.join(output_dir, "run_manifest.json")
+  if finished or os.path.exists(manifest_path):
+    try:
+      io_utils.read_json(manifest_path)
+    except Exception as e:  # pylint: disable=broad-except
+      problems.append(f"run_manifest.json: {e!r}")
   for meta_path in glob.glob(os.path.join(output_dir, "data_cache", "*.meta.json")):
     try:
       meta = io_utils.read_json(meta_path)
@@ -159,6 +189,9 @@ def verify_run_directory(output_dir):
         problems.append(f"{record_path}: {count} records, metadata says {meta['num_examples']}")
     except Exception as e:  # pylint: disable=broad-except
       problems.append(f"{meta_path}: {e!r}")
+  if not finished and not os.path.exists(
+      os.path.join(output_dir, hooks.BEST_DIR_NAME, hooks.BEST_METRICS_FILE)):
+    return problems
   try:
     best = hooks.read_best(output_dir)
     reader = tf.train.load_checkpoint(best["checkpoint"])
@@ -188,13 +221,28 @@ def run_to_completion(command, env, log_path, timeout=900):
   return code, process.lines
 
 
-def run_trial(index, phase, setup, rng, pause_seconds):
-  output_dir = os.path.join(setup["workdir"], f"trial_{index:02d}")
-  shutil.rmtree(output_dir, ignore_errors=True)
-  command = training_command(setup["bert_dir"], setup["corpus_dir"], output_dir, seed=1)
-  log_path = output_dir + ".log"
-  open(log_path, "w").close()
-  env = dict(os.environ)
+def kill_in_phase(phase, command, env, log_path, output_dir, rng, pause_seconds,
+                  random_seconds):
+  """Starts `command` and SIGKILLs it in `phase` (one of PHASES).
+
+  Args:
+    phase: where to kill: a fault point of the code (the process pauses there, named by
+      $BERT_NLU_FAULT_POINT), "checkpoint_save" (0-80 ms after a checkpoint save of a step > 0
+      began) or "random" (after a delay drawn from `random_seconds`).
+    command, env: the training process.
+    log_path: the process's output is appended here.
+    output_dir: the run directory of `command`.
+    rng: random.Random drawing the delays.
+    pause_seconds: how long a fault point pauses (the kill lands well within it).
+    random_seconds: (low, high) bounds of the "random" delay in seconds.
+
+  Returns:
+    (record, lines): record = {"phase", "killed"} and, if killed, the state at the kill
+    ("phase_reached", "step_at_kill", "newest_checkpoint_at_kill", "partial_checkpoint_files",
+    "temporary_files_left"), else a "note"; lines = the process's output.
+  """
+  env = dict(env)
+  env.pop("BERT_NLU_FAULT_POINT", None)
   if phase not in ("checkpoint_save", "random"):
     env["BERT_NLU_FAULT_POINT"] = phase
     env["BERT_NLU_FAULT_PAUSE_SECONDS"] = str(pause_seconds)
@@ -204,40 +252,132 @@ def run_trial(index, phase, setup, rng, pause_seconds):
     time.sleep(rng.uniform(0.0, 0.08))
   elif phase == "random":
     found = 0
-    time.sleep(rng.uniform(2.0, setup["reference_seconds"]))
+    time.sleep(rng.uniform(*random_seconds))
   else:
     found = process.wait_for(r"FAULT-POINT " + re.escape(phase), 600)
   if process.process.poll() is not None:
     process.wait(5)
-    return {"trial": index, "phase": phase, "killed": False,
-            "note": f"process exited {process.process.returncode} before the kill"}
+    return {"phase": phase, "killed": False,
+            "note": f"process exited {process.process.returncode} before the kill"}, process.lines
   process.kill()
-  killed = {"trial": index, "phase": phase, "killed": True, "phase_reached": found is not None,
-            "step_at_kill": last_logged_step(process.lines),
-            "newest_checkpoint_at_kill": newest_complete_checkpoint_step(output_dir),
-            "partial_checkpoint_files": len(glob.glob(os.path.join(output_dir, "*_temp*"))),
-            "temporary_files_left": len(glob.glob(os.path.join(output_dir, "**", ".*.tmp"),
-                                                  recursive=True))}
-  env.pop("BERT_NLU_FAULT_POINT", None)
-  reruns = 0
-  while True:
-    reruns += 1
-    code, lines = run_to_completion(command, env, log_path)
-    if code == 0 or reruns >= 3:
-      break
-  killed["rerun_exit_code"] = code
-  killed["reruns"] = reruns
-  restored = restored_before_training(lines)
+  return {"phase": phase, "killed": True, "phase_reached": found is not None,
+          "step_at_kill": last_logged_step(process.lines),
+          "newest_checkpoint_at_kill": newest_complete_checkpoint_step(output_dir),
+          "partial_checkpoint_files": len(glob.glob(os.path.join(output_dir, "*_temp*"))),
+          "temporary_files_left": len(glob.glob(os.path.join(output_dir, "**", ".*.tmp"),
+                                                recursive=True))}, process.lines
+
+
+def check_resume(killed, rerun_lines, output_dir):
+  """Adds to a kill record where the next run of the same command resumed from.
+
+  Args:
+    killed: a record of `kill_in_phase` (killed); gains "resumed_from_step" (None: started
+      afresh, or killed before restoring), "resumed_from_newest" (the newest complete checkpoint
+      at the kill, or none when there was none) and "steps_lost".
+    rerun_lines: the output of the next run in that run directory.
+    output_dir: that run directory.
+  """
+  restored = restored_before_training(rerun_lines, output_dir)
   killed["resumed_from_step"] = restored[0] if restored else None
+  if any(TRAINING_COMPLETE in line for line in rerun_lines):
+    # The Estimator found its newest checkpoint at the last step: nothing to restore or train.
+    killed["resumed_from_step"] = newest_complete_checkpoint_step(output_dir)
   expected = killed["newest_checkpoint_at_kill"]
   killed["resumed_from_newest"] = (killed["resumed_from_step"] == expected) or (
       expected is None and not restored) or (expected == 0 and killed["resumed_from_step"] in
                                              (None, 0))
   resumed = killed["resumed_from_step"] or 0
   killed["steps_lost"] = max(0, killed["step_at_kill"] - resumed)
+
+
+def run_trial(index, phase, setup, rng, pause_seconds):
+  """One trial: a fresh run killed in `phase`, rerun until it exits 0 (3 tries), verified."""
+  output_dir = os.path.join(setup["workdir"], f"trial_{index:02d}")
+  shutil.rmtree(output_dir, ignore_errors=True)
+  command = training_command(setup["bert_dir"], setup["corpus_dir"], output_dir, seed=1)
+  log_path = output_dir + ".log"
+  open(log_path, "w").close()
+  killed, _ = kill_in_phase(phase, command, dict(os.environ), log_path, output_dir, rng,
+                            pause_seconds, (2.0, setup["reference_seconds"]))
+  killed = {"trial": index, **killed}
+  if not killed["killed"]:
+    return killed
+  reruns = 0
+  while True:
+    reruns += 1
+    code, lines = run_to_completion(command, dict(os.environ), log_path)
+    if code == 0 or reruns >= 3:
+      break
+  killed["rerun_exit_code"] = code
+  killed["reruns"] = reruns
+  check_resume(killed, lines, output_dir)
   killed["problems"] = verify_run_directory(output_dir) if code == 0 else ["rerun failed"]
   killed["metrics"] = final_metrics(output_dir) if code == 0 else None
   return killed
+
+
+def run_chain(setup, rng, pause_seconds, epochs, phases=PHASES, seed=1):
+  """One run directory killed once in each of `phases` in turn, then run to completion.
+
+  The run started for each phase is also the rerun of the previous kill: it must resume from the
+  newest complete checkpoint present at that kill (checked on the next run that reaches training:
+  one killed before, e.g. at a random moment of its start-up, shows no resume). At every kill,
+  each file present under its final name must be valid. An uninterrupted run of the same command
+  (the reference) runs alongside, on the second core. Cheaper than one trial per phase (one
+  process per phase, one training in all), for CI.
+
+  Args:
+    setup: build_setup's dict.
+    rng: random.Random drawing the delays.
+    pause_seconds: how long a fault point pauses.
+    epochs: --num_train_epochs of both runs.
+    phases: kill phases, in the order a run reaches them (a phase whose moment has passed in the
+      run directory is never reached). "random" kills within the first third of the
+      reference's wall time (a resumed run is shorter than a whole one).
+    seed: --seed of both runs.
+
+  Returns:
+    {"kills": [kill record + check_resume fields + "problems" at the kill, per phase],
+     "exit_code": of the final run, "problems": of the finished directory, "metrics": final,
+     "evaluated_steps": {step: dev metric} of the finished run, "reference": {"metrics",
+     "seconds", "evaluated_steps"} of the uninterrupted run}.
+  """
+  reference_run = ReferenceRun(setup, seed, epochs)
+  reference = None
+  output_dir = os.path.join(setup["workdir"], "chain")
+  shutil.rmtree(output_dir, ignore_errors=True)
+  command = training_command(setup["bert_dir"], setup["corpus_dir"], output_dir, seed, epochs)
+  log_path = output_dir + ".log"
+  open(log_path, "w").close()
+  kills = []
+  unchecked = []  # kills whose resume no later run has shown yet
+  for phase in phases:
+    if phase == "random" and reference is None:
+      reference = reference_run.result()
+    random_seconds = (2.0, reference["seconds"] / 3) if reference else None
+    killed, lines = kill_in_phase(phase, command, dict(os.environ), log_path, output_dir, rng,
+                                  pause_seconds, random_seconds)
+    if reached_training(lines):  # else killed before it restored anything: no new checkpoint
+      for earlier in unchecked:
+        check_resume(earlier, lines, output_dir)
+      unchecked = []
+    killed["problems"] = verify_run_directory(output_dir, finished=False)
+    kills.append(killed)
+    if killed["killed"]:
+      unchecked.append(killed)
+  code, lines = run_to_completion(command, dict(os.environ), log_path)
+  for earlier in unchecked:
+    check_resume(earlier, lines, output_dir)
+  if reference is None:
+    reference = reference_run.result()
+  reference["evaluated_steps"] = evaluated_steps(reference_run.output_dir)
+  finished = code == 0
+  return {"kills": kills, "exit_code": code,
+          "problems": verify_run_directory(output_dir) if finished else ["final run failed"],
+          "metrics": final_metrics(output_dir) if finished else None,
+          "evaluated_steps": evaluated_steps(output_dir) if finished else None,
+          "reference": reference}
 
 
 def build_setup(workdir):
@@ -251,19 +391,34 @@ def build_setup(workdir):
   return {"workdir": workdir, "bert_dir": bert_dir, "corpus_dir": corpus_dir}
 
 
-def reference_runs(setup, seeds):
-  runs = {}
-  for seed in seeds:
-    output_dir = os.path.join(setup["workdir"], f"reference_seed{seed}")
-    shutil.rmtree(output_dir, ignore_errors=True)
-    start = time.time()
-    code, _ = run_to_completion(
-        training_command(setup["bert_dir"], setup["corpus_dir"], output_dir, seed),
-        dict(os.environ), output_dir + ".log")
-    if code != 0:
-      raise RuntimeError(f"reference run (seed {seed}) failed; see {output_dir}.log")
-    runs[seed] = {"metrics": final_metrics(output_dir), "seconds": time.time() - start}
-  return runs
+class ReferenceRun:
+  """An uninterrupted run of the trials' command (started at construction, in the background)."""
+
+  def __init__(self, setup, seed, epochs=6):
+    self.output_dir = os.path.join(setup["workdir"], f"reference_seed{seed}")
+    shutil.rmtree(self.output_dir, ignore_errors=True)
+    self._seed = seed
+    self._process = RunningProcess(
+        training_command(setup["bert_dir"], setup["corpus_dir"], self.output_dir, seed, epochs),
+        dict(os.environ), self.output_dir + ".log")
+
+  def result(self, timeout=900):
+    """Waits for the run; returns {"metrics": final_metrics, "seconds": its wall time}."""
+    if self._process.wait(timeout) != 0:
+      raise RuntimeError(f"reference run (seed {self._seed}) failed; see {self.output_dir}.log")
+    return {"metrics": final_metrics(self.output_dir),
+            "seconds": self._process.output_closed - self._process.started}
+
+
+def reference_runs(setup, seeds, epochs=6):
+  return {seed: ReferenceRun(setup, seed, epochs).result() for seed in seeds}
+
+
+def evaluated_steps(output_dir):
+  """{global step: dev selection metric} of every evaluation the run's exporter recorded."""
+  from bert_nlu import hooks, io_utils  # pylint: disable=g-import-not-at-top
+  path = os.path.join(output_dir, hooks.BEST_DIR_NAME, hooks.EVALUATED_STEPS_FILE)
+  return {int(step): value for step, value in io_utils.read_json(path).items()}
 
 
 def summarize(trials, references, reference_seed=1):

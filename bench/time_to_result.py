@@ -24,6 +24,10 @@ Wall time per run, split as follows (ours from eval_results.json `phase_seconds`
 the peer from its own report):
   startup            process start -> the trainer's first line of work (imports, flags); ours
                      also the interpreter exit. Peer: imports + model load.
+                     Ours also apart (`startup` of each run, medians in the summary, cold and
+                     warm cache): the command to the end of the first training step, split into
+                     imports_and_flags, data_preparation, graph_and_session (graph build,
+                     session creation with the warm start) and first_step.
   data_preparation   read + fingerprint the corpus, build or reuse the TFRecord cache (ours);
                      tokenizer + encoding (peer).
   graph_and_session  ours only: training graph build, session start (grappler), warm start,
@@ -147,6 +151,7 @@ def run_ours(args, corpus_dir, run_name, evaluator, steps_per_epoch, cache_state
   output_dir = os.path.join(args.work_dir, run_name)
   subprocess.run(["rm", "-rf", output_dir], check=True)
   command = ours_command(args, corpus_dir, output_dir, evaluator, steps_per_epoch)
+  launched = time.time()
   wall = _run(command, output_dir + ".log")
   with open(os.path.join(output_dir, "eval_results.json")) as f:
     results = json.load(f)
@@ -173,9 +178,28 @@ def run_ours(args, corpus_dir, run_name, evaluator, steps_per_epoch, cache_state
           "train_examples_per_second": training["train_examples_per_second"],
           "steady_examples_per_second": (statistics.median(windows[1:]) if len(windows) > 1
                                          else None),
+          "startup": startup_split(results, launched),
           "best_step": results["best_step"],
           "best_dev": {k: results["splits"]["dev"][k] for k in
                        ("intent_accuracy", "slot_f1", "whole_frame_accuracy")}}
+
+
+STARTUP_PARTS = ("imports_and_flags", "data_preparation", "graph_and_session", "first_step",
+                 "command_to_first_step")
+
+
+def startup_split(results, launched: float) -> dict:
+  """Seconds from the command to the end of the first training step, split: interpreter,
+  imports and flags; corpus + TFRecord cache; training graph + session (initialisation, warm
+  start from the BERT checkpoint); the first step (graph optimisation included)."""
+  phases, training = results["phase_seconds"], results["training"]
+  return {
+      "imports_and_flags": results["run_started_unix_time"] - launched,
+      "data_preparation": phases["read_corpus"] + phases["data_cache"],
+      "graph_and_session": training["startup_seconds"]["graph_and_session"],
+      "first_step": training["startup_seconds"]["first_step"],
+      "command_to_first_step": training["first_step_end_unix_time"] - launched,
+  }
 
 
 def run_peer(args, examples_json, run_name) -> dict:
@@ -294,6 +318,11 @@ def summarize(runs) -> dict:
     cold = [r for r in system_runs if r["cache"] == "cold"]
     if cold:
       summary[system]["cold_data_preparation_seconds"] = cold[0]["seconds"]["data_preparation"]
+    if all("startup" in r for r in system_runs):
+      summary[system]["startup_seconds"] = {
+          "warm_cache_median": {part: statistics.median(r["startup"][part] for r in warm)
+                                for part in STARTUP_PARTS},
+          "cold_cache": cold[0]["startup"] if cold else None}
     steady = [r["steady_examples_per_second"] for r in warm
               if r.get("steady_examples_per_second")]
     if steady:
@@ -332,6 +361,12 @@ def format_table(report) -> str:
       extra.append(f"steady {entry['steady_examples_per_second']:.1f} ex/s")
     lines.append(f"{system}: training {entry['train_examples_per_second']:.1f} ex/s"
                  + "".join("; " + e for e in extra))
+  for system, entry in report["summary"].items():
+    startup = entry.get("startup_seconds")
+    for cache in ("warm_cache_median", "cold_cache"):
+      if startup and startup[cache]:
+        lines.append(f"{system} start-up, {cache.replace('_', ' ')}: " + ", ".join(
+            f"{part} {startup[cache][part]:.1f}s" for part in STARTUP_PARTS))
   cost = report.get("evaluation_cost")
   if cost:
     lines.append(f"one dev evaluation: checkpoint-based "

@@ -61,15 +61,40 @@ with warnings.catch_warnings():  # "TFA has entered a minimal maintenance ... mo
   from tensorflow_addons.text import crf  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
-def make_tokenizer(vocab_file: str, do_lower_case: bool) -> "tokenization.FullTokenizer":
-  """Returns bert's FullTokenizer, usable outside an absl app.
+class MemoizedFullTokenizer(tokenization.FullTokenizer):
+  """bert's FullTokenizer remembering the pieces of the texts it has tokenized.
+
+  `tokenize` is a pure function of the text (given the vocabulary and casing), and NLU corpora
+  tokenize word by word (`features.word_pieces`): SNIPS's 13,000 training utterances hold about
+  12,000 distinct words in 120,000, so the length report and the feature conversion of a run
+  mostly look pieces up. At most MAX_REMEMBERED texts are kept (long GLUE sentences rarely
+  repeat); each call returns a new list.
+  """
+
+  MAX_REMEMBERED = 1 << 17
+
+  def __init__(self, vocab_file: str, do_lower_case: bool = True):
+    super().__init__(vocab_file=vocab_file, do_lower_case=do_lower_case)
+    self._pieces = {}
+
+  def tokenize(self, text):
+    pieces = self._pieces.get(text)
+    if pieces is None:
+      pieces = tuple(super().tokenize(text))
+      if len(self._pieces) < self.MAX_REMEMBERED:
+        self._pieces[text] = pieces
+    return list(pieces)
+
+
+def make_tokenizer(vocab_file: str, do_lower_case: bool) -> MemoizedFullTokenizer:
+  """Returns bert's FullTokenizer (memoized), usable outside an absl app.
 
   bert's tokenizer reads FLAGS.preserve_unused_tokens; when no absl app has parsed flags yet
   (library use, tests) the flags are marked parsed so that their defaults apply.
   """
   if not _absl_flags.FLAGS.is_parsed():
     _absl_flags.FLAGS.mark_as_parsed()
-  return tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case)
+  return MemoizedFullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case)
 
 
 __all__ = ["tf", "modeling", "optimization", "tokenization", "crf", "make_tokenizer"]

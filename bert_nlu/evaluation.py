@@ -19,6 +19,7 @@ Which metrics are computed and which one selects the model are parameters (the t
 eval_metric_ops via model_fn, `selection_metric`), so the evaluator knows no task.
 """
 
+import glob
 import os
 import shutil
 import time
@@ -50,6 +51,23 @@ def write_eval_summary(eval_dir: str, result: Dict, step: int) -> None:
   writer = tf.summary.FileWriterCache.get(eval_dir)
   writer.add_summary(summary, step)
   writer.flush()
+
+
+def link_checkpoint(prefix: str, directory: str) -> Optional[str]:
+  """Hard-links the files of checkpoint `prefix` into the empty `directory`; returns the new
+  prefix, or None (and `directory` emptied again) if the file system cannot link them."""
+  linked = []
+  try:
+    for path in sorted(glob.glob(prefix + ".*")):
+      target = os.path.join(directory, os.path.basename(path))
+      os.link(path, target)
+      linked.append(target)
+  except OSError as e:
+    tf.logging.info("Cannot link %s (%s); saving the checkpoint again", prefix, e)
+    for path in linked:
+      os.remove(path)
+    return None
+  return os.path.join(directory, os.path.basename(prefix))
 
 
 class InProcessEvaluator:
@@ -133,12 +151,16 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
       every_n_steps each) old; 0 = never.
     steps: dev batches per evaluation (None = all).
     name: evaluation name; TensorBoard events go to <model_dir>/eval_<name>/.
+    saved_checkpoint_at: step -> prefix of a checkpoint this training session saved at that
+      step, or None (`hooks.SavedCheckpointsListener.checkpoint_at`); a new best at such a step
+      hard-links those files instead of saving the same values again.
   """
 
   def __init__(self, estimator: tf.estimator.Estimator, input_fn: Callable,
                restore_map_fn: Callable[[], Dict[str, tf.Variable]], every_n_steps: int,
                exporter: hooks.BestModelExporter, early_stopping_evals: int = 0,
-               steps: Optional[int] = None, name: str = "dev"):
+               steps: Optional[int] = None, name: str = "dev",
+               saved_checkpoint_at: Optional[Callable[[int], Optional[str]]] = None):
     self._estimator = estimator
     self._input_fn = input_fn
     self._restore_map_fn = restore_map_fn
@@ -146,6 +168,7 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
     self._exporter = exporter
     self._early_stopping_evals = early_stopping_evals
     self._steps = steps
+    self._saved_checkpoint_at = saved_checkpoint_at
     self._eval_dir = estimator.eval_dir(name)
     self._export_path = os.path.join(estimator.model_dir, "export", exporter.name)
     self._candidate_dir = os.path.join(estimator.model_dir, hooks.BEST_DIR_NAME,
@@ -223,10 +246,17 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
     return result
 
   def _save_candidate(self, session, step: int) -> str:
-    """Saves the training session's variables (all of them, as the Estimator's checkpoints do)
-    outside the checkpoint rotation; returns the checkpoint prefix."""
+    """Puts the training session's variables (all of them, as the Estimator's checkpoints do)
+    outside the checkpoint rotation; returns the checkpoint prefix. When this session's saver
+    has just written the same step (by default evaluations fall on save steps), its files are
+    hard-linked rather than written again."""
     shutil.rmtree(self._candidate_dir, ignore_errors=True)
     os.makedirs(self._candidate_dir)
+    saved = self._saved_checkpoint_at(step) if self._saved_checkpoint_at else None
+    if saved is not None:
+      linked = link_checkpoint(saved, self._candidate_dir)
+      if linked is not None:
+        return linked
     saver = tf.get_collection(tf.GraphKeys.SAVERS)[0]
     return saver.save(session, os.path.join(self._candidate_dir, "model.ckpt"), global_step=step,
                       write_meta_graph=False, write_state=False)

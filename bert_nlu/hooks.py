@@ -24,6 +24,8 @@ class ExamplesPerSecondHook(tf.estimator.SessionRunHook):
 
   `train_seconds` counts only time spent in training session.run calls (not evaluation, not
   checkpointing), so `examples_per_second()` is the trainer's own throughput.
+  `session_ready_time` and `first_step_end_time` (time.time(), None until then) mark the start-up:
+  the training session created (variables initialised or restored) and its first step done.
   """
 
   def __init__(self, batch_size: int, every_n_steps: int, output_dir: str):
@@ -32,6 +34,8 @@ class ExamplesPerSecondHook(tf.estimator.SessionRunHook):
     self._output_dir = output_dir
     self.train_seconds = 0.0
     self.train_steps = 0
+    self.session_ready_time: Optional[float] = None
+    self.first_step_end_time: Optional[float] = None
 
   def begin(self):
     self._global_step = tf.train.get_global_step()
@@ -39,12 +43,17 @@ class ExamplesPerSecondHook(tf.estimator.SessionRunHook):
     self._window_seconds = 0.0
     self._window_steps = 0
 
+  def after_create_session(self, session, coord):  # pylint: disable=unused-argument
+    self.session_ready_time = time.time()
+
   def before_run(self, run_context):
     self._start = time.perf_counter()
     return tf.estimator.SessionRunArgs(self._global_step)
 
   def after_run(self, run_context, run_values):
     elapsed = time.perf_counter() - self._start
+    if self.first_step_end_time is None:
+      self.first_step_end_time = time.time()
     self.train_seconds += elapsed
     self.train_steps += 1
     self._window_seconds += elapsed
@@ -365,6 +374,56 @@ class NonFiniteGuardHook(tf.estimator.SessionRunHook):
       raise NonFiniteLossError(step, float(values["loss"]),
                                float(values["gradient_norm"]),
                                tf.train.latest_checkpoint(self._model_dir))
+
+
+class PeriodicCheckpointSaverHook(tf.estimator.CheckpointSaverHook):
+  """The Estimator's CheckpointSaverHook without its work before the first step.
+
+  Once the session exists, the base class writes graph.pbtxt (the training graph as text: ~5 MB
+  and seconds of CPU for MiniLM) and saves the state training starts from: step 0 of a fresh run
+  (the initial weights, which a rerun rebuilds identically from the init checkpoint and the seed)
+  or, resuming, the checkpoint just restored (the same values again). A killed run needs neither:
+  it resumes from its newest periodic checkpoint, or starts over from the same initial state.
+  Here the graph goes to TensorBoard (the events file, as the base class also writes it) and the
+  first save is the first periodic one; the saves every save_steps and at the end, each with its
+  .meta, are the base class's.
+
+  It also reads the global step only when a save is due (the base class, built for TPU loops of
+  many steps per session.run, runs the session for it after every step).
+
+  Not for Estimator train_and_evaluate: its evaluation listener skips the first save it sees,
+  assuming it is the one before the first step.
+  """
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self._set_steps_per_run(1)  # one training step per session.run
+
+  def after_create_session(self, session, coord):  # pylint: disable=unused-argument
+    self._summary_writer.add_graph(tf.get_default_graph())
+    self._timer.update_last_triggered_step(int(session.run(self._global_step_tensor)))
+
+
+class SavedCheckpointsListener(tf.estimator.CheckpointSaverListener):
+  """Records the checkpoints a CheckpointSaverHook writes in this session.
+
+  `checkpoint_at(step)` is the prefix of this session's save of global step `step`, or None: the
+  training session's state at that step is already on disk there (the in-process evaluator links
+  it as a new best's checkpoint instead of saving the same values again).
+  """
+
+  def __init__(self, model_dir: str):
+    self._model_dir = model_dir
+    self._saved: Dict[int, str] = {}
+
+  def after_save(self, session, global_step_value):  # pylint: disable=unused-argument
+    latest = tf.train.latest_checkpoint(self._model_dir)
+    if latest and latest.endswith(f"-{int(global_step_value)}"):
+      self._saved[int(global_step_value)] = latest
+
+  def checkpoint_at(self, step: int) -> Optional[str]:
+    prefix = self._saved.get(step)
+    return prefix if prefix and os.path.exists(prefix + ".index") else None
 
 
 class TrainingInterrupted(Exception):

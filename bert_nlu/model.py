@@ -160,8 +160,15 @@ def parameter_counts(task, bert_config: modeling.BertConfig,
     features = {name: tf.placeholder(tf.int32, [None, None], name=name)
                 for name in ("input_ids", "input_mask", "segment_ids")}
     build_network(task, bert_config, model_config, features, is_training=False)
-    return {"parameters": _size(tf.global_variables()),
-            "trainable_parameters": _size(tf.trainable_variables())}
+    return network_parameter_counts(tf.global_variables())
+
+
+def network_parameter_counts(network_variables: Sequence[tf.Variable]) -> Dict[str, int]:
+  """`parameter_counts` of the network whose variables (built by `build_network` in the current
+  graph) are `network_variables`; the trainable ones are those in the graph's collection."""
+  trainable = {v.name for v in tf.trainable_variables()}
+  return {"parameters": _size(network_variables),
+          "trainable_parameters": _size([v for v in network_variables if v.name in trainable])}
 
 
 def _size(variables: Sequence[tf.Variable]) -> int:
@@ -176,7 +183,8 @@ def model_fn_builder(task,
                      num_warmup_steps: int,
                      eval_gold_examples: Optional[Sequence] = None,
                      profile_config: Optional[ProfileConfig] = None,
-                     profile_dir: str = ""):
+                     profile_dir: str = "",
+                     parameter_counts_out: Optional[Dict[str, int]] = None):
   """Returns model_fn(features, labels, mode, params) for tf.estimator.Estimator.
 
   Args:
@@ -189,6 +197,8 @@ def model_fn_builder(task,
       (metrics are computed on their words).
     profile_config, profile_dir: step profiling; hooks are built only when steps are set (they
       must be created inside model_fn, in the training graph).
+    parameter_counts_out: if given, filled with the `parameter_counts` of the network each time
+      model_fn builds it (the trainer reports them without building the network a second time).
   """
 
   def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
@@ -196,6 +206,8 @@ def model_fn_builder(task,
     existing = {v.name for v in tf.global_variables()}
     logits = build_network(task, bert_config, model_config, features, is_training)
     network_variables = [v for v in tf.global_variables() if v.name not in existing]
+    if parameter_counts_out is not None:
+      parameter_counts_out.update(network_parameter_counts(network_variables))
     predictions = task.build_predictions(logits, features)
     # EVAL and PREDICT (hence checkpoint selection and the export) read the averaged weights.
     scaffold = None

@@ -127,13 +127,14 @@ def read_corpus(config: RunConfig, split_names: Sequence[str]):
 
 
 def resolve_max_seq_length(config: RunConfig, splits: Dict[str, Split],
-                           position_limit: int):
+                           position_limit: int, tokenizer=None):
   """Reports truncation per split and resolves --max_seq_length=auto.
 
   With config.data.auto_max_seq_length the length becomes the smallest that truncates no
   train/dev/test example (test is read for this if it is not evaluated), capped at
   `position_limit` and config.data.max_seq_length. A split that still loses words gets a warning
-  naming the lengths that cover 100% and 99.9% of the examples.
+  naming the lengths that cover 100% and 99.9% of the examples. `tokenizer`: the run's (default:
+  a new one).
 
   Returns:
     (config with the resolved max_seq_length, {split: LengthReport at that length}).
@@ -141,7 +142,7 @@ def resolve_max_seq_length(config: RunConfig, splits: Dict[str, Split],
   data = config.data
   if data.task == GLUE_TASK:  # pairs are counted as they are truncated (tfrecords.CachedSplit)
     return config, {}
-  tokenizer = make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
+  tokenizer = tokenizer or make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
   length_splits = dict(splits)
   if data.auto_max_seq_length and "test" not in length_splits and data.corpus_format == "seq":
     length_splits.update(read_splits(config, ["test"]))
@@ -167,10 +168,12 @@ def length_summary(reports) -> Dict[str, Dict]:
                  "covers_99_9": r.covering_length(0.999)} for name, r in reports.items()}
 
 
-def build_caches(config: RunConfig, splits: Dict[str, Split], label_maps) -> PreparedData:
-  """Builds or reuses the TFRecord cache of every split (in the task's feature encoding)."""
+def build_caches(config: RunConfig, splits: Dict[str, Split], label_maps,
+                 tokenizer=None) -> PreparedData:
+  """Builds or reuses the TFRecord cache of every split (in the task's feature encoding), with
+  `tokenizer` (default: a new one; the run's, whose memory of pieces the length report filled)."""
   task = make_task(config, label_maps)
-  tokenizer = make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
+  tokenizer = tokenizer or make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
   caches = {
       name: tfrecords.build_or_load(
           split, tokenizer, label_maps, config.model.vocab_file, config.model.do_lower_case,
@@ -236,10 +239,11 @@ def make_placement(config: RunConfig) -> distribute.Placement:
 
 def build_estimator(config: RunConfig, task, bert_config, num_train_steps: int,
                     num_warmup_steps: int, eval_gold_examples, bf16_active: bool = False,
+                    parameter_counts_out: Optional[Dict[str, int]] = None,
                     placement: Optional[distribute.Placement] = None) -> tf.estimator.Estimator:
   """The Estimator of the run; `bf16_active` turns on the bfloat16 rewrite in its sessions
-  (`cpu_features.detect_bf16_support(config.model.bf16).active`); `placement` (training only)
-  distributes training.
+  (`cpu_features.detect_bf16_support(config.model.bf16).active`); `parameter_counts_out`: see
+  `model_fn_builder`; `placement` (training only) distributes training.
 
   Evaluation and prediction always run on one device: the whole-set metrics collect every
   prediction of the set in one process.
@@ -260,7 +264,8 @@ def build_estimator(config: RunConfig, task, bert_config, num_train_steps: int,
           placement.cpu_devices))
   model_fn = model_fn_builder(task, bert_config, config.model, train, num_train_steps,
                               num_warmup_steps, eval_gold_examples=eval_gold_examples,
-                              profile_config=config.profile, profile_dir=config.profile_dir)
+                              profile_config=config.profile, profile_dir=config.profile_dir,
+                              parameter_counts_out=parameter_counts_out)
   return tf.estimator.Estimator(model_fn=model_fn, config=run_config)
 
 
@@ -324,13 +329,16 @@ def _stop_on_signals(stop_request: hooks.StopRequest):
 
 def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
                        bf16_active: bool = False,
+                       parameter_counts_out: Optional[Dict[str, int]] = None,
                        placement: Optional[distribute.Placement] = None) -> Dict:
   """Trains with periodic dev evaluation (in bfloat16 if `bf16_active`); returns a training
-  summary.
+  summary. `parameter_counts_out` is filled when the training graph is built (see
+  `model_fn_builder`; not if training was already complete).
 
   placement: from `make_placement` (default: built here); a multi-worker strategy must be built
   before the process runs its first TensorFlow op, so `run` builds it first.
   """
+  started = time.time()
   train = config.train
   if train.distribution != "none" and train.evaluator == "in_process":
     raise ValueError(f"distribution={train.distribution!r} needs evaluator='checkpoint': "
@@ -342,7 +350,7 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
   dev_gold = prepared.splits["dev"].examples
   placement = placement or make_placement(config)
   estimator = build_estimator(config, task, bert_config, num_train_steps, num_warmup_steps,
-                              dev_gold, bf16_active, placement)
+                              dev_gold, bf16_active, parameter_counts_out, placement)
   assets = _write_run_files(config, prepared.label_maps)
   max_seq_length = config.data.max_seq_length
   train_input_fn = input_pipeline.make_input_fn(
@@ -381,14 +389,6 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
       speed_hook,
       progress_hook,
   ]
-  if train.distribution != "multi_worker":
-    # The periodic saver runs after the guard: a step with non-finite weights is never saved.
-    # (Left to itself the Estimator makes its own saver a chief hook, which runs before every
-    # TrainSpec hook and would save the bad state when a save falls due at that step.) Under a
-    # multi-worker strategy the Estimator's saver already runs after the training hooks, and on
-    # every worker (the save may hold collective ops; non-chief workers write to tmp_worker_N).
-    train_hooks.append(tf.estimator.CheckpointSaverHook(config.output_dir,
-                                                        save_steps=train.save_checkpoints_steps))
   start = time.time()
   # In a cluster the evaluator evaluates; the chief only when it also does the final evaluation
   # (no evaluator task: the launcher passes --norun_eval to training tasks when there is one).
@@ -396,14 +396,26 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
   evaluates = cluster_task != "worker" and (cluster_task != "chief" or config.run_eval)
   evaluation_summary = {}
   if train.evaluator == "in_process":
+    saved_checkpoints = hooks.SavedCheckpointsListener(config.output_dir)
     evaluator_hook = evaluation.InProcessEvaluatorHook(
         estimator, dev_input_fn,
         functools.partial(optimization.eval_restore_map, train.weight_average_decay),
         every_n_steps=train.evaluation_interval, exporter=exporter,
-        early_stopping_evals=train.early_stopping_evals, steps=train.eval_steps, name=EVAL_NAME)
-    train_hooks.append(evaluator_hook)  # after speed_hook: evaluation is not training time
-    if checkpoints.latest_step(config.output_dir) >= num_train_steps:
-      # Complete already (no training hook will run): a kill before its final evaluation.
+        early_stopping_evals=train.early_stopping_evals, steps=train.eval_steps, name=EVAL_NAME,
+        saved_checkpoint_at=saved_checkpoints.checkpoint_at)
+    train_hooks += [
+        # The periodic saver runs after the guard: a step with non-finite weights is never
+        # saved. (Left to itself the Estimator makes its own saver a chief hook, which runs
+        # before every TrainSpec hook and would save the bad state when a save falls due.)
+        hooks.PeriodicCheckpointSaverHook(config.output_dir,
+                                          save_steps=train.save_checkpoints_steps,
+                                          listeners=[saved_checkpoints]),
+        evaluator_hook,  # after speed_hook (not training time) and the saver (links its saves)
+    ]
+    latest_step = checkpoints.latest_step(config.output_dir)
+    if latest_step >= num_train_steps or latest_step % train.evaluation_interval == 0:
+      # A kill between saving a checkpoint due for evaluation and evaluating it (the hook
+      # evaluates only steps it trains), or complete already (no training hook will run).
       _evaluate_latest_if_missed(estimator, exporter, dev_input_fn, train.eval_steps)
     with _stop_on_signals(stop_request):
       estimator.train(train_input_fn, max_steps=num_train_steps, hooks=train_hooks)
@@ -414,6 +426,13 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
         "best_model_io_seconds": evaluator_hook.export_seconds,
     }
   else:
+    # The Estimator's own hook: its evaluation listener expects the save before the first step.
+    # Under a multi-worker strategy the Estimator's saver already runs after the training hooks,
+    # and on every worker (the save may hold collective ops; non-chief workers write to
+    # tmp_worker_N).
+    if train.distribution != "multi_worker":
+      train_hooks.append(tf.estimator.CheckpointSaverHook(
+          config.output_dir, save_steps=train.save_checkpoints_steps))
     _train_and_evaluate_checkpoints(estimator, config, num_train_steps, exporter,
                                     task.selection_metric, train_input_fn, dev_input_fn,
                                     train_hooks, stop_request, evaluates)
@@ -430,8 +449,19 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
       "train_step_seconds": speed_hook.train_seconds,
       "fp16_skipped_steps": guard_hook.skipped_steps,
       "wall_seconds": wall_seconds,
+      # Start-up of this session: graph construction + session creation (initialisation,
+      # warm start or restore), then the first step (its graph optimisation included).
+      "startup_seconds": _startup_seconds(started, speed_hook),
+      "first_step_end_unix_time": speed_hook.first_step_end_time,
       **evaluation_summary,
   }
+
+
+def _startup_seconds(started: float, speed_hook: hooks.ExamplesPerSecondHook) -> Dict:
+  """{"graph_and_session", "first_step"} seconds from `started` (None where not reached)."""
+  ready, first = speed_hook.session_ready_time, speed_hook.first_step_end_time
+  return {"graph_and_session": None if ready is None else ready - started,
+          "first_step": None if first is None or ready is None else first - ready}
 
 
 class PredictionSpeed:
@@ -560,6 +590,7 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
   run_manifest.json must be compatible with `config` (else IncompatibleRunError lists the
   differing keys), unless `overwrite_output_dir` clears it first.
   """
+  started_unix_time = time.time()
   eval_splits = evaluation_splits(config)
   # First: a multi-worker strategy configures collectives, which must precede any TF op.
   placement = make_placement(config) if config.run_train else None
@@ -577,8 +608,9 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
   with contextlib.nullcontext() if secondary else run_dir.RunDirectoryLock(config.output_dir):
     splits, label_maps = read_corpus(config, eval_splits)
     bert_config = encoder_config(config.model)
+    tokenizer = make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
     config, length_reports = resolve_max_seq_length(config, splits,
-                                                    bert_config.max_position_embeddings)
+                                                    bert_config.max_position_embeddings, tokenizer)
     manifest = run_dir.build_manifest(
         config.to_json_dict(), run_dir.fingerprint_splits(splits), label_maps.to_json_dict(),
         run_dir.model_shape_from_bert_config(bert_config.to_dict(),
@@ -587,13 +619,13 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
               run_dir.check_or_record_manifest(config.output_dir, manifest, overwrite_output_dir))
     tf.logging.info("Run directory %s: %s", config.output_dir, status)
     phase_done("read_corpus")
-    prepared = build_caches(config, splits, label_maps)
+    prepared = build_caches(config, splits, label_maps, tokenizer)
     phase_done("data_cache")
     # Decided once per run: a --bf16 that cannot run here warns once and runs float32.
     precision = cpu_features.detect_bf16_support(config.model.bf16)
     results: Dict = {"max_seq_length": config.data.max_seq_length,
-                     "truncation": length_summary(length_reports),
-                     "model": parameter_counts(prepared.task, bert_config, config.model)}
+                     "truncation": length_summary(length_reports)}
+    counts = {}  # the training graph's, else (no training this time) a network built for them
     if config.data.task != GLUE_TASK:
       results["train_intent_counts"] = limit.intent_counts(splits["train"])
     if config.run_train:
@@ -616,9 +648,10 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
             config.model, init_checkpoint=results["warm_start"]["checkpoint"]))
       with memory.PeakMemory() as training_memory:
         results["training"] = train_and_evaluate(training_config, prepared, bert_config,
-                                                 precision.active, placement)
+                                                 precision.active, counts, placement)
       results["memory"] = {"training": training_memory.result()}
       phase_done("train_and_evaluate")
+    results["model"] = counts or parameter_counts(prepared.task, bert_config, config.model)
     if config.run_eval:
       with memory.PeakMemory() as evaluation_memory:
         results.update(evaluate_best(config, prepared, bert_config, eval_splits,
@@ -627,6 +660,7 @@ def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
       phase_done("evaluate_best")
       # Wall time of each phase of this invocation (the process's imports come before).
       results["phase_seconds"] = phase_seconds
+      results["run_started_unix_time"] = started_unix_time  # imports and flags come before
       results["precision"] = precision.to_json_dict()
       results["config"] = config.to_json_dict()
       io_utils.atomic_write_json(os.path.join(config.output_dir, RESULTS_FILE), results)

@@ -83,7 +83,9 @@ def test_evaluation_interval_is_not_the_checkpoint_interval(runs):
   config, results, _ = runs["in_process"]
   state = tf.train.get_checkpoint_state(config.output_dir)
   steps = sorted(int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths)
-  assert steps == [0, NUM_STEPS]  # the initial and final ones: no checkpoint per evaluation
+  # The final one only: none before the first step (hooks.PeriodicCheckpointSaverHook), none per
+  # evaluation.
+  assert steps == [NUM_STEPS]
   assert results["training"]["evaluations_this_session"] == 3
   events = glob.glob(os.path.join(config.output_dir, "eval_dev", "events.*"))
   scalars = {}
@@ -109,3 +111,61 @@ def test_best_export_and_checkpoint_written_only_on_improvement(runs):
   assert os.path.exists(best["checkpoint"] + ".index")
   # The candidate checkpoint was moved into best_checkpoint/step-N, not left behind.
   assert not glob.glob(os.path.join(config.output_dir, "best_checkpoint", ".candidate", "*"))
+
+
+@pytest.fixture(scope="module")
+def saver_runs(tiny_bert_dir, tiny_corpus_dir, tmp_path_factory):
+  """The same tiny run (evaluation at every save, the default) twice: "reference" with the
+  Estimator's own CheckpointSaverHook (a save and graph.pbtxt before the first step) and every
+  new best saved again; "trained" as train.py runs today (no save before the first step; a new
+  best at a save step links that save). {name: (config, results)}."""
+  out = {}
+  for name in ("reference", "trained"):
+    config = testing.tiny_run_config(
+        tiny_bert_dir, tiny_corpus_dir, str(tmp_path_factory.mktemp(name)), num_train_epochs=2,
+        save_checkpoints_steps=EVAL_EVERY, save_summary_steps=10, keep_checkpoint_max=5)
+    with pytest.MonkeyPatch.context() as patch:
+      if name == "reference":
+        patch.setattr(hooks, "PeriodicCheckpointSaverHook", tf.estimator.CheckpointSaverHook)
+        patch.setattr(hooks.SavedCheckpointsListener, "checkpoint_at", lambda self, step: None)
+      out[name] = (config, train.run(config))
+  return out
+
+
+def test_no_save_before_the_first_step_changes_no_metric(saver_runs):
+  (reference, reference_results), (trained, results) = saver_runs["reference"], saver_runs["trained"]
+  assert _evaluated(trained) == _evaluated(reference)
+  assert sorted(_evaluated(trained)) == [8, 16, NUM_STEPS]
+  assert results["best_step"] == reference_results["best_step"]
+  assert results["splits"]["dev"] == {
+      **reference_results["splits"]["dev"],
+      "prediction_examples_per_second": results["splits"]["dev"]["prediction_examples_per_second"]}
+  # The kept best checkpoint holds the same values, linked or saved.
+  best, reference_best = (tf.train.load_checkpoint(hooks.read_best(c.output_dir)["checkpoint"])
+                          for c in (trained, reference))
+  names = sorted(best.get_variable_to_shape_map())
+  assert names == sorted(reference_best.get_variable_to_shape_map())
+  for name in names:
+    assert (best.get_tensor(name) == reference_best.get_tensor(name)).all(), name
+
+
+def test_checkpoints_are_the_periodic_ones_and_a_best_at_a_save_step_is_linked(saver_runs):
+  (reference, _), (trained, _) = saver_runs["reference"], saver_runs["trained"]
+
+  def saved_steps(config):
+    state = tf.train.get_checkpoint_state(config.output_dir)
+    return sorted(int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths)
+
+  assert saved_steps(reference) == [0, 8, 16, NUM_STEPS]
+  assert saved_steps(trained) == [8, 16, NUM_STEPS]
+  assert os.path.exists(os.path.join(reference.output_dir, "graph.pbtxt"))
+  assert not os.path.exists(os.path.join(trained.output_dir, "graph.pbtxt"))
+  best = hooks.read_best(trained.output_dir)
+  kept = glob.glob(best["checkpoint"] + ".data-*")
+  saved = glob.glob(os.path.join(trained.output_dir, f"model.ckpt-{best['step']}.data-*"))
+  assert len(kept) == len(saved) == 1
+  assert os.path.samefile(kept[0], saved[0])  # one file on disk, two names
+  # TensorBoard still gets the training graph.
+  graphs = [event for path in glob.glob(os.path.join(trained.output_dir, "events.*"))
+            for event in tf.train.summary_iterator(path) if event.graph_def]
+  assert graphs

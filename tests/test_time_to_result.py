@@ -63,3 +63,22 @@ def test_evaluation_interval_of_the_timed_command():
   Args.recipe = "snips_published"
   published = time_to_result.ours_command(Args, "/c", "/o", "in_process", 409)
   assert "--flagfile=configs/snips.cfg" in published and "--eval_every_steps=400" in published
+
+
+def test_startup_split_runs_from_the_command_to_the_first_step():
+  results = {"run_started_unix_time": 1003.0,
+             "phase_seconds": {"read_corpus": 1.5, "data_cache": 0.5, "train_and_evaluate": 50.0,
+                               "evaluate_best": 4.0},
+             "training": {"startup_seconds": {"graph_and_session": 6.0, "first_step": 2.0},
+                          "first_step_end_unix_time": 1013.0}}
+  split = time_to_result.startup_split(results, launched=1000.0)
+  assert split == {"imports_and_flags": 3.0, "data_preparation": 2.0, "graph_and_session": 6.0,
+                   "first_step": 2.0, "command_to_first_step": 13.0}
+  runs = [dict(_run("ours (in_process)", cache, 60.0, 40.0, 100.0),
+               startup=dict(split, command_to_first_step=total))
+          for cache, total in (("cold", 20.0), ("warm", 13.0), ("warm", 15.0))]
+  startup = time_to_result.summarize(runs)["ours (in_process)"]["startup_seconds"]
+  assert startup["warm_cache_median"]["command_to_first_step"] == 14.0
+  assert startup["cold_cache"]["command_to_first_step"] == 20.0
+  table = time_to_result.format_table({"summary": time_to_result.summarize(runs)})
+  assert "start-up, warm cache median: imports_and_flags 3.0s" in table

@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from bert_nlu import hooks, metrics, testing, train
+from bert_nlu import encoder, hooks, metrics, model, testing, train
+from bert_nlu.data.labels import LabelMaps
 from bert_nlu.predict import NluPredictor, predict_lines
 from bert_nlu.tasks.nlu import EVAL_METRIC_NAMES, NluTask
 
@@ -90,6 +91,10 @@ def test_results_file_holds_best_checkpoint_metrics_for_dev_and_test(trained):
   for split in saved["splits"].values():
     assert split["prediction_examples_per_second"] > 0
   assert saved["model"]["parameters"] == saved["model"]["trainable_parameters"] > 0
+  # Counted on the training graph: the same as on a network built apart for them.
+  assert saved["model"] == model.parameter_counts(
+      train.make_task(config, LabelMaps.load(os.path.join(config.output_dir, "label_maps.json"))),
+      encoder.load_bert_config(config.model.bert_config_file), config.model)
   assert sum(saved["train_intent_counts"].values()) == 150
   for phase in ("training", "evaluation"):
     assert saved["memory"][phase]["peak_rss_mb"] > 100  # TensorFlow alone takes more

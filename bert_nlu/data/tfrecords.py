@@ -165,11 +165,12 @@ def _entry_paths(cache_dir: str, split_name: str, key: str):
 def count_valid_records(path: str) -> int:
   """Records in a TFRecord file, -1 if any record fails its CRC check or the file is cut short.
 
-  Reading every record costs well under a second for SNIPS-sized caches and catches flipped bytes
-  before training would stop on them.
+  Every record is read and its CRCs checked (TensorFlow's C++ record reader), which catches
+  flipped bytes before training would stop on them: tens of milliseconds for SNIPS (iterating a
+  tf.data.TFRecordDataset in Python took about a second).
   """
   try:
-    return sum(1 for _ in tf.data.TFRecordDataset(path))
+    return sum(1 for _ in tf.io.tf_record_iterator(path))
   except (tf.errors.DataLossError, tf.errors.OutOfRangeError):
     return -1
 
