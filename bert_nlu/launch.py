@@ -5,7 +5,7 @@
 runs `run_bert_nlu.py <flags> --distribution=multi_worker` once per task, each with the TF_CONFIG a
 host of a real cluster would get (see README, "Training on several GPUs or machines"): the chief
 (worker 0 of the collective, writes checkpoints and the run manifest), `--workers - 1` workers and,
-unless --noevaluator, an evaluator that evaluates every checkpoint and does the final evaluation
+unless --noevaluator_task, an evaluator that evaluates every checkpoint and does the final evaluation
 (the training tasks then get --norun_eval). Ports are free ports of 127.0.0.1 only. Each task's
 output goes to <task_log_dir>/<task>.log. The launcher waits for all tasks; when one fails, or after
 --timeout_secs, it terminates the others (SIGTERM, then SIGKILL) and exits non-zero. Its exit code
@@ -24,7 +24,7 @@ from typing import Dict, List, Sequence
 from absl import app, flags
 
 flags.DEFINE_integer("workers", 2, "Training tasks: the chief + (workers - 1) workers.")
-flags.DEFINE_bool("evaluator", True, "Also start an evaluator task.")
+flags.DEFINE_bool("evaluator_task", True, "Also start an evaluator task.")
 flags.DEFINE_string("task_log_dir", "launch_logs", "Where each task's output goes (<task>.log).")
 flags.DEFINE_float("timeout_secs", 3600, "Terminate every task after this long.")
 FLAGS = flags.FLAGS
@@ -136,7 +136,8 @@ def main(argv):
     raise app.UsageError(f"--timeout_secs must be > 0, got {FLAGS.timeout_secs}")
   if any(f.startswith("--distribution") for f in run_flags):
     raise app.UsageError("the launcher sets --distribution=multi_worker itself")
-  return launch(FLAGS.workers, FLAGS.evaluator, run_flags, FLAGS.task_log_dir, FLAGS.timeout_secs)
+  return launch(FLAGS.workers, FLAGS.evaluator_task, run_flags, FLAGS.task_log_dir,
+                FLAGS.timeout_secs)
 
 
 if __name__ == "__main__":
