@@ -14,6 +14,7 @@ import math
 import os
 import re
 import sys
+import threading
 
 from absl import app, flags
 
@@ -617,6 +618,7 @@ def main(argv):
   from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
   tf.logging.set_verbosity(tf.logging.INFO if verbose else tf.logging.WARN)
   run_config = build_run_config()
+  threading.excepthook = _quiet_event_writer_errors(threading.excepthook)
   try:
     train.run(run_config, overwrite_output_dir=FLAGS.overwrite_output_dir)
     if run_config.run_predict:
@@ -636,6 +638,14 @@ def main(argv):
   except OSError as e:  # unwritable or full disk, missing file: say which path and why
     print(f"error: {e.filename or ''}: {e.strerror or e}".strip(": "), file=sys.stderr)
     return 2
+  except (IndexError, RuntimeError) as e:
+    # TensorFlow's TensorBoard event writer re-raises a failed write (full disk, file size limit)
+    # at its next flush as the error its status maps to (EFBIG: IndexError).
+    if _EVENT_WRITE_FAILURE not in str(e):
+      raise
+    print(f"error: TensorFlow could not write TensorBoard events: {str(e).splitlines()[0]}",
+          file=sys.stderr)
+    return 2
   except tf.errors.OpError as e:  # e.g. a truncated or corrupt checkpoint, disk full in TF's writer
     lines = [line for line in e.message.splitlines() if line.strip()
              and not line.startswith((" ", "\t", "Detected at", "Node:", "Graph execution"))]
@@ -643,6 +653,21 @@ def main(argv):
           f"{lines[-1] if lines else e.message}", file=sys.stderr)
     return 2
   return 0
+
+
+_EVENT_WRITE_FAILURE = "Failed to flush"  # TensorFlow's EventFileWriter, on a failed write
+
+
+def _quiet_event_writer_errors(default_hook):
+  """A threading.excepthook that leaves a failed write of TensorFlow's event writer thread to the
+  main thread (which gets the same error at the writer's next flush and reports it as one line);
+  every other thread's exception goes to `default_hook`."""
+  def hook(args):
+    if type(args.thread).__name__ == "_EventLoggerThread" and isinstance(
+        args.exc_value, (IndexError, RuntimeError, OSError)):
+      return
+    default_hook(args)
+  return hook
 
 
 def _describe_op_error(error) -> str:

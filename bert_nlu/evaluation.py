@@ -53,18 +53,22 @@ def write_eval_summary(eval_dir: str, result: Dict, step: int) -> None:
   writer.flush()
 
 
-def link_checkpoint(prefix: str, directory: str) -> Optional[str]:
-  """Hard-links the files of checkpoint `prefix` into the empty `directory`; returns the new
-  prefix, or None (and `directory` emptied again) if the file system cannot link them."""
-  linked = []
+def copy_checkpoint(prefix: str, directory: str) -> Optional[str]:
+  """Copies the files of checkpoint `prefix` into the empty `directory`; returns the new prefix,
+  or None (and `directory` emptied again) if they cannot be copied.
+
+  A copy, not a hard link: the best checkpoint is kept apart from the rotated ones, so damage to
+  a rotated checkpoint's file (e.g. the newest one, truncated) must not reach it.
+  """
+  copied = []
   try:
     for path in sorted(glob.glob(prefix + ".*")):
       target = os.path.join(directory, os.path.basename(path))
-      os.link(path, target)
-      linked.append(target)
+      shutil.copyfile(path, target)
+      copied.append(target)
   except OSError as e:
-    tf.logging.info("Cannot link %s (%s); saving the checkpoint again", prefix, e)
-    for path in linked:
+    tf.logging.info("Cannot copy %s (%s); saving the checkpoint again", prefix, e)
+    for path in copied:
       os.remove(path)
     return None
   return os.path.join(directory, os.path.basename(prefix))
@@ -153,7 +157,7 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
     name: evaluation name; TensorBoard events go to <model_dir>/eval_<name>/.
     saved_checkpoint_at: step -> prefix of a checkpoint this training session saved at that
       step, or None (`hooks.SavedCheckpointsListener.checkpoint_at`); a new best at such a step
-      hard-links those files instead of saving the same values again.
+      copies those files instead of saving the same values again from the session.
   """
 
   def __init__(self, estimator: tf.estimator.Estimator, input_fn: Callable,
@@ -249,14 +253,14 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
     """Puts the training session's variables (all of them, as the Estimator's checkpoints do)
     outside the checkpoint rotation; returns the checkpoint prefix. When this session's saver
     has just written the same step (by default evaluations fall on save steps), its files are
-    hard-linked rather than written again."""
+    copied rather than saved again from the session."""
     shutil.rmtree(self._candidate_dir, ignore_errors=True)
     os.makedirs(self._candidate_dir)
     saved = self._saved_checkpoint_at(step) if self._saved_checkpoint_at else None
     if saved is not None:
-      linked = link_checkpoint(saved, self._candidate_dir)
-      if linked is not None:
-        return linked
+      copied = copy_checkpoint(saved, self._candidate_dir)
+      if copied is not None:
+        return copied
     saver = tf.get_collection(tf.GraphKeys.SAVERS)[0]
     return saver.save(session, os.path.join(self._candidate_dir, "model.ckpt"), global_step=step,
                       write_meta_graph=False, write_state=False)

@@ -77,6 +77,7 @@ INCOMPATIBLE_KEYS = (
     "model_shape",
     "model_files",
     "config.model.do_lower_case",
+    "config.model.hub_module",  # the encoder itself
     "config.model.num_hidden_layers",
     "config.model.train_layers_from",  # which variables have optimizer slots
     "config.model.random_init",  # the initial weights

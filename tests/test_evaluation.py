@@ -164,7 +164,10 @@ def test_checkpoints_are_the_periodic_ones_and_a_best_at_a_save_step_is_linked(s
   kept = glob.glob(best["checkpoint"] + ".data-*")
   saved = glob.glob(os.path.join(trained.output_dir, f"model.ckpt-{best['step']}.data-*"))
   assert len(kept) == len(saved) == 1
-  assert os.path.samefile(kept[0], saved[0])  # one file on disk, two names
+  # A copy of the save (the same bytes), not a second name of it: damage to the rotated
+  # checkpoint must not reach the best one.
+  assert not os.path.samefile(kept[0], saved[0])
+  assert open(kept[0], "rb").read() == open(saved[0], "rb").read()
   # TensorBoard still gets the training graph.
   graphs = [event for path in glob.glob(os.path.join(trained.output_dir, "events.*"))
             for event in tf.train.summary_iterator(path) if event.graph_def]

@@ -60,7 +60,8 @@ def test_damaged_newest_run_checkpoint_is_set_aside_and_the_previous_used(
     tiny_bert_dir, tiny_corpus_dir, tmp_path):
   from bert_nlu.compat import tf
   output_dir = str(tmp_path / "run")
-  first = _run(_command(tiny_bert_dir, tiny_corpus_dir, output_dir, epochs=1))
+  # Two epochs: two periodic checkpoints (no checkpoint is saved before the first step).
+  first = _run(_command(tiny_bert_dir, tiny_corpus_dir, output_dir, epochs=2))
   assert first.returncode == 0, first.stderr[-3000:]
   latest = tf.train.latest_checkpoint(output_dir)
   state = tf.train.get_checkpoint_state(output_dir)
@@ -69,7 +70,7 @@ def test_damaged_newest_run_checkpoint_is_set_aside_and_the_previous_used(
                if p.startswith(os.path.basename(latest) + ".data")][0]
   with open(os.path.join(output_dir, data_file), "r+b") as f:
     f.truncate(100)
-  second = _run(_command(tiny_bert_dir, tiny_corpus_dir, output_dir, epochs=2))
+  second = _run(_command(tiny_bert_dir, tiny_corpus_dir, output_dir, epochs=3))
   assert second.returncode == 0, second.stderr[-3000:]
   assert "is damaged" in second.stderr
   assert f"Restoring parameters from {previous}" in second.stderr
