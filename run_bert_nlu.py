@@ -58,7 +58,8 @@ flags.DEFINE_multi_string("limit_data", [], "INTENT,COUNT: train on COUNT exampl
 flags.DEFINE_bool("resample", True, "With --limit_data: repeat each limited intent's kept "
                   "examples up to its original count, so every intent is seen about as often.")
 flags.DEFINE_integer("train_examples", 0, "Train on this many training examples (any task), the "
-                     "same ones for every --seed; 0 = all. Dev and test stay complete.", lower_bound=0)
+                     "same ones for every --seed; 0 = all. Dev and test stay complete.",
+                     lower_bound=0)
 # ---- model
 flags.DEFINE_string("bert_dir", "", "Directory with bert_config.json, vocab.txt, bert_model.ckpt; "
                     "default: the converted all-MiniLM-L6-v2 in $BERT_NLU_CACHE "
@@ -618,7 +619,6 @@ def main(argv):
   from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
   tf.logging.set_verbosity(tf.logging.INFO if verbose else tf.logging.WARN)
   run_config = build_run_config()
-  threading.excepthook = _quiet_event_writer_errors(threading.excepthook)
   try:
     train.run(run_config, overwrite_output_dir=FLAGS.overwrite_output_dir)
     if run_config.run_predict:
@@ -685,6 +685,7 @@ def _tf_errors():
 
 
 def run_main():
+  threading.excepthook = _quiet_event_writer_errors(threading.excepthook)
   app.run(main)
 
 

@@ -100,18 +100,10 @@ def run_corpus(corpus: str, args, seeds) -> dict:
   runs_root = os.path.abspath(args.runs_root)
   data_dir = generate(corpus, args.data_root, runs_root, args.corpus_seed, args.size_ratio)
   name = f"multi_intent_{corpus}"
-  sweep_file = os.path.join(runs_root, f"{name}.sweep")
-  io_utils.atomic_write_text(sweep_file, sweep_text(corpus, name, data_dir, seeds,
-                                                    args.extra_flags))
   code_version = provenance.git_state()
-  command = [sys.executable, "-m", "bert_nlu.sweep", sweep_file, f"--runs_root={runs_root}"]
-  print(f"[{corpus}] {' '.join(command)}", flush=True)
   start = time.time()
-  result = subprocess.run(command, cwd=REPO, check=False)
-  if result.returncode != 0:
-    raise RuntimeError(f"{corpus}: the sweep failed (exit {result.returncode}); run logs: "
-                       f"{runs_root}/runs/<hash>/sweep.log")
-  index = io_utils.read_json(os.path.join(runs_root, name, "index.json"))
+  index, _ = nlu_accuracy.run_sweep(
+      corpus, name, sweep_text(corpus, name, data_dir, seeds, args.extra_flags), runs_root)
   runs = [run_result(entry, os.path.normpath(os.path.join(runs_root, name, entry["run_dir"])))
           for entry in index["runs"]]
   summary = {}

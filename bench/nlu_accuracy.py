@@ -145,21 +145,31 @@ def mean_and_std(per_seed, split: str, keys=HEADLINE) -> dict:
   return summary
 
 
+def run_sweep(label: str, name: str, sweep_text: str, runs_root: str):
+  """Writes <runs_root>/<name>.sweep and trains (or reuses) its runs through the sweep engine.
+
+  Returns:
+    (the sweep's index.json, the command that ran it). Raises RuntimeError if the sweep failed.
+  """
+  os.makedirs(runs_root, exist_ok=True)
+  sweep_file = os.path.join(runs_root, f"{name}.sweep")
+  io_utils.atomic_write_text(sweep_file, sweep_text)
+  command = [sys.executable, "-m", "bert_nlu.sweep", sweep_file, f"--runs_root={runs_root}"]
+  print(f"[{label}] {' '.join(command)}", flush=True)
+  result = subprocess.run(command, cwd=REPO, check=False)
+  if result.returncode != 0:
+    raise RuntimeError(f"{label}: the sweep {name} failed (exit {result.returncode}); run logs: "
+                       f"{runs_root}/runs/<hash>/sweep.log")
+  return io_utils.read_json(os.path.join(runs_root, name, "index.json")), command
+
+
 def run_seeds(corpus: str, seeds, runs_root: str, extra_flags, attempt: str) -> dict:
   """Trains (or reuses) one run per seed through the sweep engine; returns the seeds report."""
   name = f"{corpus}_{attempt}_seeds" if attempt else f"{corpus}_seeds"
-  os.makedirs(runs_root, exist_ok=True)
-  sweep_file = os.path.join(runs_root, f"{name}.sweep")
-  io_utils.atomic_write_text(sweep_file, seeds_sweep_text(corpus, name, seeds, extra_flags))
   code_version = provenance.git_state()
-  command = [sys.executable, "-m", "bert_nlu.sweep", sweep_file, f"--runs_root={runs_root}"]
-  print(f"[{corpus}] {' '.join(command)}", flush=True)
   start = time.time()
-  result = subprocess.run(command, cwd=REPO, check=False)
-  if result.returncode != 0:
-    raise RuntimeError(f"{corpus}: the seeds sweep failed (exit {result.returncode}); run logs: "
-                       f"{runs_root}/runs/<hash>/sweep.log")
-  index = io_utils.read_json(os.path.join(runs_root, name, "index.json"))
+  index, command = run_sweep(corpus, name, seeds_sweep_text(corpus, name, seeds, extra_flags),
+                             runs_root)
   with open(os.path.join(REPO, "configs", f"{corpus}.cfg")) as f:
     flagfile_text = f.read()
   per_seed = []

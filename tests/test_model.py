@@ -29,14 +29,24 @@ def _features(batch=4, seq=6):
   }
 
 
-def _build(tiny_bert_dir, slot_intent_context=False):
+def _task_logits(tiny_bert_dir, task):
+  """`task`'s logits on a tiny BertModel of `_features()`, in the current graph.
+
+  Returns:
+    (logits, features, bert_config).
+  """
   bert_config = encoder.load_bert_config(f"{tiny_bert_dir}/bert_config.json")
   features = _features()
   bert = encoder.build_bert_model(bert_config, False, features["input_ids"],
                                   features["input_mask"], features["segment_ids"])
-  task = NluTask(LABELS, 1.0, slot_intent_context)
   logits = task.build_logits(bert.get_pooled_output(), bert.get_sequence_output(), False, 0.1,
                              0.02)
+  return logits, features, bert_config
+
+
+def _build(tiny_bert_dir, slot_intent_context=False):
+  task = NluTask(LABELS, 1.0, slot_intent_context)
+  logits, features, _ = _task_logits(tiny_bert_dir, task)
   return task, logits, features
 
 
@@ -499,13 +509,9 @@ def test_per_intent_slot_heads_route_the_loss_through_the_gold_intent():
 
 
 def test_per_intent_slot_heads_build_one_layer_per_intent(tiny_bert_dir):
-  bert_config = encoder.load_bert_config(f"{tiny_bert_dir}/bert_config.json")
   with tf.Graph().as_default():
-    features = _features()
-    bert = encoder.build_bert_model(bert_config, False, features["input_ids"],
-                                    features["input_mask"], features["segment_ids"])
-    logits = NluTask(LABELS, per_intent_slot_heads=True).build_logits(
-        bert.get_pooled_output(), bert.get_sequence_output(), False, 0.1, 0.02)
+    logits, _, bert_config = _task_logits(tiny_bert_dir,
+                                          NluTask(LABELS, per_intent_slot_heads=True))
     kernel = [v for v in tf.global_variables() if v.name.startswith("slot_head/")][0]
     assert kernel.shape.as_list() == [bert_config.hidden_size, 3 * 3]
     assert logits["slot_logits_per_intent"].shape.as_list()[2:] == [3, 3]
@@ -603,13 +609,8 @@ def test_bio_type_decodes_position_then_type_into_tag_ids_of_the_vocabulary():
 
 
 def test_bio_type_head_builds_a_position_and_a_type_layer(tiny_bert_dir):
-  bert_config = encoder.load_bert_config(f"{tiny_bert_dir}/bert_config.json")
   with tf.Graph().as_default():
-    features = _features()
-    bert = encoder.build_bert_model(bert_config, False, features["input_ids"],
-                                    features["input_mask"], features["segment_ids"])
-    logits = NluTask(BIO_LABELS, slot_head="bio_type").build_logits(
-        bert.get_pooled_output(), bert.get_sequence_output(), False, 0.1, 0.02)
+    logits, _, bert_config = _task_logits(tiny_bert_dir, NluTask(BIO_LABELS, slot_head="bio_type"))
     kernels = {v.name: v.shape.as_list() for v in tf.global_variables()
                if v.name.startswith("slot_head/") and "kernel" in v.name}
   hidden = bert_config.hidden_size

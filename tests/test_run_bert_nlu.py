@@ -26,13 +26,18 @@ def build_config(tiny_bert_dir, tiny_corpus_dir, tmp_path):
   """build_config(*args) -> RunConfig of `run_bert_nlu.py --bert_dir=<tiny> ... *args`."""
 
   def build(*args):
-    with flagsaver.flagsaver():
-      FLAGS.unparse_flags()
-      FLAGS(["run_bert_nlu.py", f"--bert_dir={tiny_bert_dir}", f"--data_dir={tiny_corpus_dir}",
-             f"--output_dir={tmp_path}/run", *args])
-      return run_bert_nlu.build_run_config()
+    return _run_config_of(f"--bert_dir={tiny_bert_dir}", f"--data_dir={tiny_corpus_dir}",
+                          f"--output_dir={tmp_path}/run", *args)
 
   return build
+
+
+def _run_config_of(*args):
+  """The RunConfig `run_bert_nlu.py *args` resolves (flags restored afterwards)."""
+  with flagsaver.flagsaver():
+    FLAGS.unparse_flags()
+    FLAGS(["run_bert_nlu.py", *args])
+    return run_bert_nlu.build_run_config()
 
 
 def test_defaults_keep_the_old_behaviour(build_config):
@@ -257,11 +262,8 @@ def build_hub_config(plain_keras_hub_module, tiny_corpus_dir, tmp_path):
   --hub_module=<module> ... *args`."""
 
   def build(*args, module=plain_keras_hub_module):
-    with flagsaver.flagsaver():
-      FLAGS.unparse_flags()
-      FLAGS(["run_bert_nlu.py", f"--hub_module={module}", f"--data_dir={tiny_corpus_dir}",
-             f"--output_dir={tmp_path}/run", *args])
-      return run_bert_nlu.build_run_config()
+    return _run_config_of(f"--hub_module={module}", f"--data_dir={tiny_corpus_dir}",
+                          f"--output_dir={tmp_path}/run", *args)
 
   return build
 
