@@ -335,15 +335,19 @@ def summarize(runs) -> dict:
   return summary
 
 
-def throughput_reference() -> dict:
-  path = os.path.join(REPO, "bench", "results", "throughput.json")
+def throughput_reference(path: str) -> dict:
+  """bench/throughput.py's steady-state training examples/s (dynamic padding) from its JSON."""
   if not os.path.exists(path):
     return {}
   with open(path) as f:
-    medians = json.load(f)["summary"]["medians"]["train"]
-  return {"source": "bench/results/throughput.json (measured separately)",
-          "ours_dynamic_examples_per_second": medians["ours_dynamic"]["examples_per_second"],
-          "peer_dynamic_examples_per_second": medians["peer_dynamic"]["examples_per_second"]}
+    report = json.load(f)
+  medians = report["summary"]["medians"]["train"]
+  reference = {"source": f"{os.path.relpath(path, REPO)} ({report.get('date', '?')}, "
+                         f"{report.get('command', '?')})",
+               "ours_dynamic_examples_per_second": medians["ours_dynamic"]["examples_per_second"]}
+  if "peer_dynamic" in medians:
+    reference["peer_dynamic_examples_per_second"] = medians["peer_dynamic"]["examples_per_second"]
+  return reference
 
 
 def format_table(report) -> str:
@@ -376,7 +380,7 @@ def format_table(report) -> str:
                  f"{cost['same_metrics']}")
   reference = report.get("throughput_reference")
   if reference:
-    lines.append(f"bench/throughput.py steady state (separate measurement): ours "
+    lines.append(f"bench/throughput.py steady state ({reference['source']}): ours "
                  f"{reference['ours_dynamic_examples_per_second']:.1f} ex/s")
   return "\n".join(lines)
 
@@ -408,6 +412,10 @@ def parse_args(argv=None):
   parser.add_argument("--work_dir", default=os.path.join(REPO, "runs", "bench_time_to_result"))
   parser.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                     "time_to_result.json"))
+  parser.add_argument("--throughput_json", default=os.path.join(REPO, "bench", "results",
+                                                                "throughput.json"),
+                      help="bench/throughput.py result to compare the real loop with (run it in "
+                      "the same session: python bench/throughput.py --no_peer --out=...).")
   args = parser.parse_args(argv)
   if args.epochs < 1 or args.repeats < 1:
     parser.error("--epochs and --repeats must be >= 1")
@@ -458,7 +466,7 @@ def main(argv=None):
       "data": {"corpus_dir": corpus_dir, **counts, "steps_per_epoch": steps_per_epoch},
       "runs": runs,
       "summary": summarize(runs),
-      "throughput_reference": throughput_reference(),
+      "throughput_reference": throughput_reference(args.throughput_json),
   }
   in_process_runs = [r for r in runs if r.get("evaluator") == "in_process"]
   if not args.no_eval_cost and in_process_runs:
