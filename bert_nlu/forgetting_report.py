@@ -26,6 +26,7 @@ be rebuilt without the run directories.
 """
 
 import datetime
+import glob
 import os
 import sys
 import warnings
@@ -34,7 +35,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from absl import app, flags
 
 from bert_nlu import io_utils, run_identity
-from bert_nlu import sweep  # defines --runs_root; resolves @<sweep>/<run> references
+from bert_nlu import sweep  # resolves @<sweep>/<run> references
+# Defines --runs_root (bert_nlu.sweep), --output and --findings, shared by the report commands.
+from bert_nlu import sweep_report
 from bert_nlu.errors import InputError
 
 flags.DEFINE_multi_string("after", [], "[LABEL=]RUN: a run after a later stage (a run directory "
@@ -47,19 +50,17 @@ flags.DEFINE_string("before", "", "[LABEL=]RUN compared with every --after run (
 flags.DEFINE_list("metrics", ["intent_accuracy", "slot_f1", "whole_frame_accuracy"], "Per-intent "
                   "metrics reported (keys of eval_results.json's per_intent entries).")
 flags.DEFINE_string("chart_metric", "whole_frame_accuracy", "The metric of the heatmap.")
-flags.declare_key_flag("runs_root")
-flags.DEFINE_string("output", "reports/forgetting", "Report path without extension: writes "
-                    "<output>.md, <output>.csv and <output>.png.")
+for _name in ("runs_root", "output", "findings"):  # --output: default reports/forgetting
+  flags.declare_key_flag(_name)
 flags.DEFINE_string("results", "", "Where the collected results JSON goes (default "
                     "bench/results/studies/<output name>.json).")
-flags.DEFINE_string("findings", "", "Markdown put under the report's title (default: "
-                    "reports/notes/<output name>.md when it exists).")
 
 RESULTS_VERSION = 1
 RESULTS_DIR = os.path.join("bench", "results", "studies")
 DEFAULT_METRICS = ("intent_accuracy", "slot_f1", "whole_frame_accuracy")
 OVERALL = "(all intents)"  # the row of a split's overall metrics
 OLD, NEW = "old", "new"
+DEFAULT_OUTPUT = os.path.join("reports", "forgetting")
 
 
 def resolve_run(spec: str, runs_root: str) -> Tuple[str, str]:
@@ -89,6 +90,16 @@ def sweep_runs(sweep_name: str, runs_root: str) -> List[str]:
   if not os.path.exists(index_path):
     raise InputError(index_path, f"no index of sweep {sweep_name!r} under --runs_root={runs_root}")
   return [f"@{sweep_name}/{entry['name']}" for entry in io_utils.read_json(index_path)["runs"]]
+
+
+def sweep_run_name(directory: str, runs_root: str) -> str:
+  """The name a sweep under `runs_root` gives the run in `directory` ("" if none does)."""
+  target = os.path.realpath(directory)
+  for index_path in sorted(glob.glob(os.path.join(glob.escape(runs_root), "*", sweep.INDEX_FILE))):
+    for entry in io_utils.read_json(index_path).get("runs", []):
+      if os.path.realpath(os.path.join(os.path.dirname(index_path), entry["run_dir"])) == target:
+        return entry["name"]
+  return ""
 
 
 def run_record(label: str, directory: str, metrics: Sequence[str]) -> Dict[str, Any]:
@@ -124,7 +135,8 @@ def collect(after_specs: Sequence[str], before_spec: str = "", runs_root: str = 
   Args:
     after_specs: "[LABEL=]RUN" of each run after a later stage.
     before_spec: "[LABEL=]RUN" of the earlier run of every pair; "" = each after run's own
-      warm-start source (its --init_checkpoint run directory).
+      warm-start source (its --init_checkpoint run directory), named as a sweep under
+      `runs_root` names it.
     runs_root: where @<sweep>/<run> references are looked up.
     metrics: the per-intent metrics to keep.
 
@@ -148,7 +160,9 @@ def collect(after_specs: Sequence[str], before_spec: str = "", runs_root: str = 
       if not source:
         raise InputError(after["run_dir"], "did not continue from a run directory (no warm_start "
                          "in its eval_results.json): give --before")
-      earlier = run_record(*resolve_run(source, runs_root), metrics)
+      _, directory = resolve_run(source, runs_root)
+      earlier = run_record(sweep_run_name(directory, runs_root) or os.path.basename(
+          os.path.normpath(directory)), directory, metrics)
     pairs.append({"before": earlier, "after": after})
   return {"version": RESULTS_VERSION, "metrics": list(metrics), "pairs": pairs,
           "collected": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
@@ -312,37 +326,56 @@ def write_report(results: Mapping[str, Any], output: str, chart_metric: str = ""
   return written
 
 
+def report_forgetting(after_specs: Sequence[str] = (), after_sweep: str = "",
+                      before_spec: str = "", runs_root: str = "runs/sweeps",
+                      metrics: Sequence[str] = DEFAULT_METRICS,
+                      output: str = "", results_path: str = "",
+                      from_results: str = "", chart_metric: str = "whole_frame_accuracy",
+                      findings_path: str = "") -> Dict[str, str]:
+  """What the command does: collects the pairs (or loads `from_results`) and writes the report.
+
+  Args:
+    after_specs, before_spec, runs_root, metrics: as `collect`.
+    after_sweep: every run of this sweep is also an after run.
+    output: report path without extension ("" = DEFAULT_OUTPUT).
+    results_path: where the collected JSON goes ("" = bench/results/studies/<output name>.json).
+    from_results: a collected JSON to rebuild the report from (nothing is collected).
+    chart_metric: the heatmap's metric.
+    findings_path: markdown under the title ("" = reports/notes/<output name>.md if it exists).
+
+  Returns:
+    {what: path} of the files written (the results JSON as "results").
+  """
+  output = output or DEFAULT_OUTPUT
+  name = os.path.basename(output)
+  if from_results:
+    results_path = from_results
+    results = io_utils.read_json(results_path)
+  else:
+    after = list(after_specs) + (sweep_runs(after_sweep, runs_root) if after_sweep else [])
+    results = collect(after, before_spec, runs_root, metrics)
+    results_path = results_path or os.path.join(RESULTS_DIR, f"{name}.json")
+    io_utils.atomic_write_json(results_path, results)
+  findings = sweep_report.read_findings(
+      findings_path or os.path.join("reports", "notes", f"{name}.md"),
+      required=bool(findings_path))
+  written = write_report(
+      results, output, chart_metric,
+      rebuild_command=f"python -m bert_nlu.forgetting_report {results_path} --output={output}",
+      findings=findings)
+  return dict(written, results=results_path)
+
+
 def main(argv):
   if len(argv) > 2:
     raise app.UsageError("usage: python -m bert_nlu.forgetting_report [RESULTS_JSON] "
                          "(--after=RUN ... | --after_sweep=SWEEP) [--before=RUN] --output=NAME")
   options = flags.FLAGS
-  output = options.output
   try:
-    if len(argv) == 2:
-      results_path = argv[1]
-      results = io_utils.read_json(results_path)
-    else:
-      after = list(options.after)
-      if options.after_sweep:
-        after += sweep_runs(options.after_sweep, options.runs_root)
-      results = collect(after, options.before, options.runs_root, options.metrics)
-      results_path = options.results or os.path.join(RESULTS_DIR,
-                                                      f"{os.path.basename(output)}.json")
-      io_utils.atomic_write_json(results_path, results)
-      print(f"collected {len(results['pairs'])} pairs -> {results_path}")
-    findings_path = options.findings or os.path.join("reports", "notes",
-                                                     f"{os.path.basename(output)}.md")
-    findings = ""
-    if os.path.exists(findings_path):
-      with open(findings_path, encoding="utf-8") as f:
-        findings = f.read()
-    elif options.findings:
-      raise InputError(findings_path, "--findings: no such file")
-    written = write_report(
-        results, output, options.chart_metric,
-        rebuild_command=f"python -m bert_nlu.forgetting_report {results_path} --output={output}",
-        findings=findings)
+    written = report_forgetting(
+        options.after, options.after_sweep, options.before, options.runs_root, options.metrics,
+        options.output, options.results, argv[1] if len(argv) == 2 else "",
+        options.chart_metric, options.findings)
   except (InputError, OSError, ValueError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

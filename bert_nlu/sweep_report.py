@@ -360,38 +360,62 @@ def write_report(results: Mapping[str, Any], output: str, metric: str = "",
   return written
 
 
+def read_findings(path: str, required: bool) -> str:
+  """The markdown at `path`; "" when it does not exist, unless `required` (InputError)."""
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      return f.read()
+  if required:
+    raise InputError(path, "--findings: no such file")
+  return ""
+
+
+def report_sweep(source: str, output: str = "", runs_root: str = "runs/sweeps",
+                 results_dir: str = "bench/results/sweeps", metric: str = "",
+                 columns: Sequence[str] = (), speed: bool = False,
+                 findings_path: str = "") -> Dict[str, str]:
+  """What the command does: collects a sweep (or loads its results JSON) and writes its report.
+
+  Args:
+    source: a sweep file (its runs under `runs_root` are collected into
+      <results_dir>/<sweep>.json first) or a results JSON.
+    output: report path without extension ("" = reports/<sweep>).
+    metric, columns, speed: as write_report.
+    findings_path: markdown put under the title ("" = reports/notes/<sweep>.md if it exists).
+
+  Returns:
+    {what: path} of the files written (the results JSON as "results").
+  """
+  if source.endswith(".json"):
+    results = sweep_results.load_results(source)
+    results_path = source
+  else:
+    spec = sweep_spec.read_sweep_file(source)
+    results = sweep_results.collect_sweep(os.path.join(runs_root, spec.name))
+    results_path = sweep_results.default_results_path(spec.name, results_dir)
+    sweep_results.save_results(results, results_path)
+  output = output or os.path.join("reports", results["sweep"])
+  command = f"python -m bert_nlu.sweep_report {results_path} --output={output}"
+  for name, value in (("metric", metric), ("columns", ",".join(columns))):
+    command += f" --{name}={value}" if value else ""
+  command += " --speed" if speed else ""
+  findings = read_findings(
+      findings_path or os.path.join("reports", "notes", f"{results['sweep']}.md"),
+      required=bool(findings_path))
+  written = write_report(results, output, metric, rebuild_command=command, findings=findings,
+                         columns=columns, speed=speed)
+  return dict(written, results=results_path)
+
+
 def main(argv):
   if len(argv) != 2:
     raise app.UsageError("usage: python -m bert_nlu.sweep_report (SWEEP_FILE | RESULTS_JSON) "
                          "[--output=reports/NAME]")
   options = flags.FLAGS
   logging.set_verbosity(logging.WARNING)  # TensorBoard's event reader logs every file at INFO
-  source = argv[1]
   try:
-    if source.endswith(".json"):
-      results = sweep_results.load_results(source)
-      results_path = source
-    else:
-      spec = sweep_spec.read_sweep_file(source)
-      results = sweep_results.collect_sweep(os.path.join(options.runs_root, spec.name))
-      results_path = sweep_results.default_results_path(spec.name, options.results_dir)
-      sweep_results.save_results(results, results_path)
-      print(f"collected {len(results['runs'])} runs -> {results_path}")
-    output = options.output or os.path.join("reports", results["sweep"])
-    command = f"python -m bert_nlu.sweep_report {results_path} --output={output}"
-    for name, value in (("metric", options.metric), ("columns", ",".join(options.columns))):
-      command += f" --{name}={value}" if value else ""
-    command += " --speed" if options.speed else ""
-    findings_path = options.findings or os.path.join("reports", "notes",
-                                                     f"{results['sweep']}.md")
-    findings = ""
-    if os.path.exists(findings_path):
-      with open(findings_path, encoding="utf-8") as f:
-        findings = f.read()
-    elif options.findings:
-      raise InputError(findings_path, "--findings: no such file")
-    written = write_report(results, output, options.metric, rebuild_command=command,
-                           findings=findings, columns=options.columns, speed=options.speed)
+    written = report_sweep(argv[1], options.output, options.runs_root, options.results_dir,
+                           options.metric, options.columns, options.speed, options.findings)
   except InputError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
