@@ -128,7 +128,7 @@ class PlannedRun:
     config: the resolved RunConfig as a JSON dict.
     identity, run_hash: see bert_nlu.run_identity.
     run_dir: <runs_root>/runs/<run_hash>.
-    state: one of DONE, REUSED, RUNNING, WAITING, LEFT, FAILED.
+    state: one of DONE, REUSED, RUNNING, WAITING, LEFT, FAILED (PENDING in a dry run's plan).
     seconds: wall time of training in this sweep (None if not trained now).
     pending_reason: with state PENDING, why the run cannot be resolved yet.
   """
