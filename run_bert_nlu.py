@@ -70,6 +70,10 @@ flags.DEFINE_string("init_checkpoint", "", "Overrides <bert_dir>/bert_model.ckpt
                     "run directory continues from its best checkpoint: the encoder loads, the "
                     "intent and slot heads load by label name (shared labels copied, new ones "
                     "fresh, gone ones dropped); eval_results.json records what was loaded.")
+flags.DEFINE_bool("keep_init_labels", False, "With --init_checkpoint=<a fine-tuned run "
+                  "directory>: the label maps are that run's intents and slot tags followed by "
+                  "the new ones of this training split, none dropped, so a run trained on one new "
+                  "intent still predicts and is evaluated on the earlier ones (forgetting).")
 flags.DEFINE_string("hub_module", "", "A TF-Hub BERT encoder (local SavedModel directory or "
                     "handle, passed to tensorflow_hub unchanged; e.g. one written by `python -m "
                     "bert_nlu.hub_export`) used as the encoder instead of --bert_dir's "
@@ -209,7 +213,7 @@ _NLU_ONLY_FLAGS = ("corpus_format", "multi_intent_policy", "intent_loss_weight",
                    "slot_intent_context", "slot_crf", "augment_slot_substitution",
                    "augment_copies", "augment_same_intent", "distill_teachers",
                    "limit_data", "resample", "per_intent_slot_heads", "focal_gamma",
-                   "slot_loss_normalization", "slot_head")
+                   "slot_loss_normalization", "slot_head", "keep_init_labels")
 
 
 def _glue_task_name() -> str:
@@ -546,6 +550,10 @@ def build_run_config():
   if glue_task and init_run_dir:
     raise app.UsageError("--init_checkpoint: a fine-tuned run directory (warm start by label "
                          "name) applies to --task=nlu only; give GLUE a checkpoint file prefix")
+  if FLAGS.keep_init_labels and (not init_run_dir or FLAGS.random_init):
+    raise app.UsageError("--keep_init_labels keeps the labels of the fine-tuned run it continues "
+                         "from: it needs --init_checkpoint=<a fine-tuned run directory> (got "
+                         f"{FLAGS.init_checkpoint or 'none'}) and no --random_init")
   max_seq_length = _max_seq_length_flag()
   if glue_task and max_seq_length is None:
     raise app.UsageError("--max_seq_length=auto is for NLU corpora; give GLUE tasks a length "
@@ -570,6 +578,7 @@ def build_run_config():
           head_dropout=FLAGS.head_dropout, encoder_dropout=FLAGS.encoder_dropout,
           num_hidden_layers=FLAGS.layers, train_layers_from=FLAGS.train_layers_from,
           random_init=FLAGS.random_init, init_run_dir=init_run_dir,
+          keep_init_labels=FLAGS.keep_init_labels,
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
           per_intent_slot_heads=FLAGS.per_intent_slot_heads, slot_head=FLAGS.slot_head,
           focal_gamma=FLAGS.focal_gamma,

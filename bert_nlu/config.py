@@ -83,6 +83,9 @@ class ModelConfig:
     num_hidden_layers: use only the first N encoder layers (None = all).
     init_run_dir: a fine-tuned run directory to continue from ("" = none): init_checkpoint is
       then its best checkpoint, and the heads load by label name (bert_nlu/warm_start.py).
+    keep_init_labels: with init_run_dir: the label maps are that run's labels followed by the
+      new labels of this run's training split (none dropped), so its intents and slots are still
+      predicted and evaluated (sequential fine-tuning that measures forgetting).
     random_init: the same architecture with no pretrained weights: init_checkpoint is not
       loaded (every weight starts from its initializer, seeded by TrainConfig.seed).
     train_layers_from: K: the embeddings and encoder layers < K are frozen (no gradient, no
@@ -117,6 +120,7 @@ class ModelConfig:
   train_layers_from: int = 0
   random_init: bool = False
   init_run_dir: str = ""
+  keep_init_labels: bool = False
   slot_intent_context: bool = False
   slot_crf: bool = False
   per_intent_slot_heads: bool = False

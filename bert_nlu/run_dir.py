@@ -81,6 +81,7 @@ INCOMPATIBLE_KEYS = (
     "config.model.num_hidden_layers",
     "config.model.train_layers_from",  # which variables have optimizer slots
     "config.model.random_init",  # the initial weights
+    "config.model.keep_init_labels",  # the label maps (and so the heads' shapes)
     "config.model.intent_loss_weight", "config.model.slot_intent_context",
     "config.model.slot_crf",
     "config.model.focal_gamma", "config.model.slot_loss_normalization",  # the objective

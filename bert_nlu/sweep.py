@@ -11,6 +11,12 @@ configuration + data + weights). So:
     a configuration share its run;
   - a run that was stopped resumes from its last checkpoint (the trainer resumes in its directory);
   - a run another process is training (its directory is locked) is waited for, then reused.
+A flag value `@<sweep name>/<run name>` (e.g. `--init_checkpoint=@seq_stage1/ep1_i0`, or an
+item of a comma-separated list such as --distill_teachers) names a run of ANOTHER sweep under the
+same runs root: it is replaced by that run's directory, found through
+`<runs_root>/<sweep name>/index.json`, and the run must have finished (its eval_results.json), so
+a sweep that continues from another one is run after it (`bert_nlu.study` orders them). `--dry_run`
+lists a run whose reference has not finished yet as waiting for it.
 Runs execute as `run_bert_nlu.py` subprocesses (output in `<run dir>/sweep.log`), `--parallel` at
 a time, the cores divided between them (TensorFlow intra-/inter-op threads). TFRecord caches are
 shared in `<runs_root>/data_cache` (keyed by content). Human-readable names:
@@ -24,6 +30,7 @@ import dataclasses
 import datetime
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,6 +58,63 @@ _LOCK_POLL_SECONDS = 2.0
 
 # Run states, in the order progress lines list them.
 DONE, REUSED, RUNNING, WAITING, LEFT, FAILED = "done", "reused", "running", "waiting", "left", "failed"
+# --dry_run only: a run whose `@sweep/run` reference has not finished (it cannot be resolved yet).
+PENDING = "pending"
+REFERENCE_PATTERN = re.compile(r"^@([A-Za-z0-9_][A-Za-z0-9_.-]*)/([^/,]+)$")
+
+
+class UnfinishedReference(InputError):
+  """An `@<sweep>/<run>` flag value names a run that does not exist or has not finished."""
+
+
+def resolve_run_reference(reference: str, runs_root: str) -> str:
+  """The directory of the finished run `@<sweep name>/<run name>` under `runs_root`.
+
+  Args:
+    reference: "@<sweep name>/<run name>" (the name of its symlink in <runs_root>/<sweep name>).
+    runs_root: the runs root both sweeps use.
+
+  Returns:
+    The run's directory, <runs_root>/runs/<hash>, as an absolute path.
+
+  Raises:
+    InputError: `reference` is not of that form.
+    UnfinishedReference: the sweep has no index under `runs_root`, has no run of that name, or
+      the run has no eval_results.json yet.
+  """
+  match = REFERENCE_PATTERN.match(reference)
+  if not match:
+    raise InputError(reference, "a run reference is @<sweep name>/<run name>")
+  sweep_name, run_name = match.groups()
+  index_path = os.path.join(runs_root, sweep_name, INDEX_FILE)
+  if not os.path.exists(index_path):
+    raise UnfinishedReference(reference, f"sweep {sweep_name!r} has not run under --runs_root="
+                              f"{runs_root} (no {index_path}): run that sweep first")
+  entries = {entry["name"]: entry for entry in io_utils.read_json(index_path)["runs"]}
+  if run_name not in entries:
+    raise UnfinishedReference(reference, f"sweep {sweep_name!r} has no run named {run_name!r}; "
+                              f"its runs: {', '.join(entries)}")
+  directory = os.path.abspath(os.path.join(runs_root, sweep_name, entries[run_name]["run_dir"]))
+  if not os.path.exists(os.path.join(directory, run_identity.RESULTS_FILE)):
+    raise UnfinishedReference(reference, f"run {run_name} of sweep {sweep_name!r} ({directory}) "
+                              f"has not finished (no {run_identity.RESULTS_FILE}): run that sweep "
+                              "to the end first")
+  return directory
+
+
+def expand_references(argv: Sequence[str], runs_root: str) -> List[str]:
+  """`argv` with every `@<sweep>/<run>` value (or comma-separated item) replaced by its run's
+  directory (resolve_run_reference); other flags unchanged."""
+  expanded = []
+  for line in argv:
+    name, value = sweep_spec.parse_flag_line(line)
+    if value is None or "@" not in value:
+      expanded.append(line)
+      continue
+    items = [resolve_run_reference(item, runs_root) if item.startswith("@") else item
+             for item in value.split(",")]
+    expanded.append(f"--{name}={','.join(items)}")
+  return expanded
 
 
 @dataclasses.dataclass
@@ -64,8 +128,9 @@ class PlannedRun:
     config: the resolved RunConfig as a JSON dict.
     identity, run_hash: see bert_nlu.run_identity.
     run_dir: <runs_root>/runs/<run_hash>.
-    state: one of DONE, REUSED, RUNNING, WAITING, LEFT, FAILED.
+    state: one of DONE, REUSED, RUNNING, WAITING, LEFT, FAILED (PENDING in a dry run's plan).
     seconds: wall time of training in this sweep (None if not trained now).
+    pending_reason: with state PENDING, why the run cannot be resolved yet.
   """
   request: sweep_spec.RunRequest
   argv: List[str]
@@ -76,23 +141,40 @@ class PlannedRun:
   run_dir: str
   state: str = LEFT
   seconds: Optional[float] = None
+  pending_reason: str = ""
 
 
-def plan_sweep(spec: sweep_spec.SweepSpec, runs_root: str) -> List[PlannedRun]:
+def plan_sweep(spec: sweep_spec.SweepSpec, runs_root: str,
+               allow_pending: bool = False) -> List[PlannedRun]:
   """Resolves every run of `spec` and finds out which have finished already.
+
+  Args:
+    spec: the sweep file.
+    runs_root: where runs go (and where `@<sweep>/<run>` references are looked up).
+    allow_pending: a run whose reference has not finished becomes a PENDING entry (no hash, no
+      configuration) instead of an error: what --dry_run lists.
 
   Raises:
     InputError: a flag of the sweep file is not a run_bert_nlu.py flag, a run's flags do not
-      resolve (ConfigurationError), two runs of the sweep resolve to one configuration, or a
-      finished run does not match its identity.
+      resolve (ConfigurationError), a reference names no finished run (UnfinishedReference),
+      two runs of the sweep resolve to one configuration, or a finished run does not match its
+      identity.
   """
   _check_flag_names(spec)
   cache_dir = os.path.join(runs_root, DATA_CACHE_SUBDIR)
   planned = []
   for request in sweep_spec.expand(spec):
-    base = run_identity.resolve_run_config(request.argv)
+    try:
+      request_argv = expand_references(request.argv, runs_root)
+    except UnfinishedReference as e:
+      if not allow_pending:
+        raise
+      planned.append(PlannedRun(request, list(request.argv), 0, {}, {}, "", "", state=PENDING,
+                                pending_reason=str(e)))
+      continue
+    base = run_identity.resolve_run_config(request_argv)
     seed = base.train.seed + request.instance
-    argv = list(request.argv) + [f"--seed={seed}"]
+    argv = list(request_argv) + [f"--seed={seed}"]
     if not base.data.cache_dir:
       argv.append(f"--cache_dir={os.path.abspath(cache_dir)}")
     config = run_identity.resolve_run_config(argv)
@@ -100,9 +182,10 @@ def plan_sweep(spec: sweep_spec.SweepSpec, runs_root: str) -> List[PlannedRun]:
     run_hash = run_identity.identity_hash(identity)
     planned.append(PlannedRun(request, argv, seed, _as_json(config.to_json_dict()), identity,
                               run_hash, os.path.join(runs_root, RUNS_SUBDIR, run_hash)))
-  _check_distinct(spec, planned)
+  _check_distinct(spec, [run for run in planned if run.state != PENDING])
   for run in planned:
-    if run_identity.finished_results(run.run_dir, run.identity) is not None:
+    if (run.state != PENDING
+        and run_identity.finished_results(run.run_dir, run.identity) is not None):
       run.state = REUSED
   return planned
 
@@ -349,14 +432,31 @@ def describe_plan(planned: Sequence[PlannedRun]) -> str:
   """A table of the runs: name, hash, what will happen."""
   rows = []
   for run in planned:
-    if run.state == REUSED:
+    if run.state == PENDING:
+      action = f"waits: {run.pending_reason}"
+    elif run.state == REUSED:
       action = "reused (finished)"
     elif run_dir.has_run_markers(run.run_dir):
       action = "resumes"
     else:
       action = "new"
-    rows.append(f"  {run.request.name:<40} {run.run_hash}  {action}")
+    rows.append(f"  {run.request.name:<40} {run.run_hash or '-':<16}  {action}")
   return "\n".join(rows)
+
+
+def plan_summary(planned: Sequence[PlannedRun]) -> str:
+  """"N runs: a new, b resume, c reused, d wait for runs of other sweeps" (--dry_run's last line)."""
+  counts = {"new": 0, "resume": 0, "reused": 0, "wait for runs of other sweeps": 0}
+  for run in planned:
+    if run.state == PENDING:
+      counts["wait for runs of other sweeps"] += 1
+    elif run.state == REUSED:
+      counts["reused"] += 1
+    elif run_dir.has_run_markers(run.run_dir):
+      counts["resume"] += 1
+    else:
+      counts["new"] += 1
+  return f"{len(planned)} runs: " + ", ".join(f"{n} {what}" for what, n in counts.items() if n)
 
 
 def main(argv):
@@ -372,10 +472,12 @@ def main(argv):
   cores = options.cores or os.cpu_count() or 1
   try:
     spec = sweep_spec.read_sweep_file(argv[1])
-    planned = plan_sweep(spec, runs_root)  # re-parses the global flags: options read above
+    # plan_sweep re-parses the global flags: the options were read above.
+    planned = plan_sweep(spec, runs_root, allow_pending=dry_run)
     print(f"sweep {spec.name}: {len(planned)} runs in {os.path.join(runs_root, RUNS_SUBDIR)}")
     print(describe_plan(planned))
     if dry_run:
+      print(plan_summary(planned))
       return 0
     write_index(spec, planned, runs_root)
     progress = run_all(planned, parallel, thread_counts(parallel, cores))

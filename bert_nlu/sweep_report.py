@@ -15,8 +15,16 @@ named variants vary them (charts are PNGs next to the .md, altair + vl-convert):
   - train_batch_size in the grid: mean dev metric vs training examples seen (step x batch size),
     one line per batch size (at each batch size's best setting of the other grid flags);
   - runs with a GLUE task: a table task x (main metric, second metric, training minutes) at each
-    task's best grid point on dev.
-Always: a table of every grid point (mean, std, min, max of the final dev metric over instances).
+    task's best grid point on dev;
+  - none of the above (variants or other grid flags only): the final dev metric per configuration
+    (variant and grid point), a point per instance and the mean, in the sweep file's order;
+  - with --speed: the mean final dev metric against mean training and prediction examples per
+    second, a point per configuration.
+Always: a table of every grid point (mean, std, min, max of the final dev metric over instances),
+with --columns (other dev metrics, e.g. whole_frame_accuracy) and with --speed (training and dev
+prediction examples per second, parameters) as more columns of means.
+The metric may be any dev metric of the runs' eval_results.json, per intent too:
+`--metric=per_intent.PlayMusic.whole_frame_accuracy`.
 """
 
 import os
@@ -38,7 +46,16 @@ flags.DEFINE_string("findings", "", "Markdown of what the sweep shows, put under
                     "(default: reports/notes/<sweep>.md when it exists). Kept apart from the "
                     "generated report so that rebuilding it keeps the text.")
 flags.DEFINE_string("metric", "", "Dev metric to report (default: the sweep's `metric`, else the "
-                    "runs' selection metric).")
+                    "runs' selection metric); per intent: per_intent.<intent>.<metric>.")
+flags.DEFINE_list("columns", [], "More dev metrics (or run columns) shown as means per grid point "
+                  "in the table, e.g. whole_frame_accuracy,per_intent.PlayMusic.slot_f1.")
+flags.DEFINE_bool("speed", False, "Also report training and dev prediction examples per second "
+                  "and parameters per grid point, and chart the metric against both speeds.")
+
+# --speed: the columns added to the table (run columns, or final dev metrics without "final_").
+SPEED_COLUMNS = ("train_examples_per_second", "prediction_examples_per_second", "parameters",
+                 "trainable_parameters")
+COUNT_COLUMNS = ("parameters", "trainable_parameters")  # shown as integers
 
 # GLUE table: the (main, second) metric shown per task, as GLUE reports them.
 GLUE_TABLE_METRICS = {
@@ -69,17 +86,29 @@ def report_metric(results: Mapping[str, Any], requested: str = "") -> str:
   return metric
 
 
-def final_table(frame, metric: str, group_columns: Sequence[str]):
-  """Per grid point: runs, mean/std/min/max of final_<metric>, mean training minutes."""
+def final_table(frame, metric: str, group_columns: Sequence[str],
+                extra_columns: Sequence[str] = ()):
+  """Per grid point: runs, mean/std/min/max of final_<metric>, mean training minutes, and the
+  mean of each of `extra_columns` (a final dev metric's name, or a run column such as
+  train_examples_per_second), in the sweep's order of the grid points."""
   finals = frame.drop_duplicates("run")
   column = f"final_{metric}"
   if column not in finals:
     raise InputError(metric, f"no run has a final dev {metric!r}; metrics: "
                      + ", ".join(c[len("final_"):] for c in finals if c.startswith("final_")))
   groups = list(group_columns) or ["sweep"]
-  table = finals.groupby(groups, dropna=False).agg(
+  extras = {}
+  for name in extra_columns:
+    source = f"final_{name}" if f"final_{name}" in finals else name
+    if source not in finals:
+      raise InputError(name, f"--columns: no run has {name!r}")
+    extras[name] = (source, "mean")
+  table = finals.groupby(groups, dropna=False, sort=False).agg(
       runs=(column, "size"), mean=(column, "mean"), std=(column, "std"), min=(column, "min"),
-      max=(column, "max"), train_minutes=("train_minutes", "mean")).reset_index()
+      max=(column, "max"), train_minutes=("train_minutes", "mean"), **extras).reset_index()
+  for name in extras:
+    if name in COUNT_COLUMNS:
+      table[name] = table[name].round().astype("Int64")
   return table
 
 
@@ -112,12 +141,17 @@ def _save_chart(chart, path: str) -> str:
   return path
 
 
+def altair_field(column: str) -> str:
+  """A DataFrame column as an altair field name: dots escaped (altair reads "a.b" as nested)."""
+  return column.replace(".", "\\.")
+
+
 def chart_metric_vs_grid_flag(frame, metric: str, x_flag: str, color_flag: Optional[str],
                               log_base: int):
   """Final dev metric vs a grid flag: a point per instance, a mean line per `color_flag` value."""
   import altair as alt  # pylint: disable=g-import-not-at-top
   finals = frame.drop_duplicates("run")
-  column = f"final_{metric}"
+  column = altair_field(f"final_{metric}")
   x = alt.X(f"{x_flag}:Q", scale=alt.Scale(type="log", base=log_base, nice=False, padding=20),
             title=x_flag)
   y = alt.Y(f"{column}:Q", scale=alt.Scale(zero=False), title=f"final dev {metric}")
@@ -127,6 +161,50 @@ def chart_metric_vs_grid_flag(frame, metric: str, x_flag: str, color_flag: Optio
   means = alt.Chart(finals).mark_line(point=True).encode(x=x, y=f"mean({column}):Q", color=color)
   return (points + means).properties(
       width=420, height=300, title=f"{metric} vs {x_flag} (points: instances; lines: means)")
+
+
+def configuration_labels(finals, group_columns: Sequence[str]) -> List[str]:
+  """Per row: its variant and grid values, e.g. "resample layers=4" ("all runs" without any)."""
+  labels = []
+  for _, row in finals.iterrows():
+    parts = [str(row[c]) if c == "variant" else f"{c}={row[c]}" for c in group_columns]
+    labels.append(" ".join(p for p in parts if p) or "all runs")
+  return labels
+
+
+def chart_metric_per_configuration(frame, metric: str, group_columns: Sequence[str]):
+  """Final dev metric per configuration (variant + grid point), in the sweep's order: a point
+  per instance and a black tick at the mean."""
+  import altair as alt  # pylint: disable=g-import-not-at-top
+  finals = frame.drop_duplicates("run").copy()
+  finals["configuration"] = configuration_labels(finals, group_columns)
+  finals["value"] = finals[f"final_{metric}"]
+  x = alt.X("configuration:N", sort=list(dict.fromkeys(finals["configuration"])), title=None,
+            axis=alt.Axis(labelAngle=-40, labelLimit=260))
+  y = alt.Y("value:Q", scale=alt.Scale(zero=False), title=f"final dev {metric}")
+  points = alt.Chart(finals).mark_point(opacity=0.7).encode(x=x, y=y, tooltip=["run", "value"])
+  means = alt.Chart(finals).mark_tick(color="black", thickness=2, size=18).encode(
+      x=x, y="mean(value):Q")
+  return (points + means).properties(
+      width=max(300, 45 * finals["configuration"].nunique()), height=300,
+      title=f"{metric} per configuration (points: instances; ticks: means)")
+
+
+def chart_metric_vs_speed(frame, metric: str, group_columns: Sequence[str], speed_column: str,
+                          speed_title: str):
+  """Mean final dev metric vs mean examples per second, a labelled point per configuration."""
+  import altair as alt  # pylint: disable=g-import-not-at-top
+  finals = frame.drop_duplicates("run").copy()
+  finals["configuration"] = configuration_labels(finals, group_columns)
+  means = finals.groupby("configuration", sort=False).agg(
+      value=(f"final_{metric}", "mean"), speed=(speed_column, "mean")).reset_index()
+  base = alt.Chart(means.dropna()).encode(
+      x=alt.X("speed:Q", scale=alt.Scale(zero=False, padding=30), title=speed_title),
+      y=alt.Y("value:Q", scale=alt.Scale(zero=False, padding=20),
+              title=f"mean final dev {metric}"))
+  return (base.mark_point(filled=True, size=60)
+          + base.mark_text(align="left", dx=7, fontSize=10).encode(text="configuration:N")
+          ).properties(width=420, height=300, title=f"{metric} vs {speed_title}")
 
 
 def best_settings(frame, metric: str, by: str, other_flags: Sequence[str]):
@@ -204,10 +282,13 @@ def varying_flags(frame, grid_flags: Sequence[str]) -> List[str]:
 
 
 def write_report(results: Mapping[str, Any], output: str, metric: str = "",
-                 rebuild_command: str = "", findings: str = "") -> Dict[str, str]:
+                 rebuild_command: str = "", findings: str = "", columns: Sequence[str] = (),
+                 speed: bool = False) -> Dict[str, str]:
   """Writes <output>.md, <output>.csv and the charts; returns {what: path}.
 
-  `findings` (markdown, e.g. what the numbers show) goes under the title as written.
+  `findings` (markdown, e.g. what the numbers show) goes under the title as written. `columns`:
+  more dev metrics or run columns shown as means in the table; `speed`: the SPEED_COLUMNS too,
+  and the metric charted against training and prediction examples per second.
   """
   frame = sweep_results.to_dataframe(results)
   if frame.empty:
@@ -235,8 +316,12 @@ def write_report(results: Mapping[str, Any], output: str, metric: str = "",
   if rebuild_command:
     lines += ["Rebuild this report from the committed results:", "", "```bash",
               rebuild_command, "```", ""]
+  extra_columns = list(columns) + [c for c in SPEED_COLUMNS if speed and c not in columns]
   lines += ["## Final dev metric per grid point", "",
-            markdown_table(final_table(frame, metric, groups)), ""]
+            markdown_table(final_table(frame, metric, groups, extra_columns)), ""]
+  if extra_columns:
+    lines += ["The columns after `train_minutes` are means over instances (dev metrics of the "
+              "best checkpoint; examples per second of training and of dev prediction).", ""]
   glue = glue_table(frame, grid_flags)
   if glue is not None:
     lines += ["## GLUE tasks (dev; grid point chosen on dev)", "", markdown_table(glue), "",
@@ -255,6 +340,14 @@ def write_report(results: Mapping[str, Any], output: str, metric: str = "",
       others = [f for f in grid_flags if f != "train_batch_size"]
       charts.append(("examples_seen", chart_metric_vs_examples(
           best_settings(frame, metric, "train_batch_size", others), metric)))
+  if not charts:
+    charts.append(("configurations", chart_metric_per_configuration(frame, metric, groups)))
+  if speed:
+    charts.append(("training_speed", chart_metric_vs_speed(
+        frame, metric, groups, "train_examples_per_second", "training examples per second")))
+    charts.append(("prediction_speed", chart_metric_vs_speed(
+        frame, metric, groups, "final_prediction_examples_per_second",
+        "dev prediction examples per second")))
   for chart_name, chart in charts:
     path = _save_chart(chart, f"{output}_{chart_name}.png")
     written[chart_name] = path
@@ -267,35 +360,62 @@ def write_report(results: Mapping[str, Any], output: str, metric: str = "",
   return written
 
 
+def read_findings(path: str, required: bool) -> str:
+  """The markdown at `path`; "" when it does not exist, unless `required` (InputError)."""
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      return f.read()
+  if required:
+    raise InputError(path, "--findings: no such file")
+  return ""
+
+
+def report_sweep(source: str, output: str = "", runs_root: str = "runs/sweeps",
+                 results_dir: str = "bench/results/sweeps", metric: str = "",
+                 columns: Sequence[str] = (), speed: bool = False,
+                 findings_path: str = "") -> Dict[str, str]:
+  """What the command does: collects a sweep (or loads its results JSON) and writes its report.
+
+  Args:
+    source: a sweep file (its runs under `runs_root` are collected into
+      <results_dir>/<sweep>.json first) or a results JSON.
+    output: report path without extension ("" = reports/<sweep>).
+    metric, columns, speed: as write_report.
+    findings_path: markdown put under the title ("" = reports/notes/<sweep>.md if it exists).
+
+  Returns:
+    {what: path} of the files written (the results JSON as "results").
+  """
+  if source.endswith(".json"):
+    results = sweep_results.load_results(source)
+    results_path = source
+  else:
+    spec = sweep_spec.read_sweep_file(source)
+    results = sweep_results.collect_sweep(os.path.join(runs_root, spec.name))
+    results_path = sweep_results.default_results_path(spec.name, results_dir)
+    sweep_results.save_results(results, results_path)
+  output = output or os.path.join("reports", results["sweep"])
+  command = f"python -m bert_nlu.sweep_report {results_path} --output={output}"
+  for name, value in (("metric", metric), ("columns", ",".join(columns))):
+    command += f" --{name}={value}" if value else ""
+  command += " --speed" if speed else ""
+  findings = read_findings(
+      findings_path or os.path.join("reports", "notes", f"{results['sweep']}.md"),
+      required=bool(findings_path))
+  written = write_report(results, output, metric, rebuild_command=command, findings=findings,
+                         columns=columns, speed=speed)
+  return dict(written, results=results_path)
+
+
 def main(argv):
   if len(argv) != 2:
     raise app.UsageError("usage: python -m bert_nlu.sweep_report (SWEEP_FILE | RESULTS_JSON) "
                          "[--output=reports/NAME]")
   options = flags.FLAGS
   logging.set_verbosity(logging.WARNING)  # TensorBoard's event reader logs every file at INFO
-  source = argv[1]
   try:
-    if source.endswith(".json"):
-      results = sweep_results.load_results(source)
-      results_path = source
-    else:
-      spec = sweep_spec.read_sweep_file(source)
-      results = sweep_results.collect_sweep(os.path.join(options.runs_root, spec.name))
-      results_path = sweep_results.default_results_path(spec.name, options.results_dir)
-      sweep_results.save_results(results, results_path)
-      print(f"collected {len(results['runs'])} runs -> {results_path}")
-    output = options.output or os.path.join("reports", results["sweep"])
-    command = f"python -m bert_nlu.sweep_report {results_path} --output={output}"
-    findings_path = options.findings or os.path.join("reports", "notes",
-                                                     f"{results['sweep']}.md")
-    findings = ""
-    if os.path.exists(findings_path):
-      with open(findings_path, encoding="utf-8") as f:
-        findings = f.read()
-    elif options.findings:
-      raise InputError(findings_path, "--findings: no such file")
-    written = write_report(results, output, options.metric, rebuild_command=command,
-                           findings=findings)
+    written = report_sweep(argv[1], options.output, options.runs_root, options.results_dir,
+                           options.metric, options.columns, options.speed, options.findings)
   except InputError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2

@@ -24,7 +24,10 @@ EVAL_DIR = "eval_dev"
 # Columns of every DataFrame row besides the grid flags and the metrics.
 RUN_COLUMNS = ("sweep", "run", "hash", "variant", "instance", "seed", "train_batch_size",
                "learning_rate", "num_train_epochs", "task", "selected_by", "best_step",
-               "train_minutes")
+               "train_minutes", "train_examples_per_second", "parameters", "trainable_parameters")
+# Keys of a run record copied into every DataFrame row of the run, as columns of the same name
+# (None for results collected before they were recorded).
+SPEED_AND_SIZE = ("train_examples_per_second", "parameters", "trainable_parameters")
 
 
 def collect_sweep(sweep_dir: str) -> Dict[str, Any]:
@@ -34,9 +37,10 @@ def collect_sweep(sweep_dir: str) -> Dict[str, Any]:
     {"version", "sweep", "sweep_file", "metric", "grid_flags", "collected", "runs": [run]} where
     a run is {"name", "hash", "variant", "grid", "instance", "seed", "settings" (the identity's
     non-default config keys), "train_batch_size", "learning_rate", "num_train_epochs", "task",
-    "selected_by", "best_step", "train_seconds", "final": {split: {metric: value}},
-    "evaluations": [{"step", metric: value, ...}]}; runs without eval_results.json are skipped
-    and listed in "missing".
+    "selected_by", "best_step", "train_seconds", "train_examples_per_second", "parameters",
+    "trainable_parameters", "final": {split: {metric: value}} (per-intent metrics as
+    "per_intent.<intent>.<metric>"), "evaluations": [{"step", metric: value, ...}]}; runs without
+    eval_results.json are skipped and listed in "missing".
 
   Raises:
     InputError: the sweep directory has no index.json.
@@ -70,6 +74,7 @@ def collect_run(entry: Mapping[str, Any], results: Mapping[str, Any],
   """One run's compact record from its index entry, eval_results.json and eval_dev events."""
   config = results["config"]
   training = results.get("training", {})
+  model = results.get("model", {})
   selected_by = results.get("selected_by", "")
   return {
       "name": entry["name"], "hash": entry["hash"], "variant": entry["variant"],
@@ -82,6 +87,9 @@ def collect_run(entry: Mapping[str, Any], results: Mapping[str, Any],
       "selected_by": selected_by.split()[-1] if selected_by else "",
       "best_step": results.get("best_step"),
       "train_seconds": training.get("wall_seconds"),
+      "train_examples_per_second": training.get("train_examples_per_second"),
+      "parameters": model.get("parameters"),
+      "trainable_parameters": model.get("trainable_parameters"),
       "final": {split: scalar_metrics(values) for split, values in results["splits"].items()},
       "evaluations": read_evaluations(os.path.join(directory, EVAL_DIR)),
   }
@@ -98,9 +106,24 @@ def task_name(config: Mapping[str, Any]) -> str:
 
 
 def scalar_metrics(values: Mapping[str, Any]) -> Dict[str, float]:
-  """The numeric top-level entries of a split's metrics (per-intent tables etc. left out)."""
-  return {name: float(value) for name, value in values.items()
-          if isinstance(value, numbers.Number) and not isinstance(value, bool)}
+  """The numeric top-level entries of a split's metrics, and each intent's numeric metrics
+  (eval_results.json's "per_intent") as "per_intent.<intent>.<metric>"; per-slot tables,
+  confusion matrices etc. are left out."""
+  metrics = {name: float(value) for name, value in values.items() if _is_number(value)}
+  per_intent = values.get("per_intent")
+  if isinstance(per_intent, Mapping):
+    for intent, row in per_intent.items():
+      if isinstance(row, Mapping):
+        metrics.update({f"{PER_INTENT_PREFIX}{intent}.{name}": float(value)
+                        for name, value in row.items() if _is_number(value)})
+  return metrics
+
+
+PER_INTENT_PREFIX = "per_intent."
+
+
+def _is_number(value: Any) -> bool:
+  return isinstance(value, numbers.Number) and not isinstance(value, bool)
 
 
 def read_evaluations(eval_dir: str) -> List[Dict[str, float]]:
@@ -145,7 +168,7 @@ def parse_value(text: str) -> Any:
 def to_dataframe(results: Mapping[str, Any], split: str = "dev"):
   """One row per run x dev evaluation.
 
-  Columns: RUN_COLUMNS; one per grid flag (typed, named after the flag; a grid flag that is also
+  Columns: RUN_COLUMNS (speed and size None where not collected); one per grid flag (typed, named after the flag; a grid flag that is also
   a RUN_COLUMN keeps one column); "step", "examples_seen" (= step x train_batch_size), one per
   evaluated metric (the eval_dev curves), and "final_<metric>" for the best checkpoint's metrics
   on `split`; "selection" and "final_selection" hold the run's own selection metric (GLUE tasks
@@ -162,6 +185,8 @@ def to_dataframe(results: Mapping[str, Any], split: str = "dev"):
         "selected_by": run["selected_by"], "best_step": run["best_step"],
         "train_minutes": _minutes(run.get("train_seconds")),
     }
+    for key in SPEED_AND_SIZE:
+      base[key] = run.get(key)
     for flag, value in run["grid"].items():
       base.setdefault(flag, parse_value(value))
     for name, value in run["final"].get(split, {}).items():

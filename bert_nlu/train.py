@@ -73,11 +73,16 @@ def read_splits(config: RunConfig, names: Sequence[str]) -> Dict[str, Split]:
 
 
 def build_label_maps(config: RunConfig, train_split: Split):
-  """NLU: intents and slot tags seen in train. GLUE: the task's labels as GLUE defines them."""
+  """NLU: intents and slot tags seen in train (with config.model.keep_init_labels: after those of
+  the run it continues from). GLUE: the task's labels as GLUE defines them."""
   if config.data.task == GLUE_TASK:
     return glue.GlueLabels.for_task(glue.canonical_task_name(config.data.glue_task))
-  return LabelMaps.from_labels(train_split.intents(), (e.slot_tags for e in train_split.examples),
-                               multilabel=config.data.multi_intent_policy == "multilabel")
+  label_maps = LabelMaps.from_labels(
+      train_split.intents(), (e.slot_tags for e in train_split.examples),
+      multilabel=config.data.multi_intent_policy == "multilabel")
+  if config.model.keep_init_labels:
+    label_maps = warm_start.kept_label_maps(config.model.init_run_dir, label_maps)
+  return label_maps
 
 
 def evaluation_splits(config: RunConfig) -> List[str]:
@@ -95,8 +100,8 @@ def read_corpus(config: RunConfig, split_names: Sequence[str]):
 
   With config.data.train_examples, splits["train"] holds that fixed subset of train. With
   config.data.limit_data, splits["train"] holds the limited (and resampled) training data,
-  and the label maps are those of the limited data; slot-substitution augmentation, if on, then
-  augments that data.
+  and the label maps are those of the limited data (unless config.model.keep_init_labels adds the
+  earlier run's); slot-substitution augmentation, if on, then augments that data.
   """
   names = ["train"] + [n for n in split_names if n != "train"]
   splits = read_splits(config, names)

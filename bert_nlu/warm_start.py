@@ -12,6 +12,9 @@
     the head's initializer, truncated normal with stddev initializer_range; biases and CRF
     transitions 0, as their initializers), labels the new run no longer has are dropped;
   - nothing of the optimizer (Adam slots, global step, loss scale).
+With --keep_init_labels (`kept_label_maps`) the new run's labels are the earlier run's followed
+by those of its own training split that are new, so nothing is dropped: a run trained on one new
+intent alone still predicts, and is evaluated on, the intents it started with.
 If the earlier run kept a moving average of its weights (--weight_average_decay), the averages
 are what it evaluated and selected, so they are the values taken. The new run's model_fn then
 warm-starts from this checkpoint like from a pretrained one.
@@ -50,6 +53,35 @@ def best_checkpoint_of_run(run_dir: str) -> Optional[str]:
   """The best checkpoint prefix of a fine-tuned run directory, None if it has none."""
   best = hooks.read_best(run_dir)
   return best["checkpoint"] if best else None
+
+
+def run_label_maps(run_dir: str) -> LabelMaps:
+  """The label maps a fine-tuned run directory trained with (its label_maps.json).
+
+  Raises:
+    InputError: the directory has no label_maps.json (not a fine-tuned run of this package).
+  """
+  labels_path = os.path.join(run_dir, LABEL_MAPS_FILE)
+  if not os.path.exists(labels_path):
+    raise InputError(labels_path, "--init_checkpoint names a run directory without "
+                     "label_maps.json: not a fine-tuned run of this package")
+  return LabelMaps.load(labels_path)
+
+
+def kept_label_maps(run_dir: str, train_label_maps: LabelMaps) -> LabelMaps:
+  """--keep_init_labels: the labels of the run in `run_dir` (in their order), then the labels of
+  this run's training split that it lacks. Nothing of the earlier run is dropped, so its head rows
+  are all copied and its intents and slots are still predicted and evaluated.
+
+  Raises:
+    InputError: no label_maps.json in `run_dir`, or it disagrees with this run on multilabel.
+  """
+  old = run_label_maps(run_dir)
+  try:
+    return old.extended_by(train_label_maps)
+  except ValueError as e:
+    raise InputError(os.path.join(run_dir, LABEL_MAPS_FILE),
+                     f"--keep_init_labels: {e} (--multi_intent_policy differs)") from None
 
 
 def is_model_variable(name: str) -> bool:
@@ -139,10 +171,7 @@ def write_remapped_checkpoint(run_dir: str, checkpoint: str, new_label_maps: Lab
      "moving_averages", "intents"/"slot_tags": {"copied", "new", "dropped"}, "variables"}.
   """
   labels_path = os.path.join(run_dir, LABEL_MAPS_FILE)
-  if not os.path.exists(labels_path):
-    raise InputError(labels_path, "--init_checkpoint names a run directory without "
-                     "label_maps.json: not a fine-tuned run of this package")
-  old_label_maps = LabelMaps.load(labels_path)
+  old_label_maps = run_label_maps(run_dir)
   reader = tf.train.load_checkpoint(checkpoint)
   names = reader.get_variable_to_shape_map()
   averaged = any(name.endswith(AVERAGE_SUFFIX) for name in names)

@@ -60,3 +60,16 @@ def test_bio_vocabulary_of_o_only_and_of_bad_tags():
   for bad in (["B-x", "O"], ["O", "X-y"], ["O", "B-"], ["O", "artist"]):
     with pytest.raises(ValueError):
       bio_vocabulary(bad)
+
+
+def test_extended_maps_keep_every_old_id_and_append_the_new_labels():
+  old = LabelMaps(intents=("GetWeather", "BookRestaurant"), slot_tags=("O", "B-city", "I-city"))
+  new = LabelMaps.from_labels(["PlayMusic", "GetWeather"], [["O", "B-artist", "B-city"]])
+  union = old.extended_by(new)
+  assert union.intents == ("GetWeather", "BookRestaurant", "PlayMusic")
+  assert union.slot_tags == ("O", "B-city", "I-city", "B-artist")
+  assert all(union.intent_id(i) == old.intent_id(i) for i in old.intents)
+  assert all(union.slot_tag_id(t) == old.slot_tag_id(t) for t in old.slot_tags)
+  assert old.extended_by(old) == old
+  with pytest.raises(ValueError, match="multilabel"):
+    old.extended_by(LabelMaps(("a",), ("O",), multilabel=True))

@@ -97,3 +97,17 @@ def test_train_examples_subset_is_fixed_nested_in_file_order_and_keeps_the_type(
 def test_train_examples_below_one_is_an_error():
   with pytest.raises(InputError, match="--train_examples must be >= 1"):
     limit.subset_examples(_pair_split(5), 0)
+
+
+def test_one_intent_alone_resampled_to_its_own_count():
+  """A stage-2 set of sequential fine-tuning: 4 PlayMusic sentences, every other intent COUNT 0,
+  resampled to PlayMusic's original 30: no other intent comes back, only the 4 are repeated."""
+  split = _split()
+  alone = limit.resample_limited(split, [("PlayMusic", 4), ("GetWeather", 0),
+                                         ("BookRestaurant", 0)], seed=5)
+  assert limit.intent_counts(alone) == {"PlayMusic": 30}
+  kept = _guids(limit.limit_intents(split, [("PlayMusic", 4)], seed=5), "PlayMusic")
+  assert set(_guids(alone, "PlayMusic")) == set(kept) and len(kept) == 4
+  unsampled = limit.limit_intents(split, [("PlayMusic", 4), ("GetWeather", 0),
+                                          ("BookRestaurant", 0)], seed=5)
+  assert _guids(unsampled, "PlayMusic") == kept

@@ -151,6 +151,21 @@ def test_init_checkpoint_may_name_a_fine_tuned_run(build_config, tmp_path):
   assert build_config().model.init_run_dir == ""
 
 
+def test_keep_init_labels_needs_a_fine_tuned_run_directory(build_config, tiny_bert_dir, tmp_path):
+  assert not build_config().model.keep_init_labels
+  checkpoint = os.path.join(tiny_bert_dir, "bert_model.ckpt")
+  for args in ([], [f"--init_checkpoint={checkpoint}"]):
+    with pytest.raises(app.UsageError, match="--keep_init_labels .* needs --init_checkpoint=<a "
+                       "fine-tuned run directory>"):
+      build_config("--keep_init_labels", *args)
+  run_dir = tmp_path / "earlier_run"
+  _fake_fine_tuned_run(run_dir)
+  model = build_config(f"--init_checkpoint={run_dir}", "--keep_init_labels").model
+  assert model.keep_init_labels and model.init_run_dir == str(run_dir)
+  with pytest.raises(app.UsageError, match="--keep_init_labels .* no --random_init"):
+    build_config(f"--init_checkpoint={run_dir}", "--keep_init_labels", "--random_init")
+
+
 @contextlib.contextmanager
 def run_flags(**values):
   """Sets run_bert_nlu.py flags for one build_run_config call; restores the defaults after."""

@@ -151,3 +151,69 @@ def test_progress_estimates_the_time_left_from_finished_runs():
   assert progress.seconds_left() == pytest.approx(150.0)
   assert progress.summary() == "2 done, 1 reused, 1 running, 2 left; ~2.5 min left"
   assert sweep.Progress(runs[2:], 1).seconds_left() is None
+
+
+def _stage_two_file(path, name, tiny_bert_dir, tiny_corpus_dir, references):
+  """A sweep continuing from runs of the tiny sweep: one variant per referenced run."""
+  lines = [f"name = {name}", "[flags]", f"--bert_dir={tiny_bert_dir}",
+           f"--data_dir={tiny_corpus_dir}", "--max_seq_length=16", "--num_train_epochs=1",
+           "--keep_init_labels", "--limit_data=PlayMusic,3"]
+  for index, reference in enumerate(references):
+    lines += [f"[variant from{index}]", f"--init_checkpoint={reference}"]
+  with open(path, "w", encoding="utf-8") as f:
+    f.write("\n".join(lines) + "\n")
+  return path
+
+
+def test_a_run_reference_resolves_to_a_finished_run_of_another_sweep(tiny_sweep, tmp_path,
+                                                                     tiny_bert_dir,
+                                                                     tiny_corpus_dir):
+  _, runs_root, planned = tiny_sweep
+  assert sweep.resolve_run_reference("@tiny/lr2e-3_i0", runs_root) == os.path.abspath(
+      planned[1].run_dir)
+  stage_two = _stage_two_file(str(tmp_path / "two.sweep"), "two", tiny_bert_dir,
+                              tiny_corpus_dir, ["@tiny/lr1e-3_i0", "@tiny/lr2e-3_i0"])
+  plan = sweep.plan_sweep(sweep_spec.read_sweep_file(stage_two), runs_root)
+  for run, source in zip(plan, planned):
+    assert run.config["model"]["init_run_dir"] == os.path.abspath(source.run_dir)
+    assert run.config["model"]["keep_init_labels"] is True
+    assert f"--init_checkpoint={os.path.abspath(source.run_dir)}" in run.argv
+    assert run.state == sweep.LEFT
+  # Another upstream run is another configuration: its content is in the identity.
+  assert plan[0].run_hash != plan[1].run_hash
+  assert sweep.expand_references(["--seed=3", "--distill_teachers=@tiny/lr1e-3_i0,x"],
+                                 runs_root) == [
+      "--seed=3", f"--distill_teachers={os.path.abspath(planned[0].run_dir)},x"]
+
+
+def test_a_reference_to_a_missing_or_unfinished_run_is_a_clear_error(tiny_sweep, tmp_path,
+                                                                     tiny_bert_dir,
+                                                                     tiny_corpus_dir):
+  from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
+  _, runs_root, _ = tiny_sweep
+  with pytest.raises(sweep.UnfinishedReference, match="sweep 'stage1' has not run under"):
+    sweep.resolve_run_reference("@stage1/ep1_i0", runs_root)
+  with pytest.raises(sweep.UnfinishedReference,
+                     match="sweep 'tiny' has no run named 'lr9_i0'; its runs: lr1e-3_i0, "
+                     "lr2e-3_i0"):
+    sweep.resolve_run_reference("@tiny/lr9_i0", runs_root)
+  with pytest.raises(InputError, match="a run reference is @<sweep name>/<run name>"):
+    sweep.expand_references(["--init_checkpoint=@tiny"], runs_root)
+  # A sweep whose run was planned (index written) but never trained.
+  unfinished = write_tiny_sweep_file(str(tmp_path / "u.sweep"), "unfinished", tiny_bert_dir,
+                                     tiny_corpus_dir, learning_rates=("4e-3",))
+  spec = sweep_spec.read_sweep_file(unfinished)
+  sweep.write_index(spec, sweep.plan_sweep(spec, runs_root), runs_root)
+  with pytest.raises(sweep.UnfinishedReference, match="run lr4e-3_i0 of sweep 'unfinished' .* "
+                     "has not finished"):
+    sweep.resolve_run_reference("@unfinished/lr4e-3_i0", runs_root)
+  stage_two = sweep_spec.read_sweep_file(_stage_two_file(
+      str(tmp_path / "two.sweep"), "two", tiny_bert_dir, tiny_corpus_dir,
+      ["@unfinished/lr4e-3_i0", "@tiny/lr1e-3_i0"]))
+  with pytest.raises(sweep.UnfinishedReference, match="has not finished"):
+    sweep.plan_sweep(stage_two, runs_root)
+  # --dry_run lists the run as waiting, and resolves the other.
+  plan = sweep.plan_sweep(stage_two, runs_root, allow_pending=True)
+  assert [run.state for run in plan] == [sweep.PENDING, sweep.LEFT]
+  assert "waits: @unfinished/lr4e-3_i0: run lr4e-3_i0" in sweep.describe_plan(plan)
+  assert sweep.plan_summary(plan) == "2 runs: 1 new, 1 wait for runs of other sweeps"

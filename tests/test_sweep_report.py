@@ -114,3 +114,56 @@ def test_the_command_rebuilds_a_report_from_a_results_json(tmp_path):
   assert os.path.exists(output + ".md") and os.path.exists(output + "_learning_rate.png")
   text = open(output + ".md", encoding="utf-8").read()
   assert f"python -m bert_nlu.sweep_report {results_path} --output={output}" in text
+
+
+def study_results():
+  """Variants only (no learning-rate or batch grid), 2 instances: a per-intent metric, speeds."""
+  runs = []
+  for variant, play, overall, speed, parameters in (("play10", 0.2, 0.80, 100.0, 1000),
+                                                    ("all", 0.9, 0.88, 50.0, 3000)):
+    for instance in range(2):
+      run = _run(f"{variant}_i{instance}", {}, instance, {
+          "whole_frame_accuracy": overall + 0.01 * instance,
+          "per_intent.PlayMusic.whole_frame_accuracy": play + 0.1 * instance,
+          "prediction_examples_per_second": 2 * speed + instance})
+      run.update(variant=variant, train_examples_per_second=speed + 2 * instance,
+                 parameters=parameters, trainable_parameters=parameters // 2)
+      runs.append(run)
+  return {"sweep": "limited", "sweep_file": "l.sweep", "metric": "", "missing": [],
+          "grid_flags": [], "runs": runs}
+
+
+def test_a_per_intent_metric_per_configuration_with_speed_columns(tmp_path):
+  written = sweep_report.write_report(
+      study_results(), str(tmp_path / "limited"),
+      metric="per_intent.PlayMusic.whole_frame_accuracy", columns=["whole_frame_accuracy"],
+      speed=True)
+  assert set(written) == {"csv", "md", "configurations", "training_speed", "prediction_speed"}
+  for chart in ("configurations", "training_speed", "prediction_speed"):
+    with open(written[chart], "rb") as f:
+      assert f.read(8) == PNG_MAGIC
+  text = open(written["md"], encoding="utf-8").read()
+  assert "metric: dev `per_intent.PlayMusic.whole_frame_accuracy`" in text
+  header = ("| variant | runs | mean | std | min | max | train_minutes | whole_frame_accuracy | "
+            "train_examples_per_second | prediction_examples_per_second | parameters | "
+            "trainable_parameters |")
+  assert header in text
+  # play10: PlayMusic 0.2 and 0.3; overall 0.80 and 0.81; train 100 and 102 ex/s, predict 200 and
+  # 201; in the sweep's order (play10 before all).
+  play10 = (f"| play10 | 2 | 0.2500 | {np.std([0.2, 0.3], ddof=1):.4f} | 0.2000 | 0.3000 | "
+            "2.0000 | 0.8050 | 101.0000 | 200.5000 | 1000 | 500 |")
+  assert play10 in text and text.index(play10) < text.index("| all | 2 | 0.9500 |")
+  assert "![configurations](limited_configurations.png)" in text
+  labels = sweep_report.configuration_labels(
+      sweep_results_frame(study_results()).drop_duplicates("run"), ["variant"])
+  assert labels == ["play10", "play10", "all", "all"]
+
+
+def sweep_results_frame(results):
+  from bert_nlu import sweep_results  # pylint: disable=g-import-not-at-top
+  return sweep_results.to_dataframe(results)
+
+
+def test_dotted_metric_names_are_escaped_for_altair():
+  assert sweep_report.altair_field("final_per_intent.PlayMusic.slot_f1") == \
+      "final_per_intent\\.PlayMusic\\.slot_f1"

@@ -27,6 +27,12 @@ def test_collected_runs_hold_the_final_metrics_and_the_dev_curve(collected):
     assert record["best_step"] == eval_results["best_step"]
     assert record["train_seconds"] == eval_results["training"]["wall_seconds"]
     assert record["train_batch_size"] == 16 and record["selected_by"] == "whole_frame_accuracy"
+    assert record["train_examples_per_second"] == \
+        eval_results["training"]["train_examples_per_second"]
+    assert record["parameters"] == eval_results["model"]["parameters"] > 0
+    assert record["trainable_parameters"] == eval_results["model"]["trainable_parameters"]
+    for intent, row in eval_results["splits"]["dev"]["per_intent"].items():
+      assert record["final"]["dev"][f"per_intent.{intent}.slot_f1"] == row["slot_f1"]
     # Checkpoints every 10 steps of 19: dev evaluated at steps 10 and 19.
     assert [e["step"] for e in record["evaluations"]] == [10, 19]
     best = [e for e in record["evaluations"] if e["step"] == record["best_step"]][0]
@@ -43,7 +49,9 @@ def test_dataframe_has_one_row_per_run_and_evaluation(collected):
   assert list(frame["examples_seen"]) == [160, 304, 160, 304]
   assert list(frame["learning_rate"]) == [1e-3, 1e-3, 2e-3, 2e-3]
   assert set(frame["instance"]) == {0} and set(frame["task"]) == {"tiny_corpus0"}
-  for column in ("whole_frame_accuracy", "final_whole_frame_accuracy", "train_minutes", "run"):
+  for column in ("whole_frame_accuracy", "final_whole_frame_accuracy", "train_minutes", "run",
+                 "train_examples_per_second", "parameters",
+                 "final_per_intent.PlayMusic.whole_frame_accuracy"):
     assert column in frame
 
 
@@ -54,6 +62,15 @@ def test_results_survive_a_save_and_load_without_the_run_directories(collected, 
   loaded = sweep_results.load_results(path)
   assert loaded == json.loads(json.dumps(results))
   assert sweep_results.to_dataframe(loaded).equals(sweep_results.to_dataframe(results))
+
+
+def test_scalar_metrics_flatten_the_per_intent_table():
+  values = {"intent_accuracy": 0.5, "num_examples": 4, "per_slot": {"x": {"f1": 1.0}},
+            "per_intent": {"A": {"count": 3, "slot_f1": 0.25}, "B": {"slot_f1": 1}},
+            "confusion_matrix": [[1, 0], [0, 1]], "selected": True}
+  assert sweep_results.scalar_metrics(values) == {
+      "intent_accuracy": 0.5, "num_examples": 4.0, "per_intent.A.count": 3.0,
+      "per_intent.A.slot_f1": 0.25, "per_intent.B.slot_f1": 1.0}
 
 
 def test_grid_values_are_typed():

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from bert_nlu import encoder, hooks, metrics, model, testing, train
@@ -386,3 +387,62 @@ def test_sequential_fine_tuning_continues_from_a_run_with_heads_loaded_by_label(
   per_intent = results["splits"]["dev"]["per_intent"]
   for intent in ("BookRestaurant", "PlayMusic"):
     assert per_intent[intent]["intent_accuracy"] >= 0.9
+
+
+@pytest.fixture(scope="module")
+def without_play_music(tiny_bert_dir, tiny_corpus_dir, tmp_path_factory):
+  """Stage 1 of a forgetting study: the tiny corpus with PlayMusic dropped (COUNT 0)."""
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  config = make_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path_factory.mktemp("stage1")),
+                       num_train_epochs=10)
+  config = dataclasses.replace(config, data=dataclasses.replace(
+      config.data, limit_data=(("PlayMusic", 0),)))
+  return config, train.run(config)
+
+
+def test_keep_init_labels_adds_a_new_intent_and_keeps_the_old_ones_evaluated(
+    without_play_music, tiny_bert_dir, tiny_corpus_dir, tmp_path):
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
+  from bert_nlu.data import limit  # pylint: disable=g-import-not-at-top
+  source_config, source_results = without_play_music
+  old_maps = LabelMaps.load(os.path.join(source_config.output_dir, "label_maps.json"))
+  assert old_maps.intents == ("BookRestaurant", "GetWeather")
+  # Stage 2: 3 PlayMusic sentences alone (the other intents COUNT 0), resampled to PlayMusic's
+  # own count, on top of stage 1 with its labels kept.
+  config = make_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path / "stage2"),
+                       num_train_epochs=1, learning_rate=1e-4)
+  config = dataclasses.replace(
+      config,
+      data=dataclasses.replace(config.data, limit_data=(
+          ("PlayMusic", 3), ("BookRestaurant", 0), ("GetWeather", 0))),
+      model=dataclasses.replace(
+          config.model, init_run_dir=source_config.output_dir, keep_init_labels=True,
+          init_checkpoint=hooks.read_best(source_config.output_dir)["checkpoint"]))
+  splits, _ = train.read_corpus(config, ["dev"])
+  full, _ = train.read_corpus(make_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path)), [])
+  assert limit.intent_counts(splits["train"]) == {
+      "PlayMusic": limit.intent_counts(full["train"])["PlayMusic"]}
+  assert len({e.guid for e in splits["train"].examples}) == 3
+  results = train.run(config)
+  new_maps = LabelMaps.load(os.path.join(config.output_dir, "label_maps.json"))
+  assert new_maps.intents == old_maps.intents + ("PlayMusic",)
+  assert new_maps.slot_tags == old_maps.slot_tags + ("B-artist", "I-artist")
+  assert results["warm_start"]["intents"] == {
+      "copied": ["BookRestaurant", "GetWeather"], "new": ["PlayMusic"], "dropped": []}
+  assert results["warm_start"]["slot_tags"]["dropped"] == []
+  assert results["config"]["model"]["keep_init_labels"] is True
+  # The warm start copied the shared rows as they were (the earlier run kept no averages).
+  before = tf.train.load_checkpoint(hooks.read_best(source_config.output_dir)["checkpoint"])
+  after = tf.train.load_checkpoint(results["warm_start"]["checkpoint"])
+  for name, count in (("intent_head/dense/kernel", 2), ("slot_head/dense/kernel", 5)):
+    np.testing.assert_array_equal(after.get_tensor(name)[:, :count], before.get_tensor(name))
+  # The old intents are still predicted and evaluated: one epoch of PlayMusic alone at a low rate
+  # leaves most of their dev frames right.
+  dev = results["splits"]["dev"]["per_intent"]
+  assert set(dev) == {"BookRestaurant", "GetWeather", "PlayMusic"}
+  for intent in ("BookRestaurant", "GetWeather"):
+    assert dev[intent]["intent_accuracy"] > 0.5, dev[intent]
+  predicted = {row["pred_intent"] for row in _saved_predictions(config)}
+  assert {"BookRestaurant", "GetWeather"} <= predicted
+  assert source_results["splits"]["dev"]["per_intent"]["PlayMusic"]["intent_accuracy"] == 0.0

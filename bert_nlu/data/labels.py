@@ -126,6 +126,21 @@ class LabelMaps:
     return cls(intents=tuple(sorted(intents)),
                slot_tags=(OUTSIDE_TAG,) + tuple(sorted(tags)), multilabel=multilabel)
 
+  def extended_by(self, other: "LabelMaps") -> "LabelMaps":
+    """These labels in their order, then `other`'s labels that are not among them, in `other`'s
+    order: every label of either, none dropped, and each of these keeps its id.
+
+    Raises:
+      ValueError: the two disagree on `multilabel` (atomic intents vs whole labels).
+    """
+    if self.multilabel != other.multilabel:
+      raise ValueError(f"cannot extend label maps with multilabel={self.multilabel} by label "
+                       f"maps with multilabel={other.multilabel}")
+    return LabelMaps(
+        intents=self.intents + tuple(i for i in other.intents if i not in self._intent_index),
+        slot_tags=self.slot_tags + tuple(t for t in other.slot_tags if t not in self._tag_index),
+        multilabel=self.multilabel)
+
   def intent_id(self, intent: str) -> int:
     return self._intent_index.get(intent, UNKNOWN_ID)
 
