@@ -15,6 +15,19 @@ tensorflow_hub unchanged) replaces the checkpoint's BertModel:
     collection here, so the optimizer (and frozen layers, parameter counts)
     see them as they see BertModel's.
 
+Replicated training (`--distribution=mirrored`, `multi_worker`; bert_nlu/distribute.py): the
+Estimator calls the model_fn once per replica, so each replica builds its own KerasLayer and loads
+the SavedModel. The module's variables are nevertheless created once, as MirroredVariables: the
+SavedModel loader creates them through the graph's variable creators with a lower priority than
+a strategy's (tensorflow/python/saved_model/load.py `uninitialized_variable_creator`), and under
+MirroredStrategy the replicas after the first reuse the first replica's variables by name
+(tensorflow/python/distribute/shared_variable_creator.py). The restore of the module's values
+becomes the MirroredVariable's initializer and sets every device's copy; each replica's call of
+the module reads its own copy. One thing needs fixing here (`_collect_distributed_variables`): the
+loader's per-device `UninitializedVariable`s put themselves into GLOBAL_VARIABLES beside their
+MirroredVariable, so the Saver would checkpoint the copies too ("bert/pooler/kernel/replica_1")
+and a checkpoint's names would depend on the number of devices.
+
 Layers (`--layers=N`): the heads read `encoder_outputs[N - 1]`; the module's pooler reads only its
 last layer, so the pooled vector is then layer N's [CLS] vector (no pooler), and the whole module
 still runs (no speed-up; layers above N get no gradient and do not change).
@@ -106,6 +119,22 @@ def bert_config_of(handle: str) -> modeling.BertConfig:
                              initializer_range=0.02)
 
 
+def _collect_distributed_variables(variables) -> None:
+  """Under a tf.distribute strategy, removes the per-device copies of `variables` (distributed
+  variables) from the graph's collections, which then hold each variable once, as the strategy
+  made it: checkpoints carry one entry per variable, whatever the number of devices, as for the
+  variables of BertModel and the heads. Without a strategy: nothing to do."""
+  if not tf.distribute.has_strategy():
+    return
+  strategy = tf.distribute.get_strategy()
+  copies = {id(copy) for variable in variables
+            for copy in strategy.experimental_local_results(variable) if copy is not variable}
+  graph = tf.get_default_graph()
+  for key in graph.get_all_collection_keys():
+    collection = graph.get_collection_ref(key)
+    collection[:] = [item for item in collection if id(item) not in copies]
+
+
 def build_hub_encoder(handle: str, features: Dict[str, tf.Tensor], is_training: bool,
                       num_hidden_layers: Optional[int] = None) -> Tuple[tf.Tensor, tf.Tensor]:
   """The module as the encoder of the current graph; its variables join the trainable ones.
@@ -124,6 +153,7 @@ def build_hub_encoder(handle: str, features: Dict[str, tf.Tensor], is_training: 
     outputs = layer({"input_word_ids": features["input_ids"],
                      "input_mask": features["input_mask"],
                      "input_type_ids": features["segment_ids"]}, training=is_training)
+  _collect_distributed_variables(layer.variables)
   trainable = tf.get_collection_ref(tf.GraphKeys.TRAINABLE_VARIABLES)
   known = {v.name for v in trainable}
   trainable.extend(v for v in layer.trainable_variables if v.name not in known)

@@ -2,9 +2,9 @@
 `write_plain_keras_encoder`, not bert_nlu.hub_export), with only the public interface (dict inputs input_word_ids / input_mask / input_type_ids, dict outputs
 pooled_output / sequence_output / encoder_outputs, a vocab_file asset, a do_lower_case variable),
 fine-tuned end to end through run_bert_nlu.py: train, dev evaluation, best export, resume,
-evaluation of the best checkpoint, predict; its variables train. A module written by
-bert_nlu.hub_export carries BertModel's variable names, so --train_layers_from freezes its lower
-layers."""
+evaluation of the best checkpoint, predict; its variables train. The same on 2 CPU replicas
+(--distribution=mirrored), NLU and GLUE. A module written by bert_nlu.hub_export carries
+BertModel's variable names, so --train_layers_from freezes its lower layers."""
 
 import contextlib
 import io
@@ -143,3 +143,59 @@ def test_the_export_needs_no_module_once_written(fine_tuned, module_copy):
   predictor = predict.predictor_for_export(hooks.latest_export(output_dir))
   [row] = predictor.predict(["book nobu please"])
   assert row["intent"]["name"] in {"PlayMusic", "GetWeather", "BookRestaurant"}
+
+
+@pytest.fixture(scope="module")
+def replicated(plain_keras_hub_module, tiny_corpus_dir, tmp_path_factory):
+  """2 CPU replicas (global batch 16): 1 epoch (10 steps), then resumed to 2 epochs (19 steps);
+  the checkpoint evaluator evaluates every checkpoint (every 10 steps) on one device."""
+  output_dir = str(tmp_path_factory.mktemp("hub_replicated"))
+  common = [f"--hub_module={plain_keras_hub_module}", f"--data_dir={tiny_corpus_dir}",
+            f"--output_dir={output_dir}", "--max_seq_length=16", "--train_batch_size=16",
+            "--learning_rate=5e-3", "--save_checkpoints_steps=10", "--save_summary_steps=5",
+            "--seed=7", "--distribution=mirrored", "--devices=/cpu:0,/cpu:1"]
+  first = run_main(*common, "--num_train_epochs=1")
+  resumed = run_main(*common, "--num_train_epochs=2")
+  return output_dir, first, resumed
+
+
+def test_two_replicas_fine_tune_resume_and_export_the_best(replicated, plain_keras_hub_module):
+  output_dir, (first_code, _), (resumed_code, _) = replicated
+  assert first_code == 0 and resumed_code == 0
+  with open(os.path.join(output_dir, "eval_results.json"), encoding="utf-8") as f:
+    results = json.load(f)
+  assert results["config"]["train"]["distribution"] == "mirrored"
+  assert results["training"]["num_train_steps"] == 19  # ceil(150 * 2 / 16): the global batch
+  assert results["training"]["steps_run_this_session"] == 19 - 10
+  assert results["splits"]["dev"]["num_examples"] == 30  # the whole set, on one device
+  best = hooks.read_best(output_dir)
+  assert results["checkpoint"] == best["checkpoint"]
+  assert os.path.isfile(os.path.join(best["saved_model"], "saved_model.pb"))
+  checkpoint = tf.train.latest_checkpoint(output_dir)
+  assert checkpoint.endswith("model.ckpt-19")
+  names = {name for name, _ in tf.train.list_variables(checkpoint)}
+  assert not [name for name in names if "replica_" in name]  # one entry per variable
+  reader = tf.train.load_checkpoint(checkpoint)
+  for name, value in module_weights(plain_keras_hub_module).items():
+    assert np.abs(reader.get_tensor(f"{hub_module.SCOPE}/{name}") - value).max() > 1e-4, name
+
+
+def test_a_glue_task_fine_tunes_on_two_replicas(plain_keras_hub_module, tmp_path):
+  corpus = testing.make_glue_corpus(str(tmp_path / "MRPC"), "MRPC",
+                                    sizes=(("train", 64), ("dev", 24)))
+  output_dir = str(tmp_path / "run")
+  code, _ = run_main(f"--hub_module={plain_keras_hub_module}", "--task=glue", "--glue_task=MRPC",
+                     f"--data_dir={corpus}", f"--output_dir={output_dir}", "--max_seq_length=16",
+                     "--train_batch_size=16", "--num_train_epochs=1",
+                     "--save_checkpoints_steps=4", "--distribution=mirrored",
+                     "--devices=/cpu:0,/cpu:1")
+  assert code == 0
+  with open(os.path.join(output_dir, "eval_results.json"), encoding="utf-8") as f:
+    results = json.load(f)
+  assert results["config"]["model"]["hub_module"] == plain_keras_hub_module
+  assert results["splits"]["dev"]["num_examples"] == 24
+  counts = np.array(results["splits"]["dev"]["confusion_matrix"]["counts"])
+  assert counts.sum() == 24
+  assert results["splits"]["dev"]["accuracy"] == pytest.approx(np.trace(counts) / 24)
+  best = hooks.read_best(output_dir)
+  assert os.path.isfile(os.path.join(best["saved_model"], "saved_model.pb"))

@@ -253,10 +253,6 @@ def test_replicated_training_is_evaluated_by_the_checkpoint_evaluator(tiny_bert_
                  **common):
     with pytest.raises(app.UsageError, match="--eval_every_steps=7 needs"):
       run_bert_nlu.build_run_config()
-  with run_flags(distribution="mirrored", devices=["/cpu:0", "/cpu:1"], hub_module="/no/module",
-                 **common):
-    with pytest.raises(app.UsageError, match="--hub_module with --distribution is not supported"):
-      run_bert_nlu.build_run_config()
 
 
 def test_glue_refuses_a_warm_start_by_label_name(tiny_bert_dir, glue_root, tmp_path,
@@ -316,6 +312,14 @@ def test_hub_module_refuses_flags_that_need_the_checkpoint_encoder(build_hub_con
 def test_hub_module_that_cannot_be_loaded_is_a_usage_error(build_hub_config, tmp_path):
   with pytest.raises(app.UsageError, match="--hub_module: cannot load"):
     build_hub_config(module=str(tmp_path / "missing"))
+
+
+def test_hub_module_trains_on_several_replicas(build_hub_config):
+  """(Trained on 2 CPU replicas in test_distribute and test_hub_module.)"""
+  config = build_hub_config("--distribution=mirrored", "--devices=/cpu:0,/cpu:1")
+  assert config.model.hub_module
+  assert (config.train.distribution, config.train.devices) == ("mirrored", ("/cpu:0", "/cpu:1"))
+  assert config.train.evaluator == "checkpoint"
 
 
 def test_name_based_flags_work_with_an_exported_checkpoint(build_hub_config, tiny_hub_module):
