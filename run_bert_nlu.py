@@ -490,10 +490,6 @@ def _validate_distribution_flags() -> None:
     raise app.UsageError("--num_gpus and --devices are alternatives: give one")
   if FLAGS.distribution == "none":
     return
-  if FLAGS.hub_module:
-    raise app.UsageError("--hub_module with --distribution is not supported yet: the module is "
-                         "loaded as a Keras layer in each replica's model_fn, and sharing one set "
-                         "of mirrored variables between the replicas was never built or tested")
   if FLAGS.optimizer_implementation != "fused":
     raise app.UsageError("--distribution needs --optimizer_implementation=fused (bert's optimizer "
                          "assigns mirrored variables in the replica context, which tf.distribute "
@@ -614,6 +610,18 @@ def build_run_config():
       intra_op_threads=FLAGS.intra_op_threads, inter_op_threads=FLAGS.inter_op_threads)
 
 
+def _multi_worker_placement_first():
+  """--distribution=multi_worker training with --hub_module: the strategy, built before
+  build_run_config loads the module (loading a SavedModel starts TensorFlow's runtime, after which
+  MultiWorkerMirroredStrategy cannot configure its collectives: "Collective ops must be
+  configured at program startup"); else None (train.run builds the strategy first itself)."""
+  if not (FLAGS.distribution == "multi_worker" and FLAGS.hub_module and FLAGS.run_train):
+    return None
+  _validate_flags()  # e.g. TF_CONFIG must be set
+  from bert_nlu import distribute  # pylint: disable=g-import-not-at-top
+  return distribute.make_placement(FLAGS.distribution)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -627,9 +635,10 @@ def main(argv):
   from bert_nlu.compat import tf  # pylint: disable=g-import-not-at-top
   from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
   tf.logging.set_verbosity(tf.logging.INFO if verbose else tf.logging.WARN)
+  placement = _multi_worker_placement_first()
   run_config = build_run_config()
   try:
-    train.run(run_config, overwrite_output_dir=FLAGS.overwrite_output_dir)
+    train.run(run_config, overwrite_output_dir=FLAGS.overwrite_output_dir, placement=placement)
     if run_config.run_predict:
       from bert_nlu import predict  # pylint: disable=g-import-not-at-top
       from bert_nlu.hooks import latest_export  # pylint: disable=g-import-not-at-top

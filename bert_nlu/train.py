@@ -227,10 +227,13 @@ def serving_input_receiver_fn_builder(task):
   return serving_input_receiver_fn
 
 
-def make_placement(config: RunConfig) -> distribute.Placement:
-  """The tf.distribute strategy of the run (bert_nlu/distribute.py), logged with the batch split."""
+def make_placement(config: RunConfig,
+                   built: Optional[distribute.Placement] = None) -> distribute.Placement:
+  """The tf.distribute strategy of the run (bert_nlu/distribute.py), logged with the batch split;
+  `built`: the caller's, if it had to build it earlier (see `run`)."""
   train = config.train
-  placement = distribute.make_placement(train.distribution, train.num_gpus, train.devices)
+  placement = built or distribute.make_placement(train.distribution, train.num_gpus,
+                                                 train.devices)
   if placement.strategy is not None:
     tf.logging.info(
         "Distribution %s: %d replicas; --train_batch_size=%d is the GLOBAL batch of a step, "
@@ -588,17 +591,21 @@ def evaluate_best(config: RunConfig, prepared: PreparedData, bert_config,
   return results
 
 
-def run(config: RunConfig, overwrite_output_dir: bool = False) -> Dict:
+def run(config: RunConfig, overwrite_output_dir: bool = False,
+        placement: Optional[distribute.Placement] = None) -> Dict:
   """Runs the phases named in `config`; returns (and saves) the results.
 
   The output directory is locked for the duration (a second process refuses to use it) and its
   run_manifest.json must be compatible with `config` (else IncompatibleRunError lists the
-  differing keys), unless `overwrite_output_dir` clears it first.
+  differing keys), unless `overwrite_output_dir` clears it first. `placement`: the strategy of
+  config.train when the caller built it before anything started TensorFlow's runtime (a
+  multi-worker strategy must; loading a TF-Hub module to read its vocabulary starts it), else
+  built here first.
   """
   started_unix_time = time.time()
   eval_splits = evaluation_splits(config)
   # First: a multi-worker strategy configures collectives, which must precede any TF op.
-  placement = make_placement(config) if config.run_train else None
+  placement = make_placement(config, placement) if config.run_train else None
   os.makedirs(config.output_dir, exist_ok=True)
   phase_seconds = {}
   clock = time.perf_counter()
