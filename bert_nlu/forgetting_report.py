@@ -188,8 +188,7 @@ def intent_rows(results: Mapping[str, Any]) -> List[Dict[str, Any]]:
           value_after = new_rows.get(intent, {}).get(metric)
           row[f"{metric}_before"] = value_before
           row[f"{metric}_after"] = value_after
-          row[f"{metric}_drop"] = (None if value_before is None or value_after is None
-                                   else value_before - value_after)
+          row[f"{metric}_drop"] = _drop(value_before, value_after)
         rows.append(row)
   return rows
 
@@ -206,20 +205,22 @@ def summary_rows(results: Mapping[str, Any], split: str = "dev") -> List[Dict[st
     trained_before = {i for i, n in before["train_intent_counts"].items() if n > 0}
     counts = _example_counts(pair, split)
     row = {"after": after["label"], "before": before["label"]}
+    new_intents = [i for i in counts if i not in trained_before]
+    old_intents = [i for i in counts if i in trained_before]
     for metric in results["metrics"]:
-      for role, intents in ((NEW, [i for i in counts if i not in trained_before]),
-                            (OLD, [i for i in counts if i in trained_before])):
-        after_value = _weighted(after["splits"][split], intents, counts, metric)
-        if role == NEW:
-          row[f"new {metric} after"] = after_value
-          continue
-        before_value = _weighted(before["splits"][split], intents, counts, metric)
-        row[f"old {metric} before"] = before_value
-        row[f"old {metric} after"] = after_value
-        row[f"old {metric} drop"] = (None if before_value is None or after_value is None
-                                     else before_value - after_value)
+      row[f"new {metric} after"] = _weighted(after["splits"][split], new_intents, counts, metric)
+      before_value = _weighted(before["splits"][split], old_intents, counts, metric)
+      after_value = _weighted(after["splits"][split], old_intents, counts, metric)
+      row[f"old {metric} before"] = before_value
+      row[f"old {metric} after"] = after_value
+      row[f"old {metric} drop"] = _drop(before_value, after_value)
     rows.append(row)
   return rows
+
+
+def _drop(before: Optional[float], after: Optional[float]) -> Optional[float]:
+  """before - after, None when either is missing."""
+  return None if before is None or after is None else before - after
 
 
 def _example_counts(pair: Mapping[str, Any], split: str) -> Dict[str, int]:
