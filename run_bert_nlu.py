@@ -43,6 +43,9 @@ flags.DEFINE_string("max_seq_length", "64", "Word pieces per example incl. [CLS]
 flags.DEFINE_string("cache_dir", "", "TFRecord cache (default <output_dir>/data_cache).")
 flags.DEFINE_bool("bucket_by_length", True, "Length-bucketed dynamic padding for training; "
                   "--nobucket_by_length pads every batch to max_seq_length.")
+flags.DEFINE_integer("bucket_width", 8, "--bucket_by_length: width of a length bucket in word "
+                     "pieces; a training batch holds examples of one bucket, padded to its longest "
+                     "(1: every batch holds examples of one length, no padding).", lower_bound=1)
 flags.DEFINE_float("augment_slot_substitution", 0.0, "Slot-substitution augmentation: with this "
                    "probability per training example (and copy), add a copy whose slot values are "
                    "replaced by values of the same slot type from other training utterances, "
@@ -563,6 +566,7 @@ def build_run_config():
           max_seq_length=max_positions if max_seq_length is None else max_seq_length,
           auto_max_seq_length=max_seq_length is None,
           cache_dir=FLAGS.cache_dir, bucket_by_length=FLAGS.bucket_by_length,
+          bucket_width=FLAGS.bucket_width,
           augment_slot_substitution=FLAGS.augment_slot_substitution,
           augment_copies=FLAGS.augment_copies, augment_same_intent=FLAGS.augment_same_intent,
           limit_data=_parse_limit_data(FLAGS.limit_data), resample=FLAGS.resample,

@@ -41,8 +41,10 @@ the peer from its own report):
   final_report       ours only: the best checkpoint's dev predictions and eval_results.json.
   to_best_model      total minus final_report: the peer's equivalent end point.
 Also measured: the real loop's training examples/s (the whole run, and the median of its
-TensorBoard examples_per_sec windows after the first) against bench/results/throughput.json's
-steady state; and the cost of one dev evaluation call, checkpoint-based (new graph + session +
+TensorBoard examples_per_sec windows after the first) against the microbenchmark's steady state,
+side by side: every repeat also runs `bench/throughput.py --no_peer` (ours, dynamic padding,
+--microbenchmark_steps steps over the same training examples; off with --microbenchmark_steps=0,
+then bench/results/throughput.json is the reference); and the cost of one dev evaluation call, checkpoint-based (new graph + session +
 restore + run, Estimator.evaluate) vs in process (load weights + run; its one-off build apart),
 on the same best checkpoint, with the metrics of both compared.
 
@@ -237,6 +239,24 @@ def run_peer(args, examples_json, run_name) -> dict:
                        ("intent_accuracy", "whole_frame_accuracy")}}
 
 
+def run_microbenchmark(args, corpus_dir, run_name, train_examples) -> dict:
+  """bench/throughput.py's steady state (ours, dynamic padding) on this corpus's training
+  examples, in a subprocess, as one system of the rotation."""
+  out = os.path.join(args.work_dir, run_name + ".json")
+  command = [sys.executable, os.path.join("bench", "throughput.py"), "--no_peer", "--no_fixed",
+             "--repeats=1", "--latency_samples=5", f"--train_steps={args.microbenchmark_steps}",
+             f"--num_examples={train_examples}", f"--seed={args.seed}",
+             f"--data_dir={corpus_dir}", f"--bert_dir={args.bert_dir}",
+             f"--work_dir={os.path.join(args.work_dir, run_name)}", f"--out={out}"]
+  wall = _run(command, os.path.join(args.work_dir, run_name + ".log"))
+  with open(out) as f:
+    train = json.load(f)["summary"]["medians"]["train"]["ours_dynamic"]
+  return {"system": "microbenchmark (bench/throughput.py)", "cache": None,
+          "command": " ".join(command[1:]), "wall_seconds": wall,
+          "steady_examples_per_second": train["examples_per_second"],
+          "mean_padded_seq": train["mean_padded_seq"]}
+
+
 # ---------------------------------------------------------------------------------- eval cost
 def evaluation_cost(args, corpus_dir, output_dir, calls: int = 3) -> dict:
   """One dev evaluation of the best checkpoint of `output_dir`: Estimator.evaluate (new graph +
@@ -300,12 +320,21 @@ PARTS = ("startup", "data_preparation", "graph_and_session", "training_steps", "
          "best_model_io", "final_report", "to_best_model", "total")
 
 
+MICROBENCHMARK = "microbenchmark (bench/throughput.py)"
+
+
 def summarize(runs) -> dict:
-  """Medians per system over warm runs (the cold run is reported apart)."""
+  """Medians per system over warm runs (the cold run is reported apart); the microbenchmark's
+  median steady state and each real loop's steady state over it."""
   by_system = {}
   for run in runs:
     by_system.setdefault(run["system"], []).append(run)
   summary = {}
+  micro_runs = by_system.pop(MICROBENCHMARK, [])
+  if micro_runs:
+    summary[MICROBENCHMARK] = {"runs": len(micro_runs), "steady_examples_per_second":
+                               statistics.median(r["steady_examples_per_second"]
+                                                 for r in micro_runs)}
   for system, system_runs in by_system.items():
     warm = [r for r in system_runs if r["cache"] != "cold"] or system_runs
     summary[system] = {
@@ -327,9 +356,13 @@ def summarize(runs) -> dict:
               if r.get("steady_examples_per_second")]
     if steady:
       summary[system]["steady_examples_per_second"] = statistics.median(steady)
+  micro = summary.get(MICROBENCHMARK)
   peer = summary.get("peer (pytorch)")
   for system, entry in summary.items():
-    if peer and system != "peer (pytorch)":
+    if system.startswith("ours") and micro and "steady_examples_per_second" in entry:
+      entry["steady_over_microbenchmark"] = (entry["steady_examples_per_second"] /
+                                             micro["steady_examples_per_second"])
+    if peer and system.startswith("ours"):
       entry["speedup_vs_peer_to_best_model"] = (peer["median_seconds"]["to_best_model"] /
                                                 entry["median_seconds"]["to_best_model"])
   return summary
@@ -351,11 +384,12 @@ def throughput_reference(path: str) -> dict:
 
 
 def format_table(report) -> str:
+  systems = {s: e for s, e in report["summary"].items() if s != MICROBENCHMARK}
   lines = ["seconds (median of warm runs)  " + "".join(f"{p[:12]:>13}" for p in PARTS)]
-  for system, entry in report["summary"].items():
+  for system, entry in systems.items():
     lines.append(f"{system:30}" + "".join(f"{entry['median_seconds'][p]:13.1f}" for p in PARTS))
   lines.append("")
-  for system, entry in report["summary"].items():
+  for system, entry in systems.items():
     extra = []
     if "cold_data_preparation_seconds" in entry:
       extra.append(f"data prep cold {entry['cold_data_preparation_seconds']:.1f}s")
@@ -363,9 +397,13 @@ def format_table(report) -> str:
       extra.append(f"{entry['speedup_vs_peer_to_best_model']:.2f}x the peer to best model")
     if "steady_examples_per_second" in entry:
       extra.append(f"steady {entry['steady_examples_per_second']:.1f} ex/s")
+    if "steady_over_microbenchmark" in entry:
+      extra.append(f"{100 * entry['steady_over_microbenchmark']:.1f}% of the microbenchmark's "
+                   f"{report['summary'][MICROBENCHMARK]['steady_examples_per_second']:.1f} "
+                   "measured in the same run")
     lines.append(f"{system}: training {entry['train_examples_per_second']:.1f} ex/s"
                  + "".join("; " + e for e in extra))
-  for system, entry in report["summary"].items():
+  for system, entry in systems.items():
     startup = entry.get("startup_seconds")
     for cache in ("warm_cache_median", "cold_cache"):
       if startup and startup[cache]:
@@ -412,6 +450,9 @@ def parse_args(argv=None):
   parser.add_argument("--work_dir", default=os.path.join(REPO, "runs", "bench_time_to_result"))
   parser.add_argument("--out", default=os.path.join(REPO, "bench", "results",
                                                     "time_to_result.json"))
+  parser.add_argument("--microbenchmark_steps", type=int, default=100,
+                      help="Steps of the in-run bench/throughput.py steady state per repeat "
+                      "(0: none; --throughput_json is then the reference).")
   parser.add_argument("--throughput_json", default=os.path.join(REPO, "bench", "results",
                                                                 "throughput.json"),
                       help="bench/throughput.py result to compare the real loop with (run it in "
@@ -443,6 +484,8 @@ def main(argv=None):
   systems = [("ours", evaluator) for evaluator in args.evaluators]
   if not args.no_peer:
     systems.append(("peer", None))
+  if args.microbenchmark_steps:
+    systems.append(("microbenchmark", None))
   runs = []
   for repeat in range(args.repeats):
     order = systems[repeat % len(systems):] + systems[:repeat % len(systems)]
@@ -450,14 +493,17 @@ def main(argv=None):
       name = f"r{repeat + 1}_{kind}" + (f"_{evaluator}" if evaluator else "")
       if kind == "peer":
         run = run_peer(args, examples_json, name)
+      elif kind == "microbenchmark":
+        run = run_microbenchmark(args, corpus_dir, name, counts["train"])
       else:
         cache_state = "warm" if any(r["cache"] for r in runs) else "cold"
         run = run_ours(args, corpus_dir, name, evaluator, steps_per_epoch, cache_state)
       run["repeat"] = repeat + 1
       runs.append(run)
-      print(json.dumps({k: run[k] for k in ("system", "repeat", "cache", "best_step")}
-                       | {"to_best_model": round(run["seconds"]["to_best_model"], 1)}),
-            flush=True)
+      print(json.dumps({k: run.get(k) for k in ("system", "repeat", "cache", "best_step",
+                                                 "steady_examples_per_second")}
+                       | ({"to_best_model": round(run["seconds"]["to_best_model"], 1)}
+                          if "seconds" in run else {})), flush=True)
   report = {
       "benchmark": "time to a dev-selected model",
       "date": started.isoformat(timespec="seconds"),
@@ -466,8 +512,9 @@ def main(argv=None):
       "data": {"corpus_dir": corpus_dir, **counts, "steps_per_epoch": steps_per_epoch},
       "runs": runs,
       "summary": summarize(runs),
-      "throughput_reference": throughput_reference(args.throughput_json),
   }
+  if not args.microbenchmark_steps:
+    report["throughput_reference"] = throughput_reference(args.throughput_json)
   in_process_runs = [r for r in runs if r.get("evaluator") == "in_process"]
   if not args.no_eval_cost and in_process_runs:
     report["evaluation_cost"] = evaluation_cost(args, corpus_dir,

@@ -36,6 +36,9 @@ class DataConfig:
     cache_dir: where TFRecords and their metadata go ("" = <output_dir>/data_cache).
     bucket_by_length: batch training examples of similar length (dynamic padding); False pads
       every batch to max_seq_length.
+    bucket_width: with bucket_by_length, the word-piece width of a length bucket: a training
+      batch holds examples whose lengths fall in one bucket and is padded to its longest. 1 =
+      every batch holds examples of one length (no padding at all).
     augment_slot_substitution: probability, per training example and copy, of adding a copy whose
       slot values are replaced by values of the same slot type from other training utterances
       (bert_nlu/data/augment.py; 0 = off). Drawn once from the run's seed.
@@ -57,6 +60,7 @@ class DataConfig:
   auto_max_seq_length: bool = False
   cache_dir: str = ""
   bucket_by_length: bool = True
+  bucket_width: int = 8
   augment_slot_substitution: float = 0.0
   augment_copies: int = 1
   augment_same_intent: bool = False

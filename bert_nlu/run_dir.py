@@ -71,6 +71,7 @@ INCOMPATIBLE_KEYS = (
     "config.data.multi_intent_policy",
     "config.data.max_seq_length",
     "config.data.bucket_by_length",  # changes the batch stream of the remaining steps
+    "config.data.bucket_width",
     "config.data.limit_data", "config.data.resample",  # the training examples themselves
     "config.data.train_examples",
     # The network and its input: shapes, vocabulary content, initial weights, tokenizer casing.

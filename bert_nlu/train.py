@@ -367,6 +367,8 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
                                                    placement.num_replicas),
       max_seq_length=max_seq_length, bucket_by_length=config.data.bucket_by_length,
       pad_to_max_length=not config.data.bucket_by_length, seed=train.seed,
+      bucket_boundaries=input_pipeline.default_bucket_boundaries(max_seq_length,
+                                                                 config.data.bucket_width),
       resume_model_dir=config.output_dir, batches_per_step=placement.num_replicas,
       feature_spec=task.feature_encoding.spec)
   if train.distill_teachers:

@@ -23,13 +23,13 @@ def test_hash_is_stable_and_follows_flags_data_and_weights(tmp_path, tiny_bert_d
   assert len(reference) == run_identity.HASH_CHARS
   assert run_hash(base) == reference
   # Defaults spelled out, execution settings: the same run.
-  assert run_hash(base + ["--learning_rate=1e-4", "--train_batch_size=32", "--noslot_crf"]) \
-      == reference
+  assert run_hash(base + ["--learning_rate=1e-4", "--train_batch_size=32", "--noslot_crf",
+                          "--bucket_width=8"]) == reference
   assert run_hash(base + ["--intra_op_threads=1", "--inter_op_threads=1",
                           f"--cache_dir={tmp_path}"]) == reference
   for flag in ("--learning_rate=2e-4", "--train_batch_size=8", "--seed=43", "--slot_crf",
                "--head_dropout=0.2", "--num_hidden_layers=1", "--eval_on_test",
-               "--max_seq_length=32", "--num_train_epochs=3"):
+               "--max_seq_length=32", "--num_train_epochs=3", "--bucket_width=1"):
     assert run_hash(base + [flag]) != reference, flag
   # The same data elsewhere: the same run; one changed label: another run.
   moved = shutil.copytree(tiny_corpus_dir, str(tmp_path / "moved_corpus"))

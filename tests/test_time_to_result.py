@@ -41,6 +41,24 @@ def test_summary_takes_medians_of_warm_runs_and_the_speedup_against_the_peer():
   assert "2.00x the peer" in table and "data prep cold 5.0s" in table
 
 
+
+def test_real_loop_steady_state_is_compared_with_the_microbenchmark_of_the_same_run():
+  micro = time_to_result.MICROBENCHMARK
+  runs = [dict(_run("ours (in_process)", "cold", 100.0, 50.0, 90.0),
+               steady_examples_per_second=47.0),
+          dict(_run("ours (in_process)", "warm", 90.0, 45.0, 95.0),
+               steady_examples_per_second=49.0),
+          {"system": micro, "cache": None, "steady_examples_per_second": 52.0},
+          {"system": micro, "cache": None, "steady_examples_per_second": 48.0}]
+  summary = time_to_result.summarize(runs)
+  assert summary[micro] == {"runs": 2, "steady_examples_per_second": 50.0}
+  ours = summary["ours (in_process)"]
+  assert ours["steady_examples_per_second"] == 49.0  # warm runs only
+  assert ours["steady_over_microbenchmark"] == pytest.approx(49.0 / 50.0)
+  table = time_to_result.format_table({"summary": summary})
+  assert "98.0% of the microbenchmark's 50.0" in table
+  assert micro not in table.splitlines()[1]  # the microbenchmark has no row of wall times
+
 def test_subset_corpus_keeps_the_first_lines_of_each_split(tmp_path):
   from bert_nlu import testing  # pylint: disable=g-import-not-at-top
   source = testing.make_corpus(str(tmp_path / "full"))
