@@ -177,6 +177,7 @@ def run_ours(args, corpus_dir, run_name, evaluator, steps_per_epoch, cache_state
   return {"system": f"ours ({evaluator})", "evaluator": evaluator, "cache": cache_state,
           "command": " ".join(command[1:]), "output_dir": output_dir, "seconds": seconds,
           "evaluations": training.get("evaluations_this_session"),
+          "evaluation_parts_seconds": training.get("evaluation_parts_seconds"),
           "train_examples_per_second": training["train_examples_per_second"],
           "steady_examples_per_second": (statistics.median(windows[1:]) if len(windows) > 1
                                          else None),

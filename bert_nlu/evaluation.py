@@ -120,15 +120,20 @@ class InProcessEvaluator:
       self._reset_op = tf.group(tf.local_variables_initializer(), self._iterator.initializer)
       self.graph.finalize()
     self._session = tf.Session(graph=self.graph, config=estimator.config.session_config)
+    self.last_seconds: Dict[str, float] = {}  # the last evaluate()'s parts (EVALUATE_PARTS)
 
   def evaluate(self, values: Dict[str, np.ndarray]) -> Dict:
     """Evaluates with the weights `values` ({source name: value}); returns the metrics dict.
 
     The dict has the model's metric names, "loss" and "global_step" (as Estimator.evaluate).
+    `last_seconds` gets the wall seconds of its parts: loading the weights, running the batches
+    (metric updates), computing the whole-set metric values.
     """
+    start = time.perf_counter()
     self._session.run(self._load_op, feed_dict={self._placeholders[name]: values[name]
                                                 for name in self.source_names})
     self._session.run(self._reset_op)
+    loaded = time.perf_counter()
     batches = 0
     while self._steps is None or batches < self._steps:
       try:
@@ -136,7 +141,11 @@ class InProcessEvaluator:
       except tf.errors.OutOfRangeError:
         break
       batches += 1
-    return self._session.run(self._value_ops)
+    ran = time.perf_counter()
+    result = self._session.run(self._value_ops)
+    self.last_seconds = {"load_weights": loaded - start, "run_batches": ran - loaded,
+                         "metric_values": time.perf_counter() - ran}
+    return result
 
   def close(self) -> None:
     self._session.close()
@@ -179,6 +188,9 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
                                        CANDIDATE_DIR_NAME)
     self.evaluator: Optional[InProcessEvaluator] = None
     self.evaluations = []  # (step, seconds) of every evaluation of this session
+    # Per evaluation: {"step", "seconds", "fetch_weights" (from the training session), and
+    # InProcessEvaluator.last_seconds}: where an evaluation's time goes.
+    self.evaluation_parts = []
     self.build_seconds = 0.0  # building the eval graph and its session, once
     self.export_seconds = 0.0  # saving, keeping and exporting new bests
 
@@ -232,8 +244,12 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
     sources = self._source_variables()
     start = time.perf_counter()
     values = dict(zip(self.evaluator.source_names, session.run(sources)))
+    fetched = time.perf_counter()
     result = self.evaluator.evaluate(values)
     self.evaluations.append((step, time.perf_counter() - start))
+    self.evaluation_parts.append({"step": step, "seconds": self.evaluations[-1][1],
+                                  "fetch_weights": fetched - start,
+                                  **self.evaluator.last_seconds})
     tf.logging.info("In-process evaluation at step %d (%.2fs): %s", step,
                     self.evaluations[-1][1],
                     ", ".join(f"{k} = {v:.4f}" for k, v in sorted(result.items())

@@ -433,6 +433,7 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
         "evaluations_this_session": len(evaluator_hook.evaluations),
         "evaluator_build_seconds": evaluator_hook.build_seconds,
         "evaluation_seconds": sum(seconds for _, seconds in evaluator_hook.evaluations),
+        "evaluation_parts_seconds": evaluator_hook.evaluation_parts,
         "best_model_io_seconds": evaluator_hook.export_seconds,
     }
   else:

@@ -87,6 +87,11 @@ def test_evaluation_interval_is_not_the_checkpoint_interval(runs):
   # evaluation.
   assert steps == [NUM_STEPS]
   assert results["training"]["evaluations_this_session"] == 3
+  parts = results["training"]["evaluation_parts_seconds"]
+  assert [p["step"] for p in parts] == [8, 16, NUM_STEPS]
+  for p in parts:  # the parts are measured inside the evaluation's total
+    assert 0 < p["fetch_weights"] + p["load_weights"] + p["run_batches"] + p["metric_values"] \
+        <= p["seconds"]
   events = glob.glob(os.path.join(config.output_dir, "eval_dev", "events.*"))
   scalars = {}
   for path in events:
