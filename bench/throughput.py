@@ -343,8 +343,7 @@ class Ours:
         max_seq_length=config.data.max_seq_length,
         bucket_by_length=config.data.bucket_by_length,
         pad_to_max_length=not config.data.bucket_by_length, seed=config.train.seed,
-        bucket_boundaries=input_pipeline.default_bucket_boundaries(
-            config.data.max_seq_length, config.data.bucket_width))
+        bucket_width=config.data.bucket_width)
     speed_hook = hooks.ExamplesPerSecondHook(config.train.train_batch_size,
                                              config.train.save_summary_steps, output_dir)
     start = time.perf_counter()

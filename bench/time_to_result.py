@@ -44,9 +44,10 @@ Also measured: the real loop's training examples/s (the whole run, and the media
 TensorBoard examples_per_sec windows after the first) against the microbenchmark's steady state,
 side by side: every repeat also runs `bench/throughput.py --no_peer` (ours, dynamic padding,
 --microbenchmark_steps steps over the same training examples; off with --microbenchmark_steps=0,
-then bench/results/throughput.json is the reference); and the cost of one dev evaluation call, checkpoint-based (new graph + session +
-restore + run, Estimator.evaluate) vs in process (load weights + run; its one-off build apart),
-on the same best checkpoint, with the metrics of both compared.
+then bench/results/throughput.json is the reference); and the cost of one dev evaluation call,
+checkpoint-based (new graph + session + restore + run, Estimator.evaluate) vs in process (load
+weights + run; its one-off build apart), on the same best checkpoint, with the metrics of both
+compared.
 
 Writes bench/results/time_to_result.json (or --out) and prints a table. Needs
 requirements-bench.txt for the peer. Meant for an idle machine.

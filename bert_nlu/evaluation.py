@@ -120,7 +120,7 @@ class InProcessEvaluator:
       self._reset_op = tf.group(tf.local_variables_initializer(), self._iterator.initializer)
       self.graph.finalize()
     self._session = tf.Session(graph=self.graph, config=estimator.config.session_config)
-    self.last_seconds: Dict[str, float] = {}  # the last evaluate()'s parts (EVALUATE_PARTS)
+    self.last_seconds: Dict[str, float] = {}  # the last evaluate()'s parts (see evaluate)
 
   def evaluate(self, values: Dict[str, np.ndarray]) -> Dict:
     """Evaluates with the weights `values` ({source name: value}); returns the metrics dict.
@@ -187,10 +187,9 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
     self._candidate_dir = os.path.join(estimator.model_dir, hooks.BEST_DIR_NAME,
                                        CANDIDATE_DIR_NAME)
     self.evaluator: Optional[InProcessEvaluator] = None
-    self.evaluations = []  # (step, seconds) of every evaluation of this session
-    # Per evaluation: {"step", "seconds", "fetch_weights" (from the training session), and
-    # InProcessEvaluator.last_seconds}: where an evaluation's time goes.
-    self.evaluation_parts = []
+    # Every evaluation of this session: {"step", "seconds", "fetch_weights" (from the training
+    # session), and InProcessEvaluator.last_seconds}: where an evaluation's time goes.
+    self.evaluations = []
     self.build_seconds = 0.0  # building the eval graph and its session, once
     self.export_seconds = 0.0  # saving, keeping and exporting new bests
 
@@ -246,12 +245,10 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
     values = dict(zip(self.evaluator.source_names, session.run(sources)))
     fetched = time.perf_counter()
     result = self.evaluator.evaluate(values)
-    self.evaluations.append((step, time.perf_counter() - start))
-    self.evaluation_parts.append({"step": step, "seconds": self.evaluations[-1][1],
-                                  "fetch_weights": fetched - start,
-                                  **self.evaluator.last_seconds})
+    self.evaluations.append({"step": step, "seconds": time.perf_counter() - start,
+                             "fetch_weights": fetched - start, **self.evaluator.last_seconds})
     tf.logging.info("In-process evaluation at step %d (%.2fs): %s", step,
-                    self.evaluations[-1][1],
+                    self.evaluations[-1]["seconds"],
                     ", ".join(f"{k} = {v:.4f}" for k, v in sorted(result.items())
                               if k != tf.GraphKeys.GLOBAL_STEP))
     write_eval_summary(self._eval_dir, result, step)

@@ -367,8 +367,7 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
                                                    placement.num_replicas),
       max_seq_length=max_seq_length, bucket_by_length=config.data.bucket_by_length,
       pad_to_max_length=not config.data.bucket_by_length, seed=train.seed,
-      bucket_boundaries=input_pipeline.default_bucket_boundaries(max_seq_length,
-                                                                 config.data.bucket_width),
+      bucket_width=config.data.bucket_width,
       resume_model_dir=config.output_dir, batches_per_step=placement.num_replicas,
       feature_spec=task.feature_encoding.spec)
   if train.distill_teachers:
@@ -432,8 +431,8 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
     evaluation_summary = {
         "evaluations_this_session": len(evaluator_hook.evaluations),
         "evaluator_build_seconds": evaluator_hook.build_seconds,
-        "evaluation_seconds": sum(seconds for _, seconds in evaluator_hook.evaluations),
-        "evaluation_parts_seconds": evaluator_hook.evaluation_parts,
+        "evaluation_seconds": sum(e["seconds"] for e in evaluator_hook.evaluations),
+        "evaluation_parts_seconds": evaluator_hook.evaluations,
         "best_model_io_seconds": evaluator_hook.export_seconds,
     }
   else:

@@ -74,8 +74,7 @@ def test_one_piece_wide_buckets_batch_examples_of_one_length(record_path):
   path, _ = record_path
   boundaries = input_pipeline.default_bucket_boundaries(40, width=1)
   assert boundaries[:3] == [2, 3, 4] and boundaries[-1] == 40
-  input_fn = input_pipeline.make_input_fn(path, True, 16, 40, seed=1,
-                                          bucket_boundaries=boundaries)
+  input_fn = input_pipeline.make_input_fn(path, True, 16, 40, seed=1, bucket_width=1)
   batches = _batches(input_fn, 30)
   for batch in batches:
     assert np.all(batch["input_mask"] == 1)  # no padding at all

@@ -13,7 +13,7 @@ where seq_length is the longest example in the batch (dynamic padding) or max_se
 (`pad_to_max_length=True`). Padding uses id 0 everywhere (-1 in intent_ids) and input_mask 0.
 """
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 from bert_nlu import checkpoints
 from bert_nlu.compat import tf
@@ -71,7 +71,7 @@ def make_input_fn(tfrecord_path: str,
                   bucket_by_length: bool = True,
                   pad_to_max_length: bool = False,
                   seed: Optional[int] = None,
-                  bucket_boundaries: Optional[Sequence[int]] = None,
+                  bucket_width: int = 8,
                   resume_model_dir: Optional[str] = None,
                   batches_per_step: int = 1,
                   feature_spec: FeatureSpec = NLU_FEATURE_SPEC) -> Callable:
@@ -85,7 +85,7 @@ def make_input_fn(tfrecord_path: str,
     bucket_by_length: training batches hold examples of similar length.
     pad_to_max_length: pad every batch to max_seq_length (fixed shapes; slower).
     seed: shuffle seed.
-    bucket_boundaries: length bucket upper bounds; default every 8 pieces.
+    bucket_width: length buckets are this many pieces wide (`default_bucket_boundaries`).
     resume_model_dir: for training: when input_fn is called, skip as many batches as the
       latest checkpoint there has steps, so a resumed run sees the same batch sequence as an
       uninterrupted one (the seeded pipeline is deterministic).
@@ -112,7 +112,7 @@ def make_input_fn(tfrecord_path: str,
       dataset = dataset.shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
       dataset = dataset.repeat()
     if is_training and bucket_by_length and not pad_to_max_length:
-      boundaries = list(bucket_boundaries or default_bucket_boundaries(max_seq_length))
+      boundaries = default_bucket_boundaries(max_seq_length, bucket_width)
       dataset = dataset.bucket_by_sequence_length(
           element_length_func=lambda features: tf.shape(features["input_ids"])[0],
           bucket_boundaries=boundaries,
