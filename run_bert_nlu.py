@@ -40,7 +40,9 @@ flags.DEFINE_enum("multi_intent_policy", "atomic", ["atomic", "first", "multilab
 flags.DEFINE_string("max_seq_length", "64", "Word pieces per example incl. [CLS] and [SEP], or "
                    "'auto': the smallest length that truncates no train/dev/test example (at "
                    "most the model's max_position_embeddings), recorded in run_config.json.")
-flags.DEFINE_string("cache_dir", "", "TFRecord cache (default <output_dir>/data_cache).")
+flags.DEFINE_string("cache_dir", "", "TFRecord cache (default <output_dir>/data_cache, which "
+                    "the run tidies); a directory given here may be shared by runs (entries are "
+                    "keyed by content) and nothing in it is ever deleted.")
 flags.DEFINE_bool("bucket_by_length", True, "Length-bucketed dynamic padding for training; "
                   "--nobucket_by_length pads every batch to max_seq_length.")
 flags.DEFINE_integer("bucket_width", 8, "--bucket_by_length: width of a length bucket in word "

@@ -33,7 +33,8 @@ class DataConfig:
       the upper bound (the model's position limit) until the run resolves it.
     auto_max_seq_length: the run replaces max_seq_length by the smallest length that truncates
       no train/dev/test example (at most the bound above) and records it in run_config.json.
-    cache_dir: where TFRecords and their metadata go ("" = <output_dir>/data_cache).
+    cache_dir: where TFRecords and their metadata go ("" = <output_dir>/data_cache, whose stale
+      entries the run removes; a given directory may be shared by runs and is never tidied).
     bucket_by_length: batch training examples of similar length (dynamic padding); False pads
       every batch to max_seq_length.
     bucket_width: with bucket_by_length, the word-piece width of a length bucket: a training

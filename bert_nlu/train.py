@@ -182,7 +182,8 @@ def build_caches(config: RunConfig, splits: Dict[str, Split], label_maps,
   caches = {
       name: tfrecords.build_or_load(
           split, tokenizer, label_maps, config.model.vocab_file, config.model.do_lower_case,
-          config.data.max_seq_length, config.cache_dir, encoding=task.feature_encoding)
+          config.data.max_seq_length, config.cache_dir, encoding=task.feature_encoding,
+          remove_stale=not config.data.cache_dir)  # only the run's own cache is ours to tidy
       for name, split in splits.items()
   }
   return PreparedData(splits=splits, label_maps=label_maps, caches=caches, tokenizer=tokenizer,

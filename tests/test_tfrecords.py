@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from bert_nlu import testing, train
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.data import input_pipeline, readers, tfrecords
 from bert_nlu.data.labels import LabelMaps
@@ -72,6 +73,18 @@ def test_stale_entries_are_removed(setup):
   assert len([n for n in os.listdir(setup["cache_dir"]) if n.startswith("train.")]) == 2
 
 
+def test_a_shared_cache_keeps_the_entries_of_other_keys(setup):
+  """A sweep's runs share one cache: building one run's entry must not delete another run's."""
+  other_run = tfrecords.build_or_load(setup["splits"]["dev"], setup["tokenizer"],
+                                      setup["label_maps"], setup["vocab_file"], True, 16,
+                                      setup["cache_dir"], remove_stale=False)
+  this_run = tfrecords.build_or_load(setup["splits"]["dev"], setup["tokenizer"],
+                                     setup["label_maps"], setup["vocab_file"], True, 12,
+                                     setup["cache_dir"], remove_stale=False)
+  assert this_run.rebuilt and this_run.tfrecord_path != other_run.tfrecord_path
+  assert len(_read_all(other_run.tfrecord_path)) == 10  # still there, still whole
+
+
 def test_crash_mid_write_leaves_nothing_trusted(setup, monkeypatch):
   real_example = tfrecords.feature_to_tf_example
   calls = {"n": 0}
@@ -137,3 +150,23 @@ def test_limited_and_resampled_training_data_get_their_own_cache_entries(setup):
   assert len(keys) == len(variants)
   resampled = _build(setup, splits={"train": variants[3]})
   assert resampled.rebuilt and resampled.num_examples == len(train)
+
+
+def test_runs_sharing_a_cache_directory_keep_each_others_records(tiny_bert_dir, tiny_corpus_dir,
+                                                                 tmp_path):
+  """The trainer tidies only its own cache: two runs given one --cache_dir (as a sweep gives its
+  runs) with different records (max_seq_length) both find theirs; a run's private cache
+  (<output_dir>/data_cache) still drops its stale entries."""
+  shared = str(tmp_path / "shared_cache")
+
+  def prepare(name, max_seq_length, cache_dir):
+    config = testing.tiny_run_config(tiny_bert_dir, tiny_corpus_dir, str(tmp_path / name),
+                                     max_seq_length=max_seq_length,
+                                     data_fields=dict(cache_dir=cache_dir))
+    return train.prepare_data(config, ["dev"]).caches["dev"].tfrecord_path
+
+  first, second = prepare("a", 16, shared), prepare("b", 24, shared)
+  assert first != second and os.path.exists(first) and os.path.exists(second)
+  private_first = prepare("c", 16, "")
+  private_second = prepare("c", 24, "")
+  assert os.path.exists(private_second) and not os.path.exists(private_first)

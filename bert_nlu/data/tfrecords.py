@@ -195,7 +195,8 @@ def _load_entry(tfrecord_path: str, meta_path: str, key: str, name: str):
 
 def build_or_load(split: Split, tokenizer, label_maps, vocab_file: str, do_lower_case: bool,
                   max_seq_length: int, cache_dir: str,
-                  encoding: FeatureEncoding = NLU_ENCODING) -> CachedSplit:
+                  encoding: FeatureEncoding = NLU_ENCODING,
+                  remove_stale: bool = True) -> CachedSplit:
   """Returns the split's TFRecord cache entry, building it first if needed.
 
   Args:
@@ -203,8 +204,9 @@ def build_or_load(split: Split, tokenizer, label_maps, vocab_file: str, do_lower
     label_maps: the label vocabularies the features' ids refer to (`LabelMaps` for NLU,
       `bert_nlu.data.glue.GlueLabels` for GLUE).
     encoding: what a record holds (NLU or sentence-pair features).
-
-  Stale entries of the same split (other keys) are removed after a successful build.
+    remove_stale: remove the split's entries of other keys after a successful build. Right for
+      a cache one run owns; wrong for a cache runs share (a sweep's), where another key is another
+      run's live data, which it may still have to open (e.g. dev at its next evaluation).
   """
   key = cache_key(split, vocab_file, do_lower_case, max_seq_length, label_maps, encoding)
   tfrecord_path, meta_path = _entry_paths(cache_dir, split.name, key)
@@ -219,7 +221,8 @@ def build_or_load(split: Split, tokenizer, label_maps, vocab_file: str, do_lower
       "key": key, "split": split.name, "num_examples": len(features),
       "num_truncated": num_truncated, "max_seq_length": max_seq_length,
       "files": list(split.files), "lengths": lengths})
-  _remove_stale_entries(cache_dir, split.name, keep=(tfrecord_path, meta_path))
+  if remove_stale:
+    _remove_stale_entries(cache_dir, split.name, keep=(tfrecord_path, meta_path))
   if num_truncated:
     tf.logging.warning("%s: %d of %d examples truncated to max_seq_length=%d", split.name,
                        num_truncated, len(features), max_seq_length)
