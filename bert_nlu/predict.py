@@ -58,6 +58,26 @@ def word_offsets(text: str) -> List[tuple]:
   return [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
 
 
+def pad_to_longest(id_rows: Sequence[Sequence[int]], aligned_rows: Sequence[Sequence[int]]):
+  """One batch of serving inputs from rows of different lengths.
+
+  Args:
+    id_rows: each row's word-piece ids.
+    aligned_rows: one int row per id row, aligned with it (segment ids, first-piece mask).
+
+  Returns:
+    input_ids, input_mask (1 on real pieces) and the aligned rows, each int32
+    [batch, longest row], zero-padded on the right.
+  """
+  length = max(len(ids) for ids in id_rows)
+  input_ids, input_mask, aligned = (np.zeros([len(id_rows), length], np.int32) for _ in range(3))
+  for i, (ids, row) in enumerate(zip(id_rows, aligned_rows)):
+    input_ids[i, :len(ids)] = ids
+    input_mask[i, :len(ids)] = 1
+    aligned[i, :len(row)] = row
+  return input_ids, input_mask, aligned
+
+
 class NluPredictor:
   """Loads an exported NLU SavedModel once and predicts batches of raw utterances."""
 
@@ -83,14 +103,8 @@ class NluPredictor:
   def _batch_inputs(self, words_list: Sequence[Sequence[str]]):
     rows = [words_to_predict_feature(words, self.tokenizer, self.max_seq_length)
             for words in words_list]
-    length = max(len(ids) for ids, _, _ in rows)
-    input_ids = np.zeros([len(rows), length], np.int32)
-    input_mask = np.zeros([len(rows), length], np.int32)
-    first_piece_mask = np.zeros([len(rows), length], np.int32)
-    for i, (ids, row_first_piece_mask, _) in enumerate(rows):
-      input_ids[i, :len(ids)] = ids
-      input_mask[i, :len(ids)] = 1
-      first_piece_mask[i, :len(row_first_piece_mask)] = row_first_piece_mask
+    input_ids, input_mask, first_piece_mask = pad_to_longest(
+        [ids for ids, _, _ in rows], [row_first_piece_mask for _, row_first_piece_mask, _ in rows])
     return input_ids, input_mask, first_piece_mask, [kept for _, _, kept in rows]
 
   def run_batch(self, words_list: Sequence[Sequence[str]]):
@@ -240,14 +254,8 @@ class GluePredictor:
       return results
     rows = [pair_to_predict_feature(results[i]["text_a"], results[i]["text_b"], self.tokenizer,
                                     self.max_seq_length) for i in batch]
-    length = max(len(ids) for ids, _, _ in rows)
-    input_ids = np.zeros([len(rows), length], np.int32)
-    input_mask = np.zeros([len(rows), length], np.int32)
-    segment_ids = np.zeros([len(rows), length], np.int32)
-    for row, (ids, segments, _) in enumerate(rows):
-      input_ids[row, :len(ids)] = ids
-      input_mask[row, :len(ids)] = 1
-      segment_ids[row, :len(segments)] = segments
+    input_ids, input_mask, segment_ids = pad_to_longest([ids for ids, _, _ in rows],
+                                                        [segments for _, segments, _ in rows])
     outputs = self._serve(input_ids=tf_v2.constant(input_ids),
                           input_mask=tf_v2.constant(input_mask),
                           segment_ids=tf_v2.constant(segment_ids))

@@ -14,9 +14,18 @@ from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.data import glue
 from bert_nlu.data.examples import SentencePairExample
 from bert_nlu.errors import InputError
-from bert_nlu.predict import (GluePredictor, load_predictor, predict_lines,
+from bert_nlu.predict import (GluePredictor, load_predictor, pad_to_longest, predict_lines,
                               predictor_for_export)
 from bert_nlu.tasks import glue as glue_task
+
+
+def test_serving_batches_pad_every_row_to_the_longest_with_a_mask_of_real_pieces():
+  input_ids, input_mask, segment_ids = pad_to_longest([[101, 7, 102], [101, 102]],
+                                                      [[0, 0, 1], [0, 1]])
+  np.testing.assert_array_equal(input_ids, [[101, 7, 102], [101, 102, 0]])
+  np.testing.assert_array_equal(input_mask, [[1, 1, 1], [1, 1, 0]])
+  np.testing.assert_array_equal(segment_ids, [[0, 0, 1], [0, 1, 0]])
+  assert input_ids.dtype == input_mask.dtype == segment_ids.dtype == np.int32
 
 
 def test_selection_metric_follows_the_glue_convention():
