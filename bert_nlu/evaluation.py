@@ -21,6 +21,7 @@ eval_metric_ops via model_fn, `selection_metric`), so the evaluator knows no tas
 
 import glob
 import os
+import resource
 import shutil
 import time
 from typing import Callable, Dict, Optional
@@ -126,12 +127,14 @@ class InProcessEvaluator:
     """Evaluates with the weights `values` ({source name: value}); returns the metrics dict.
 
     The dict has the model's metric names, "loss" and "global_step" (as Estimator.evaluate).
-    `last_seconds` gets the wall seconds of its parts: loading the weights, running the batches
-    (metric updates), computing the whole-set metric values.
+    `last_seconds` gets the wall seconds of its parts: assigning the weights, resetting the
+    metric state and the dev iterator, running the batches (metric updates), computing the
+    whole-set metric values.
     """
     start = time.perf_counter()
     self._session.run(self._load_op, feed_dict={self._placeholders[name]: values[name]
                                                 for name in self.source_names})
+    assigned = time.perf_counter()
     self._session.run(self._reset_op)
     loaded = time.perf_counter()
     batches = 0
@@ -143,12 +146,22 @@ class InProcessEvaluator:
       batches += 1
     ran = time.perf_counter()
     result = self._session.run(self._value_ops)
-    self.last_seconds = {"load_weights": loaded - start, "run_batches": ran - loaded,
-                         "metric_values": time.perf_counter() - ran}
+    self.last_seconds = {"assign_weights": assigned - start, "reset_state": loaded - assigned,
+                         "run_batches": ran - loaded, "metric_values": time.perf_counter() - ran}
     return result
 
   def close(self) -> None:
     self._session.close()
+
+
+def usage_during(before: resource.struct_rusage) -> Dict[str, float]:
+  """What this process used since `before` (a getrusage(RUSAGE_SELF)): CPU seconds of all its
+  threads (user + system) and major page faults (pages read from disk). Beside a part's wall
+  time they tell a stall's kind: CPU time far below the wall time with no major faults is waiting
+  (for the CPU or a lock), many major faults is paging in from disk."""
+  after = resource.getrusage(resource.RUSAGE_SELF)
+  return {"cpu_seconds": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+          "major_page_faults": after.ru_majflt - before.ru_majflt}
 
 
 class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
@@ -188,7 +201,8 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
                                        CANDIDATE_DIR_NAME)
     self.evaluator: Optional[InProcessEvaluator] = None
     # Every evaluation of this session: {"step", "seconds", "fetch_weights" (from the training
-    # session), and InProcessEvaluator.last_seconds}: where an evaluation's time goes.
+    # session), InProcessEvaluator.last_seconds and `usage_during` the evaluation}: where an
+    # evaluation's time goes.
     self.evaluations = []
     self.build_seconds = 0.0  # building the eval graph and its session, once
     self.export_seconds = 0.0  # saving, keeping and exporting new bests
@@ -241,12 +255,14 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
 
   def _evaluate(self, session, step: int) -> Dict:
     sources = self._source_variables()
+    usage_before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     values = dict(zip(self.evaluator.source_names, session.run(sources)))
     fetched = time.perf_counter()
     result = self.evaluator.evaluate(values)
     self.evaluations.append({"step": step, "seconds": time.perf_counter() - start,
-                             "fetch_weights": fetched - start, **self.evaluator.last_seconds})
+                             "fetch_weights": fetched - start, **self.evaluator.last_seconds,
+                             **usage_during(usage_before)})
     tf.logging.info("In-process evaluation at step %d (%.2fs): %s", step,
                     self.evaluations[-1]["seconds"],
                     ", ".join(f"{k} = {v:.4f}" for k, v in sorted(result.items())

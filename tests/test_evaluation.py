@@ -90,8 +90,9 @@ def test_evaluation_interval_is_not_the_checkpoint_interval(runs):
   parts = results["training"]["evaluation_parts_seconds"]
   assert [p["step"] for p in parts] == [8, 16, NUM_STEPS]
   for p in parts:  # the parts are measured inside the evaluation's total
-    assert 0 < p["fetch_weights"] + p["load_weights"] + p["run_batches"] + p["metric_values"] \
-        <= p["seconds"]
+    assert 0 < (p["fetch_weights"] + p["assign_weights"] + p["reset_state"] + p["run_batches"]
+                + p["metric_values"]) <= p["seconds"]
+    assert p["cpu_seconds"] > 0 and p["major_page_faults"] >= 0
   events = glob.glob(os.path.join(config.output_dir, "eval_dev", "events.*"))
   scalars = {}
   for path in events:
