@@ -44,6 +44,7 @@ PATH_KEYS = ("data.data_dir", "model.bert_config_file", "model.vocab_file",
 # --init_checkpoint directory names: its best checkpoint, model.init_checkpoint, is hashed by
 # content in model_files).
 RUN_DIRECTORY_KEYS = ("train.distill_teachers", "model.init_run_dir")
+LENGTH_KEY, AUTO_LENGTH_KEY = "data.max_seq_length", "data.auto_max_seq_length"
 IDENTITY_FILE = "sweep_identity.json"
 RESULTS_FILE = "eval_results.json"
 
@@ -202,6 +203,10 @@ def identity_differences(recorded: Mapping[str, Any], requested: Mapping[str, An
           for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
 
 
+def _without(config: Mapping[str, Any], key: str) -> Dict[str, Any]:
+  return {k: v for k, v in config.items() if k != key}
+
+
 def finished_results(directory: str, identity: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
   """The run's eval_results.json if the run in `directory` finished with this identity's config.
 
@@ -220,6 +225,11 @@ def finished_results(directory: str, identity: Mapping[str, Any]) -> Optional[Di
   except (OSError, ValueError) as e:
     raise InputError(path, f"cannot be read ({e}); delete the run directory to retrain it") from None
   recorded = {"config": identity_config(results.get("config", {}))}
+  if recorded["config"].get(AUTO_LENGTH_KEY):
+    # --max_seq_length=auto: the run replaced the requested bound (the weights' position limit,
+    # fingerprinted with them) by the length it chose from the data (fingerprinted too).
+    recorded = {"config": _without(recorded["config"], LENGTH_KEY)}
+    identity = {**identity, "config": _without(identity["config"], LENGTH_KEY)}
   differences = identity_differences(recorded, identity)
   manifest = run_dir.read_manifest(directory) or {}
   for key in ("vocab_file", "init_checkpoint"):

@@ -333,7 +333,13 @@ def run_all(planned: Sequence[PlannedRun], parallel: int, threads: Dict[str, int
     start = time.time()
     return_code = _train_subprocess(run, threads, children, stopping)
     run.seconds = time.time() - start
-    if return_code == 0 and run_identity.finished_results(run.run_dir, run.identity) is not None:
+    try:
+      finished = return_code == 0 and run_identity.finished_results(
+          run.run_dir, run.identity) is not None
+    except InputError as e:  # results the sweep cannot match with the run: a failed run
+      progress.update(run, FAILED, f"FAILED {run.request.name}: {e}")
+      return
+    if finished:
       progress.update(run, DONE, f"done {run.request.name} in {run.seconds / 60:.1f} min")
     else:
       log = os.path.join(run.run_dir, LOG_FILE)

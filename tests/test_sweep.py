@@ -10,6 +10,7 @@ import time
 import pytest
 
 from bert_nlu import io_utils, run_identity, sweep, sweep_spec
+from bert_nlu.errors import InputError
 from bert_nlu.testing import write_tiny_sweep_file
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -217,3 +218,53 @@ def test_a_reference_to_a_missing_or_unfinished_run_is_a_clear_error(tiny_sweep,
   assert [run.state for run in plan] == [sweep.PENDING, sweep.LEFT]
   assert "waits: @unfinished/lr4e-3_i0: run lr4e-3_i0" in sweep.describe_plan(plan)
   assert sweep.plan_summary(plan) == "2 runs: 1 new, 1 wait for runs of other sweeps"
+
+
+def test_a_finished_max_seq_length_auto_run_is_done_and_then_reused(tmp_path, tiny_bert_dir,
+                                                                      tiny_corpus_dir):
+  """--max_seq_length=auto: the run records the length it chose, not the requested bound; the
+  sweep still recognises the run as its own (done, then reused), instead of failing on it."""
+  sweep_file = write_tiny_sweep_file(str(tmp_path / "auto.sweep"), "auto", tiny_bert_dir,
+                                     tiny_corpus_dir, learning_rates=("1e-3",),
+                                     extra_flags=("--max_seq_length=auto",
+                                                  "--num_train_epochs=0.2"))
+  runs_root = str(tmp_path / "runs")
+  spec = sweep_spec.read_sweep_file(sweep_file)
+  planned = sweep.plan_sweep(spec, runs_root)
+  lines = []
+  progress = sweep.run_all(planned, parallel=1, threads=sweep.thread_counts(1, 2),
+                           emit=lines.append)
+  assert progress.counts()[sweep.DONE] == 1, lines
+  results = io_utils.read_json(os.path.join(planned[0].run_dir, "eval_results.json"))
+  assert results["config"]["data"]["auto_max_seq_length"] is True
+  assert results["config"]["data"]["max_seq_length"] < planned[0].config["data"]["max_seq_length"]
+  again = sweep.plan_sweep(spec, runs_root)
+  assert [run.state for run in again] == [sweep.REUSED]
+  assert again[0].run_hash == planned[0].run_hash
+
+
+
+def test_a_run_whose_results_do_not_match_it_fails_and_the_sweep_goes_on(
+    tmp_path, tiny_bert_dir, tiny_corpus_dir, monkeypatch):
+  """Results that cannot be matched with the run (InputError from finished_results) make that
+  run FAILED with the reason, and the next run is still trained and counted done."""
+  sweep_file = write_tiny_sweep_file(str(tmp_path / "two.sweep"), "two", tiny_bert_dir,
+                                     tiny_corpus_dir, learning_rates=("1e-3", "2e-3"),
+                                     extra_flags=("--num_train_epochs=0.2",))
+  planned = sweep.plan_sweep(sweep_spec.read_sweep_file(sweep_file), str(tmp_path / "runs"))
+  real = run_identity.finished_results
+
+  def mismatched_first_run(directory, identity):
+    if directory == planned[0].run_dir and os.path.exists(
+        os.path.join(directory, run_identity.RESULTS_FILE)):
+      raise InputError(directory, "was made with another configuration (test)")
+    return real(directory, identity)
+
+  monkeypatch.setattr(sweep.run_identity, "finished_results", mismatched_first_run)
+  lines = []
+  progress = sweep.run_all(planned, parallel=1, threads=sweep.thread_counts(1, 2),
+                           emit=lines.append)
+  assert [run.state for run in planned] == [sweep.FAILED, sweep.DONE]
+  assert progress.counts()[sweep.RUNNING] == 0
+  assert any("FAILED lr1e-3_i0" in line and "another configuration (test)" in line
+             for line in lines), lines
