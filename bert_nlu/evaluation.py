@@ -86,17 +86,26 @@ class InProcessEvaluator:
       loaded from (e.g. `optimization.eval_restore_map`: the moving averages under weight
       averaging). Every eval global variable must be covered.
     steps: batches per evaluation (None = the whole set).
+    batches_per_pass: the number of batches of the whole set. With it (and steps None) the dev
+      pipeline is started once and repeats from an in-memory cache of its batches: each
+      evaluation reads exactly one pass, and nothing is re-initialised but the metric state.
+      (Re-initialising the iterator of an exhausted pipeline that has sat idle in a training
+      process stalled for up to 40 s with the CPU idle; see README "End to end".) Without it the
+      iterator is re-initialised for every evaluation and read to its end.
   """
 
   def __init__(self, estimator: tf.estimator.Estimator, input_fn: Callable,
                restore_map_fn: Callable[[], Dict[str, tf.Variable]],
-               steps: Optional[int] = None):
-    self._steps = steps
+               steps: Optional[int] = None, batches_per_pass: Optional[int] = None):
+    self._repeating = bool(batches_per_pass) and steps is None
+    self._steps = batches_per_pass if self._repeating else steps
     self.graph = tf.Graph()
     with self.graph.as_default():
       tf.set_random_seed(estimator.config.tf_random_seed)
       global_step = tf.train.get_or_create_global_step()
       dataset = input_fn()
+      if self._repeating:
+        dataset = dataset.cache().repeat()
       self._iterator = tf.data.make_initializable_iterator(dataset)
       features = self._iterator.get_next()
       spec = estimator.model_fn(features, None, tf.estimator.ModeKeys.EVAL, estimator.config)
@@ -118,9 +127,13 @@ class InProcessEvaluator:
       self._placeholders = placeholders
       self._load_op = tf.group(*[restore_map[name].assign(placeholders[name])
                                  for name in self.source_names])
-      self._reset_op = tf.group(tf.local_variables_initializer(), self._iterator.initializer)
+      self._reset_op = tf.local_variables_initializer()
+      if not self._repeating:
+        self._reset_op = tf.group(self._reset_op, self._iterator.initializer)
       self.graph.finalize()
     self._session = tf.Session(graph=self.graph, config=estimator.config.session_config)
+    if self._repeating:
+      self._session.run(self._iterator.initializer)
     self.last_seconds: Dict[str, float] = {}  # the last evaluate()'s parts (see evaluate)
 
   def evaluate(self, values: Dict[str, np.ndarray]) -> Dict:
@@ -176,6 +189,7 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
     early_stopping_evals: request a stop once the best is this many evaluations (of
       every_n_steps each) old; 0 = never.
     steps: dev batches per evaluation (None = all).
+    batches_per_pass: the dev set's number of batches (see `InProcessEvaluator`).
     name: evaluation name; TensorBoard events go to <model_dir>/eval_<name>/.
     saved_checkpoint_at: step -> prefix of a checkpoint this training session saved at that
       step, or None (`hooks.SavedCheckpointsListener.checkpoint_at`); a new best at such a step
@@ -186,8 +200,10 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
                restore_map_fn: Callable[[], Dict[str, tf.Variable]], every_n_steps: int,
                exporter: hooks.BestModelExporter, early_stopping_evals: int = 0,
                steps: Optional[int] = None, name: str = "dev",
-               saved_checkpoint_at: Optional[Callable[[int], Optional[str]]] = None):
+               saved_checkpoint_at: Optional[Callable[[int], Optional[str]]] = None,
+               batches_per_pass: Optional[int] = None):
     self._estimator = estimator
+    self._batches_per_pass = batches_per_pass
     self._input_fn = input_fn
     self._restore_map_fn = restore_map_fn
     self._every_n_steps = every_n_steps
@@ -220,7 +236,7 @@ class InProcessEvaluatorHook(tf.estimator.SessionRunHook):
     if self.evaluator is None:
       start = time.perf_counter()
       self.evaluator = InProcessEvaluator(self._estimator, self._input_fn, self._restore_map_fn,
-                                          self._steps)
+                                          self._steps, self._batches_per_pass)
       self.build_seconds = time.perf_counter() - start
     if self._sources is None:
       unknown = [name for name in self.evaluator.source_names

@@ -412,7 +412,8 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
         functools.partial(optimization.eval_restore_map, train.weight_average_decay),
         every_n_steps=train.evaluation_interval, exporter=exporter,
         early_stopping_evals=train.early_stopping_evals, steps=train.eval_steps, name=EVAL_NAME,
-        saved_checkpoint_at=saved_checkpoints.checkpoint_at)
+        saved_checkpoint_at=saved_checkpoints.checkpoint_at,
+        batches_per_pass=math.ceil(prepared.caches["dev"].num_examples / train.eval_batch_size))
     train_hooks += [
         # The periodic saver runs after the guard: a step with non-finite weights is never
         # saved. (Left to itself the Estimator makes its own saver a chief hook, which runs

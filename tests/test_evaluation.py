@@ -1,6 +1,7 @@
 """The in-process evaluator against the Estimator's checkpoint evaluation, on tiny runs.
 
-Two runs with the same seed and recipe (CRF slot decoder, weight averaging) train identically;
+Two runs with the same seed and recipe (CRF slot decoder, weight averaging; 4 dev batches, the last
+one short) train identically;
 one evaluates in process every 8 steps with a checkpoint only every 1000, the other restores
 every checkpoint (every 8 steps) into a new graph. Every evaluation, the selected best model and
 its final dev metrics must be the same.
@@ -24,6 +25,7 @@ def _config(bert_dir, corpus_dir, output_dir, evaluator, save_checkpoints_steps,
   return testing.tiny_run_config(
       bert_dir, corpus_dir, output_dir, model_fields={"slot_crf": True},
       num_train_epochs=2, weight_average_decay=0.9, evaluator=evaluator,
+      eval_batch_size=8,  # 30 dev examples: 4 batches a pass, the last one short
       save_checkpoints_steps=save_checkpoints_steps, eval_every_steps=eval_every_steps,
       save_summary_steps=10, keep_checkpoint_max=2)
 
@@ -60,10 +62,29 @@ def _evaluated(config):
                                  {}).evaluated_steps()
 
 
+def _eval_scalars(config):
+  """{tag: {step: value}} of the run's dev evaluations (<output_dir>/eval_dev events)."""
+  scalars = {}
+  for path in glob.glob(os.path.join(config.output_dir, "eval_dev", "events.*")):
+    for event in tf.train.summary_iterator(path):
+      for value in event.summary.value:
+        scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+  return scalars
+
+
 def test_every_evaluation_matches_the_checkpoint_evaluation_of_the_same_weights(runs):
   in_process, checkpoint = (_evaluated(runs[name][0]) for name in ("in_process", "checkpoint"))
   assert sorted(in_process) == [8, 16, NUM_STEPS]
   assert in_process == checkpoint  # exact: same weights, same graph, same whole-set metrics
+  # Every metric of every evaluation, as TensorBoard has them (the loss is the mean over the dev
+  # batches). The in-process dev pipeline is started once and repeats: each evaluation read
+  # exactly one pass, as the checkpoint evaluation's new pipeline does, no batch more or less.
+  in_process, checkpoint = (_eval_scalars(runs[name][0]) for name in ("in_process", "checkpoint"))
+  checkpoint.pop("checkpoint_path", None)  # the Estimator's own extra tag
+  assert set(in_process) == set(checkpoint) and {"loss", "intent_accuracy"} <= set(in_process)
+  for tag, values in in_process.items():
+    assert sorted(values) == [8, 16, NUM_STEPS], tag
+    assert values == pytest.approx(checkpoint[tag], abs=1e-6), tag
 
 
 def test_best_checkpoint_metrics_do_not_depend_on_the_evaluator(runs):
@@ -93,12 +114,7 @@ def test_evaluation_interval_is_not_the_checkpoint_interval(runs):
     assert 0 < (p["fetch_weights"] + p["assign_weights"] + p["reset_state"] + p["run_batches"]
                 + p["metric_values"]) <= p["seconds"]
     assert p["cpu_seconds"] > 0 and p["major_page_faults"] >= 0
-  events = glob.glob(os.path.join(config.output_dir, "eval_dev", "events.*"))
-  scalars = {}
-  for path in events:
-    for event in tf.train.summary_iterator(path):
-      for value in event.summary.value:
-        scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+  scalars = _eval_scalars(config)
   assert sorted(scalars["whole_frame_accuracy"]) == [8, 16, NUM_STEPS]
   assert {"loss", "intent_accuracy", "slot_f1"} <= set(scalars)
 
