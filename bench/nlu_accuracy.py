@@ -145,8 +145,10 @@ def mean_and_std(per_seed, split: str, keys=HEADLINE) -> dict:
   return summary
 
 
-def run_sweep(label: str, name: str, sweep_text: str, runs_root: str):
+def run_sweep(label: str, name: str, sweep_text: str, runs_root: str, parallel: int = 1):
   """Writes <runs_root>/<name>.sweep and trains (or reuses) its runs through the sweep engine.
+
+  `parallel` runs that many configurations at once (bert_nlu.sweep --parallel).
 
   Returns:
     (the sweep's index.json, the command that ran it). Raises RuntimeError if the sweep failed.
@@ -155,6 +157,8 @@ def run_sweep(label: str, name: str, sweep_text: str, runs_root: str):
   sweep_file = os.path.join(runs_root, f"{name}.sweep")
   io_utils.atomic_write_text(sweep_file, sweep_text)
   command = [sys.executable, "-m", "bert_nlu.sweep", sweep_file, f"--runs_root={runs_root}"]
+  if parallel > 1:
+    command.append(f"--parallel={parallel}")
   print(f"[{label}] {' '.join(command)}", flush=True)
   result = subprocess.run(command, cwd=REPO, check=False)
   if result.returncode != 0:
