@@ -158,7 +158,10 @@ def main():
   parser.add_argument("--corpus_seed", type=int, default=0, help="the generator's seed")
   parser.add_argument("--size_ratio", type=float, default=1.0,
                       help="generated split size / source split size")
-  parser.add_argument("--data_root", default=os.path.join(REPO, "..", "shared", "data"))
+  parser.add_argument("--data_root", default=os.environ.get("BERT_NLU_DATA_DIR")
+                      or os.path.join(REPO, "..", "shared", "data"),
+                      help="holds snips/ and atis/ (default $BERT_NLU_DATA_DIR, else "
+                           "../shared/data)")
   parser.add_argument("--runs_root", default="runs/multi_intent")
   parser.add_argument("--parallel", type=int, default=1,
                       help="runs trained at once (bert_nlu.sweep --parallel); 2 on 2 cores is "
