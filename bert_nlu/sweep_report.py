@@ -281,6 +281,17 @@ def varying_flags(frame, grid_flags: Sequence[str]) -> List[str]:
   return list(grid_flags) + extra
 
 
+def learning_rate_lines(grid_flags: Sequence[str], groups: Sequence[str]) -> Optional[str]:
+  """The column that splits the learning-rate chart into mean lines (None: one line).
+
+  A line per batch size when the batch size varies; else a line per variant when there are
+  variants (e.g. one per GLUE task, whose metrics do not average into one line).
+  """
+  if "train_batch_size" in grid_flags:
+    return "train_batch_size"
+  return "variant" if "variant" in groups else None
+
+
 def write_report(results: Mapping[str, Any], output: str, metric: str = "",
                  rebuild_command: str = "", findings: str = "", columns: Sequence[str] = (),
                  speed: bool = False) -> Dict[str, str]:
@@ -329,7 +340,7 @@ def write_report(results: Mapping[str, Any], output: str, metric: str = "",
               "[CLS] head, 3 epochs, lr 1e-4, batch 32, 128 tokens), dev.", ""]
   charts = []
   if "learning_rate" in grid_flags:
-    color = "train_batch_size" if "train_batch_size" in grid_flags else None
+    color = learning_rate_lines(grid_flags, groups)
     charts.append(("learning_rate", chart_metric_vs_grid_flag(frame, metric, "learning_rate",
                                                               color, 10)))
   if "train_batch_size" in grid_flags:

@@ -102,6 +102,17 @@ def test_glue_table_picks_each_task_at_its_best_learning_rate_on_dev(tmp_path):
   assert "| MRPC | 0.0001 | 1 | 0.8500 |" in text  # the final table: each run's selection metric
 
 
+def test_the_learning_rate_chart_draws_a_line_per_batch_size_else_per_variant():
+  # lr x batch: a line per batch size; GLUE tasks as variants: a line per task, not one mean of
+  # MCC, correlations and accuracies; a plain learning-rate grid: one line.
+  assert sweep_report.learning_rate_lines(["train_batch_size", "learning_rate"],
+                                          ["variant", "train_batch_size", "learning_rate"]) == (
+                                              "train_batch_size")
+  assert sweep_report.learning_rate_lines(["learning_rate"], ["variant", "learning_rate"]) == (
+      "variant")
+  assert sweep_report.learning_rate_lines(["learning_rate"], ["learning_rate"]) is None
+
+
 def test_the_command_rebuilds_a_report_from_a_results_json(tmp_path):
   results_path = tmp_path / "lr_batch.json"
   results_path.write_text(json.dumps(lr_batch_results()), encoding="utf-8")
