@@ -156,6 +156,9 @@ class TrainConfig:
       of the weights updated every step with this decay (0 = the raw weights).
     optimizer_implementation: "fused" (fast) or "bert" (bert.optimization's own op-by-op
       AdamWeightDecayOptimizer); both compute the same update.
+    adam_bias_correction: divide Adam's moments by (1 - beta^t) as Adam and PyTorch's AdamW do
+      (False: bert's rule, no correction; update t is then (1 - 0.9^t) / sqrt(1 - 0.999^t) times
+      AdamW's at the same rate). Needs optimizer_implementation "fused".
     gradient_accumulation_steps: K: update the weights every K batches of train_batch_size with
       their mean gradient (a K-times larger effective batch); steps count batches, the schedule
       counts updates (1 = an update every batch).
@@ -196,6 +199,7 @@ class TrainConfig:
   layer_learning_rate_decay: float = 1.0
   weight_average_decay: float = 0.0
   optimizer_implementation: str = "fused"
+  adam_bias_correction: bool = False
   gradient_accumulation_steps: int = 1
   initial_loss_scale: float = 2.0 ** 15
   loss_scale_growth_steps: int = 2000

@@ -15,6 +15,14 @@ Two implementations of the same update (selected by `optimizer_implementation`):
            implementations are interchangeable. The profile of a MiniLM step showed the optimizer
            at ~37% of op time with the "bert" implementation.
 
+Bias correction (`bias_correction=True`, fused only; off by default, bert's rule): the same kernel
+is given the beta powers b1^t and b2^t of update t (1-based), which makes it Adam's corrected step
+  w = w - lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+(TensorFlow's Adam; PyTorch's AdamW puts eps inside the correction, eps * sqrt(1 - b2^t): with
+eps = 1e-6 the two differ only for |m| ~ eps). Without it, update t is (1 - b1^t) / sqrt(1 - b2^t)
+times the corrected one at the same rate: 3.2x at t = 100, 1.85x at 345, 1.35x at 800, so bert's
+rule at a rate r moves the weights of a few-hundred-update fine-tune about as far as AdamW at 2r.
+
 Dynamic loss scaling (`dynamic_loss_scale=True`, used by --fp16): the loss is multiplied by a scale
 S before differentiation and the gradients divided by S, so that small fp16 gradients do not
 underflow. A step whose gradients are not all finite (an fp16 overflow) changes no weight and no
@@ -132,7 +140,8 @@ def _uses_weight_decay(variable_name: str) -> bool:
 
 
 def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor, weight_decay: float,
-                                   apply_if: Optional[tf.Tensor] = None) -> tf.Operation:
+                                   apply_if: Optional[tf.Tensor] = None,
+                                   update_number: Optional[tf.Tensor] = None) -> tf.Operation:
   """bert's AdamWeightDecay update with fused kernels (see module docstring).
 
   Args:
@@ -141,7 +150,14 @@ def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor, weight_decay
     learning_rate: float32 scalar.
     weight_decay: decoupled weight decay rate.
     apply_if: optional bool scalar; when False the step changes nothing (weights and slots).
+    update_number: optional scalar t >= 1, the 1-based number of this update: Adam's bias
+      correction with beta powers b1^t, b2^t. None: no correction (bert's rule).
   """
+  zero = tf.constant(0.0, tf.float32)
+  beta1_power, beta2_power = zero, zero
+  if update_number is not None:
+    t = tf.maximum(tf.cast(update_number, tf.float32), 1.0)
+    beta1_power, beta2_power = tf.pow(BETA_1, t), tf.pow(BETA_2, t)
   slots = []
   for gradient, variable in pairs:  # slot variables exist outside any conditional
     if gradient is None:
@@ -159,7 +175,6 @@ def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor, weight_decay
 
   def apply_all() -> tf.Operation:
     updates = []
-    zero = tf.constant(0.0, tf.float32)
     for gradient, variable, name, m, v in slots:
       dependencies = [gradient]
       if weight_decay and _uses_weight_decay(name):
@@ -168,8 +183,8 @@ def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor, weight_decay
               variable, variable.read_value() * (1.0 - learning_rate * weight_decay)))
       with tf.control_dependencies(dependencies):
         updates.append(tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=m.handle, v=v.handle, beta1_power=zero, beta2_power=zero,
-            lr=learning_rate, beta1=tf.constant(BETA_1), beta2=tf.constant(BETA_2),
+            var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta1_power,
+            beta2_power=beta2_power, lr=learning_rate, beta1=tf.constant(BETA_1), beta2=tf.constant(BETA_2),
             epsilon=tf.constant(EPSILON), grad=gradient))
     return tf.group(*updates)
 
@@ -436,6 +451,7 @@ def build_train_op(loss: tf.Tensor,
                    variables: Optional[Sequence[tf.Variable]] = None,
                    head_learning_rate_multiplier: float = 1.0,
                    implementation: str = "fused",
+                   bias_correction: bool = False,
                    dynamic_loss_scale: bool = False,
                    initial_loss_scale: float = 2.0 ** 15,
                    loss_scale_growth_steps: int = 2000,
@@ -454,6 +470,7 @@ def build_train_op(loss: tf.Tensor,
     head_learning_rate_multiplier: the task heads (variables outside the `bert/` encoder scope)
       train with this multiple of the schedule's learning rate (a second optimizer instance).
     implementation: "fused" or "bert" (identical updates; see module docstring).
+    bias_correction: Adam's bias correction (module docstring); needs implementation="fused".
     dynamic_loss_scale, initial_loss_scale, loss_scale_growth_steps: loss scaling for fp16 (see
       module docstring); needs implementation="fused".
     layer_learning_rate_decay: d in (0, 1]; encoder layers deeper from the top learn slower (module
@@ -483,6 +500,8 @@ def build_train_op(loss: tf.Tensor,
   if implementation not in OPTIMIZER_IMPLEMENTATIONS:
     raise ValueError(f"optimizer implementation {implementation!r} not in "
                      f"{OPTIMIZER_IMPLEMENTATIONS}")
+  if bias_correction and implementation != "fused":
+    raise ValueError("Adam bias correction needs optimizer implementation 'fused'")
   if dynamic_loss_scale and implementation != "fused":
     raise ValueError("dynamic loss scaling (fp16) needs optimizer implementation 'fused'")
   if _replica_context_with_replicas() is not None and implementation != "fused":
@@ -517,7 +536,11 @@ def build_train_op(loss: tf.Tensor,
   groups = _learning_rate_groups(list(zip(gradients, variables)), learning_rate,
                                  head_learning_rate_multiplier, layer_learning_rate_decay)
   if implementation == "fused":
-    update = tf.group(*[fused_adam_weight_decay_update(group, rate, weight_decay, apply_if)
+    # Update number t (1-based): batches done including this one, over K. Skipped fp16 steps count
+    # (a resumed run recomputes t from the global step alone).
+    update_number = (global_step + 1) // accumulation_steps if bias_correction else None
+    update = tf.group(*[fused_adam_weight_decay_update(group, rate, weight_decay, apply_if,
+                                                       update_number)
                         for group, rate in groups if group])
   else:
     update = tf.group(*[_bert_optimizer_update(group, rate, weight_decay, global_step, apply_if)

@@ -1,5 +1,6 @@
 """bert_nlu.optimization: learning-rate schedules against their closed forms; gradient
-accumulation and the update under tf.distribute replication.
+accumulation and the update under tf.distribute replication; the fused update, with and without
+Adam's bias correction, against a NumPy transcription of its formula.
 
 Accumulation and replication are checked against the plain update of the whole batch on one
 device: a tiny BertModel with a sentence classifier whose loss is a mean over examples (so a
@@ -74,7 +75,7 @@ def _set_weights(session, weights):
 
 
 def _train_with_accumulation(batches, accumulation_steps, implementation, weights,
-                             dynamic_loss_scale=False):
+                             dynamic_loss_scale=False, bias_correction=False):
   """Runs one train step per batch; returns the trainable weights by name."""
   num_steps = len(batches)
   with tf.Graph().as_default():
@@ -85,7 +86,8 @@ def _train_with_accumulation(batches, accumulation_steps, implementation, weight
     train_op, _ = optimization.build_train_op(
         loss, 1e-2, num_train_steps=num_steps, num_warmup_steps=num_steps // 3 // accumulation_steps
         * accumulation_steps, weight_decay=0.01, clip_norm=1.0, implementation=implementation,
-        dynamic_loss_scale=dynamic_loss_scale, gradient_accumulation_steps=accumulation_steps)
+        dynamic_loss_scale=dynamic_loss_scale, gradient_accumulation_steps=accumulation_steps,
+        bias_correction=bias_correction)
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
       _set_weights(session, weights)
@@ -101,17 +103,90 @@ def _split(examples, batch_size):
           for i in range(0, len(labels), batch_size)]
 
 
-@pytest.mark.parametrize("implementation,dynamic_loss_scale",
-                         [("fused", False), ("bert", False), ("fused", True)])
+@pytest.mark.parametrize("implementation,dynamic_loss_scale,bias_correction",
+                         [("fused", False, False), ("bert", False, False), ("fused", True, False),
+                          ("fused", False, True)])
 def test_accumulating_two_half_batches_updates_as_the_whole_batch(implementation,
-                                                                  dynamic_loss_scale):
+                                                                  dynamic_loss_scale,
+                                                                  bias_correction):
+  """With bias correction this also checks that t counts updates, not batches."""
   examples = _examples(4 * 8)
   weights = _initial_weights()
   whole = _train_with_accumulation(_split(examples, 8), 1, implementation, weights,
-                                   dynamic_loss_scale)
+                                   dynamic_loss_scale, bias_correction)
   accumulated = _train_with_accumulation(_split(examples, 4), 2, implementation, weights,
-                                         dynamic_loss_scale)
+                                         dynamic_loss_scale, bias_correction)
   _assert_same_weights(whole, accumulated, weights)
+
+
+def _quadratic_training(bias_correction, steps, peak, weight_decay):
+  """Trains w on loss sum(a * w^2) / 2 (gradient a * w); returns w after each step."""
+  with tf.Graph().as_default():
+    w = tf.get_variable("w", initializer=tf.constant(QUADRATIC_START))
+    loss = tf.reduce_sum(QUADRATIC_CURVATURE * tf.square(w)) / 2.0
+    train_op, _ = optimization.build_train_op(
+        loss, peak, num_train_steps=steps, num_warmup_steps=0, weight_decay=weight_decay,
+        clip_norm=1e9, bias_correction=bias_correction)
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      trajectory = []
+      for _ in range(steps):
+        session.run(train_op)
+        trajectory.append(session.run(w))
+      return np.array(trajectory)
+
+
+QUADRATIC_START = np.array([1.0, -2.0, 0.5, 3.0], np.float32)
+QUADRATIC_CURVATURE = np.array([1.0, 0.5, 4.0, 0.01], np.float32)
+
+
+def _reference_trajectory(bias_correction, steps, peak, weight_decay):
+  """The update rule, written out: decoupled decay, then Adam with or without bias correction."""
+  b1, b2, eps = optimization.BETA_1, optimization.BETA_2, optimization.EPSILON
+  w = QUADRATIC_START.astype(np.float64)
+  m, v = np.zeros_like(w), np.zeros_like(w)
+  trajectory = []
+  for step in range(steps):
+    rate = peak * (1 - step / steps)  # linear decay, no warmup
+    gradient = QUADRATIC_CURVATURE * w
+    m = b1 * m + (1 - b1) * gradient
+    v = b2 * v + (1 - b2) * gradient ** 2
+    t = step + 1
+    corrected = rate * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) if bias_correction else rate
+    w = w * (1 - rate * weight_decay) - corrected * m / (np.sqrt(v) + eps)
+    trajectory.append(w.copy())
+  return np.array(trajectory)
+
+
+@pytest.mark.parametrize("bias_correction", [False, True])
+def test_fused_update_follows_its_formula(bias_correction):
+  steps, peak, weight_decay = 20, 0.05, 0.1
+  np.testing.assert_allclose(_quadratic_training(bias_correction, steps, peak, weight_decay),
+                             _reference_trajectory(bias_correction, steps, peak, weight_decay),
+                             rtol=1e-4, atol=5e-5)  # float32 over 20 steps
+
+
+def test_first_update_with_and_without_bias_correction():
+  """Update 1 of corrected Adam moves every weight by the rate (m / sqrt(v) = sign g); bert's rule
+  moves it by (1 - b1) / sqrt(1 - b2) = 3.16 times that."""
+  steps, peak = 30, 0.01
+  corrected = _quadratic_training(True, steps, peak, 0.0)
+  uncorrected = _quadratic_training(False, steps, peak, 0.0)
+  gradient = np.abs(QUADRATIC_CURVATURE * QUADRATIC_START)
+  root_v = np.sqrt(0.001) * gradient  # eps matters only where the gradient is small (the last)
+  step_size = peak * 0.1 * gradient / (root_v + optimization.EPSILON)
+  np.testing.assert_allclose(np.abs(corrected[0] - QUADRATIC_START),
+                             step_size * np.sqrt(0.001) / 0.1, rtol=1e-4)
+  np.testing.assert_allclose(np.abs(corrected[0] - QUADRATIC_START), peak, rtol=2e-3)
+  np.testing.assert_allclose(np.abs(uncorrected[0] - QUADRATIC_START), step_size, rtol=1e-4)
+  np.testing.assert_allclose(step_size[:3], peak * 0.1 / np.sqrt(0.001), rtol=1e-4)
+
+
+def test_bias_correction_needs_the_fused_implementation():
+  with tf.Graph().as_default(), pytest.raises(ValueError, match="bias correction"):
+    w = tf.get_variable("w", initializer=tf.constant([1.0]))
+    optimization.build_train_op(tf.reduce_sum(w), 0.1, 10, 0, implementation="bert",
+                                bias_correction=True)
 
 
 def test_accumulation_leaves_weights_alone_between_updates():

@@ -70,6 +70,8 @@ def test_layers_and_its_alias_set_the_same_field(build_config, flag):
      "--slot_head=bio_type cannot be combined with --per_intent_slot_heads"),
     (["--slot_head=bio_type", "--distill_teachers=/"],
      "--slot_head=bio_type cannot be combined with --distill_teachers"),
+    (["--adam_bias_correction", "--optimizer_implementation=bert"],
+     "--adam_bias_correction needs --optimizer_implementation=fused"),
 ])
 def test_bad_values_are_usage_errors_naming_the_flag(build_config, args, message):
   with pytest.raises(app.UsageError) as error:
@@ -98,6 +100,11 @@ def test_limit_data_pairs(build_config, args, expected):
 def test_bad_limit_data_is_a_usage_error(build_config, args, message):
   with pytest.raises(app.UsageError, match=message):
     build_config(*args)
+
+
+def test_adam_bias_correction_reaches_the_config(build_config):
+  assert not build_config().train.adam_bias_correction
+  assert build_config("--adam_bias_correction").train.adam_bias_correction
 
 
 def test_lr_schedule_reaches_the_config(build_config):
