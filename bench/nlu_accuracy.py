@@ -13,7 +13,8 @@ git commit, wall time, examples/sec, the dev curve) and prints a comparison tabl
 tried; the published result is the committed config's).
 
 Over seeds (the figures the README reports):
-  python bench/nlu_accuracy.py --corpora=snips,atis --seeds=42,43,44 [--attempt=NAME -- FLAGS]
+  python bench/nlu_accuracy.py --corpora=snips,atis --seeds=42,43,44 [--parallel=2] \
+      [--attempt=NAME -- FLAGS]
 trains the recipe once per seed through the sweep engine (bert_nlu.sweep: content-addressed runs
 in <runs_root>/runs/<hash>, a finished seed is reused, never retrained, a killed one resumes) and
 writes bench/results/<corpus>_seeds.json (attempts: attempts/<corpus>_NAME_seeds.json): each
@@ -167,13 +168,16 @@ def run_sweep(label: str, name: str, sweep_text: str, runs_root: str, parallel: 
   return io_utils.read_json(os.path.join(runs_root, name, "index.json")), command
 
 
-def run_seeds(corpus: str, seeds, runs_root: str, extra_flags, attempt: str) -> dict:
-  """Trains (or reuses) one run per seed through the sweep engine; returns the seeds report."""
+def run_seeds(corpus: str, seeds, runs_root: str, extra_flags, attempt: str,
+              parallel: int = 1) -> dict:
+  """Trains (or reuses) one run per seed through the sweep engine; returns the seeds report.
+
+  `parallel` seeds train at once (bert_nlu.sweep --parallel, threads divided between them)."""
   name = f"{corpus}_{attempt}_seeds" if attempt else f"{corpus}_seeds"
   code_version = provenance.git_state()
   start = time.time()
   index, command = run_sweep(corpus, name, seeds_sweep_text(corpus, name, seeds, extra_flags),
-                             runs_root)
+                             runs_root, parallel)
   with open(os.path.join(REPO, "configs", f"{corpus}.cfg")) as f:
     flagfile_text = f.read()
   per_seed = []
@@ -252,6 +256,9 @@ def main():
   parser.add_argument("--seeds", default="",
                       help="comma-separated seeds: one run per seed through the sweep engine, "
                       "mean and std written to bench/results/<corpus>_seeds.json")
+  parser.add_argument("--parallel", type=int, default=1,
+                      help="with --seeds: train this many seeds at once (bert_nlu.sweep "
+                      "--parallel; 2 on a 2-core machine)")
   parser.add_argument("extra_flags", nargs="*", help="passed to run_bert_nlu.py after --")
   args = parser.parse_args()
   if args.seeds:
@@ -259,7 +266,8 @@ def main():
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:
       parser.error("--seeds needs at least 2 distinct seeds")
     for corpus in args.corpora.split(","):
-      report = run_seeds(corpus, seeds, args.runs_root, args.extra_flags, args.attempt)
+      report = run_seeds(corpus, seeds, args.runs_root, args.extra_flags, args.attempt,
+                         args.parallel)
       name = f"{corpus}_{args.attempt}_seeds.json" if args.attempt else f"{corpus}_seeds.json"
       folder = ("bench", "results", "attempts") if args.attempt else ("bench", "results")
       io_utils.atomic_write_json(os.path.join(REPO, *folder, name), report)
