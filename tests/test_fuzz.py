@@ -7,7 +7,8 @@ well-formed result or in the project's own error:
   a line that exists (or the first missing one);
 * pure functions given invalid arguments: `ValueError` with a message;
 * run_bert_nlu.py flags: `absl.app.UsageError` naming a flag, or absl's own `flags.Error` when a
-  value does not even parse (which `app.run` reports as a usage error as well).
+  value does not even parse or breaks a bound the flag declares, naming it (which `app.run`
+  reports as a usage error as well).
 
 Anything else (IndexError, KeyError, UnicodeError, RecursionError, TypeError, ...) fails, and so
 does a result that breaks the target's contract (a span whose text is not text[start:end], a
@@ -1011,7 +1012,11 @@ def check_flags(ctx, case):
     with run_flags(ctx, case):
       run_config = module.build_run_config()
   except flags.Error as error:  # the value does not parse: app.run prints usage and exits
-    expect(any(raw for raw, _ in case.values()), lambda: f"typed value rejected: {error}")
+    # A typed value is rejected only by a bound the flag declares (e.g. lower_bound=1), and then
+    # absl's message names the flag.
+    named = set(re.findall(r"--(\w+)", str(error)))
+    expect(any(raw for raw, _ in case.values()) or named & set(case),
+           lambda: f"typed value rejected without naming its flag: {error}")
     expect(str(error).strip(), "flags.Error without message")
     return CONTROLLED
   except app.UsageError as error:
