@@ -184,7 +184,8 @@ def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor, weight_decay
       with tf.control_dependencies(dependencies):
         updates.append(tf.raw_ops.ResourceApplyAdam(
             var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta1_power,
-            beta2_power=beta2_power, lr=learning_rate, beta1=tf.constant(BETA_1), beta2=tf.constant(BETA_2),
+            beta2_power=beta2_power, lr=learning_rate, beta1=tf.constant(BETA_1),
+            beta2=tf.constant(BETA_2),
             epsilon=tf.constant(EPSILON), grad=gradient))
     return tf.group(*updates)
 
