@@ -19,7 +19,7 @@ Bias correction (`bias_correction=True`, fused only; off by default, bert's rule
 is given the beta powers b1^t and b2^t of update t (1-based), which makes it Adam's corrected step
   w = w - lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
 (TensorFlow's Adam; PyTorch's AdamW puts eps inside the correction, eps * sqrt(1 - b2^t): with
-eps = 1e-6 the two differ only for |m| ~ eps). Without it, update t is (1 - b1^t) / sqrt(1 - b2^t)
+eps = 1e-6 the two differ only where sqrt(v) is near eps). Without it, update t is (1 - b1^t) / sqrt(1 - b2^t)
 times the corrected one at the same rate: 3.2x at t = 100, 1.85x at 345, 1.35x at 800, so bert's
 rule at a rate r moves the weights of a few-hundred-update fine-tune about as far as AdamW at 2r.
 
