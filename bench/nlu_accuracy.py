@@ -157,7 +157,10 @@ def run_sweep(label: str, name: str, sweep_text: str, runs_root: str, parallel: 
   os.makedirs(runs_root, exist_ok=True)
   sweep_file = os.path.join(runs_root, f"{name}.sweep")
   io_utils.atomic_write_text(sweep_file, sweep_text)
-  command = [sys.executable, "-m", "bert_nlu.sweep", sweep_file, f"--runs_root={runs_root}"]
+  # --recorded_results= : the seeds' test metrics and exported models are read from their run
+  # directories, so a run is never taken from a committed sweep results file.
+  command = [sys.executable, "-m", "bert_nlu.sweep", sweep_file, f"--runs_root={runs_root}",
+             "--recorded_results="]
   if parallel > 1:
     command.append(f"--parallel={parallel}")
   print(f"[{label}] {' '.join(command)}", flush=True)

@@ -52,7 +52,7 @@ def time_sweep(sweep_file: str, runs_root: str, parallel: int) -> float:
   """Wall seconds of one `python -m bert_nlu.sweep` (fails loudly if a run fails)."""
   start = time.time()
   subprocess.run([sys.executable, "-m", "bert_nlu.sweep", sweep_file, f"--runs_root={runs_root}",
-                  f"--parallel={parallel}"], cwd=REPO_DIR, check=True,
+                  f"--parallel={parallel}", "--recorded_results="], cwd=REPO_DIR, check=True,
                  stdout=subprocess.DEVNULL)
   return time.time() - start
 

@@ -10,7 +10,12 @@ configuration + data + weights). So:
     re-running a sweep after adding a grid value trains only the new runs, and two sweeps sharing
     a configuration share its run;
   - a run that was stopped resumes from its last checkpoint (the trainer resumes in its directory);
-  - a run another process is training (its directory is locked) is waited for, then reused.
+  - a run another process is training (its directory is locked) is waited for, then reused;
+  - a run whose directory is gone (a new machine) but whose results a committed results file
+    records (`--recorded_results`, default bench/results/sweeps: the files bert_nlu.sweep_report
+    writes) is RECORDED: not retrained, and the collector takes its results from that file. So a
+    study spread over sessions commits its partial results and the next session trains only the
+    rest. `--recorded_results=` (empty) trains every run whose directory is missing.
 A flag value `@<sweep name>/<run name>` (e.g. `--init_checkpoint=@seq_stage1/ep1_i0`, or an
 item of a comma-separated list such as --distill_teachers) names a run of ANOTHER sweep under the
 same runs root: it is replaced by that run's directory, found through
@@ -36,11 +41,11 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from absl import app, flags
 
-from bert_nlu import io_utils, run_dir, run_identity, sweep_spec
+from bert_nlu import io_utils, run_dir, run_identity, sweep_results, sweep_spec
 from bert_nlu.errors import InputError
 
 flags.DEFINE_string("runs_root", "runs/sweeps", "Runs go to <runs_root>/runs/<hash>; the sweep's "
@@ -48,6 +53,9 @@ flags.DEFINE_string("runs_root", "runs/sweeps", "Runs go to <runs_root>/runs/<ha
 flags.DEFINE_integer("parallel", 1, "Runs trained at once; the cores are divided between them.")
 flags.DEFINE_integer("cores", 0, "Cores to divide between parallel runs (0 = all of this machine).")
 flags.DEFINE_bool("dry_run", False, "List the runs (name, hash, reused / resumes / new) and stop.")
+flags.DEFINE_string("recorded_results", "bench/results/sweeps",
+                    "Results files (bert_nlu.sweep_report's JSON) whose finished runs are not "
+                    "retrained when their directory is missing; empty: retrain them.")
 
 RUNS_SUBDIR = "runs"
 INDEX_FILE = "index.json"
@@ -58,6 +66,9 @@ _LOCK_POLL_SECONDS = 2.0
 
 # Run states, in the order progress lines list them.
 DONE, REUSED, RUNNING, WAITING, LEFT, FAILED = "done", "reused", "running", "waiting", "left", "failed"
+# Finished on another machine or in an earlier session: results in a committed results file only.
+RECORDED = "recorded"
+STATES = (DONE, REUSED, RECORDED, RUNNING, WAITING, LEFT, FAILED)
 # --dry_run only: a run whose `@sweep/run` reference has not finished (it cannot be resolved yet).
 PENDING = "pending"
 REFERENCE_PATTERN = re.compile(r"^@([A-Za-z0-9_][A-Za-z0-9_.-]*)/([^/,]+)$")
@@ -95,6 +106,12 @@ def resolve_run_reference(reference: str, runs_root: str) -> str:
     raise UnfinishedReference(reference, f"sweep {sweep_name!r} has no run named {run_name!r}; "
                               f"its runs: {', '.join(entries)}")
   directory = os.path.abspath(os.path.join(runs_root, sweep_name, entries[run_name]["run_dir"]))
+  if (not os.path.exists(os.path.join(directory, run_identity.RESULTS_FILE))
+      and entries[run_name].get("state") == RECORDED):
+    raise UnfinishedReference(reference, f"run {run_name} of sweep {sweep_name!r} is only recorded "
+                              f"in {entries[run_name].get('recorded_in')} (its directory "
+                              f"{directory} is gone): run that sweep again with "
+                              "--recorded_results= to retrain it")
   if not os.path.exists(os.path.join(directory, run_identity.RESULTS_FILE)):
     raise UnfinishedReference(reference, f"run {run_name} of sweep {sweep_name!r} ({directory}) "
                               f"has not finished (no {run_identity.RESULTS_FILE}): run that sweep "
@@ -131,6 +148,7 @@ class PlannedRun:
     state: one of DONE, REUSED, RUNNING, WAITING, LEFT, FAILED (PENDING in a dry run's plan).
     seconds: wall time of training in this sweep (None if not trained now).
     pending_reason: with state PENDING, why the run cannot be resolved yet.
+    recorded_in: with state RECORDED, the results file that records the run.
   """
   request: sweep_spec.RunRequest
   argv: List[str]
@@ -142,10 +160,12 @@ class PlannedRun:
   state: str = LEFT
   seconds: Optional[float] = None
   pending_reason: str = ""
+  recorded_in: str = ""
 
 
-def plan_sweep(spec: sweep_spec.SweepSpec, runs_root: str,
-               allow_pending: bool = False) -> List[PlannedRun]:
+def plan_sweep(spec: sweep_spec.SweepSpec, runs_root: str, allow_pending: bool = False,
+               recorded: Optional[Mapping[str, sweep_results.RecordedRun]] = None
+               ) -> List[PlannedRun]:
   """Resolves every run of `spec` and finds out which have finished already.
 
   Args:
@@ -153,6 +173,8 @@ def plan_sweep(spec: sweep_spec.SweepSpec, runs_root: str,
     runs_root: where runs go (and where `@<sweep>/<run>` references are looked up).
     allow_pending: a run whose reference has not finished becomes a PENDING entry (no hash, no
       configuration) instead of an error: what --dry_run lists.
+    recorded: sweep_results.recorded_runs(...): a run not finished in `runs_root` whose hash is
+      recorded there is RECORDED (not trained).
 
   Raises:
     InputError: a flag of the sweep file is not a run_bert_nlu.py flag, a run's flags do not
@@ -187,6 +209,8 @@ def plan_sweep(spec: sweep_spec.SweepSpec, runs_root: str,
     if (run.state != PENDING
         and run_identity.finished_results(run.run_dir, run.identity) is not None):
       run.state = REUSED
+    elif run.state != PENDING and recorded and run.run_hash in recorded:
+      run.state, run.recorded_in = RECORDED, recorded[run.run_hash].path
   return planned
 
 
@@ -265,6 +289,7 @@ def index_entry(run: PlannedRun) -> Dict[str, Any]:
       "variant": run.request.variant, "grid": run.request.grid_values,
       "instance": run.request.instance, "seed": run.seed, "argv": run.argv,
       "state": run.state, "seconds": run.seconds, "config": run.config,
+      **({"recorded_in": run.recorded_in} if run.state == RECORDED else {}),
   }
 
 
@@ -284,7 +309,7 @@ class Progress:
       self._emit(f"[{time.strftime('%H:%M:%S')}] {event} | {self.summary()}")
 
   def counts(self) -> Dict[str, int]:
-    counts = {state: 0 for state in (DONE, REUSED, RUNNING, WAITING, LEFT, FAILED)}
+    counts = {state: 0 for state in STATES}
     for run in self._planned:
       counts[run.state] += 1
     return counts
@@ -346,7 +371,7 @@ def run_all(planned: Sequence[PlannedRun], parallel: int, threads: Dict[str, int
       progress.update(run, FAILED, f"FAILED {run.request.name} (exit {return_code}): {log}\n"
                       + _tail(log))
 
-  to_train = [run for run in planned if run.state != REUSED]
+  to_train = [run for run in planned if run.state not in (REUSED, RECORDED)]
   previous = _forward_stop_signals(children, stopping)
   try:
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
@@ -442,6 +467,8 @@ def describe_plan(planned: Sequence[PlannedRun]) -> str:
       action = f"waits: {run.pending_reason}"
     elif run.state == REUSED:
       action = "reused (finished)"
+    elif run.state == RECORDED:
+      action = f"recorded in {run.recorded_in} (not retrained)"
     elif run_dir.has_run_markers(run.run_dir):
       action = "resumes"
     else:
@@ -452,12 +479,15 @@ def describe_plan(planned: Sequence[PlannedRun]) -> str:
 
 def plan_summary(planned: Sequence[PlannedRun]) -> str:
   """"N runs: a new, b resume, c reused, d wait for runs of other sweeps" (--dry_run's last line)."""
-  counts = {"new": 0, "resume": 0, "reused": 0, "wait for runs of other sweeps": 0}
+  counts = {"new": 0, "resume": 0, "reused": 0, "recorded": 0,
+            "wait for runs of other sweeps": 0}
   for run in planned:
     if run.state == PENDING:
       counts["wait for runs of other sweeps"] += 1
     elif run.state == REUSED:
       counts["reused"] += 1
+    elif run.state == RECORDED:
+      counts["recorded"] += 1
     elif run_dir.has_run_markers(run.run_dir):
       counts["resume"] += 1
     else:
@@ -479,7 +509,8 @@ def main(argv):
   try:
     spec = sweep_spec.read_sweep_file(argv[1])
     # plan_sweep re-parses the global flags: the options were read above.
-    planned = plan_sweep(spec, runs_root, allow_pending=dry_run)
+    recorded = sweep_results.recorded_runs(options.recorded_results)
+    planned = plan_sweep(spec, runs_root, allow_pending=dry_run, recorded=recorded)
     print(f"sweep {spec.name}: {len(planned)} runs in {os.path.join(runs_root, RUNS_SUBDIR)}")
     print(describe_plan(planned))
     if dry_run:

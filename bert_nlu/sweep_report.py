@@ -324,6 +324,11 @@ def write_report(results: Mapping[str, Any], output: str, metric: str = "",
     lines += [findings.strip(), ""]
   if results.get("missing"):
     lines += [f"Not finished (left out): {', '.join(results['missing'])}.", ""]
+  recorded = sorted({run["recorded_in"] for run in results["runs"] if run.get("recorded_in")})
+  if recorded:
+    count = sum(1 for run in results["runs"] if run.get("recorded_in"))
+    lines += [f"{count} runs were trained earlier (another session or machine) and are taken from "
+              f"the results they were recorded in: {', '.join(recorded)}.", ""]
   if rebuild_command:
     lines += ["Rebuild this report from the committed results:", "", "```bash",
               rebuild_command, "```", ""]
@@ -389,7 +394,8 @@ def report_sweep(source: str, output: str = "", runs_root: str = "runs/sweeps",
 
   Args:
     source: a sweep file (its runs under `runs_root` are collected into
-      <results_dir>/<sweep>.json first) or a results JSON.
+      <results_dir>/<sweep>.json first; a run whose directory is gone is taken from the results
+      files of `results_dir` if they record it) or a results JSON.
     output: report path without extension ("" = reports/<sweep>).
     metric, columns, speed: as write_report.
     findings_path: markdown put under the title ("" = reports/notes/<sweep>.md if it exists).
@@ -402,7 +408,8 @@ def report_sweep(source: str, output: str = "", runs_root: str = "runs/sweeps",
     results_path = source
   else:
     spec = sweep_spec.read_sweep_file(source)
-    results = sweep_results.collect_sweep(os.path.join(runs_root, spec.name))
+    results = sweep_results.collect_sweep(os.path.join(runs_root, spec.name),
+                                          sweep_results.recorded_runs(results_dir))
     results_path = sweep_results.default_results_path(spec.name, results_dir)
     sweep_results.save_results(results, results_path)
   output = output or os.path.join("reports", results["sweep"])

@@ -1,6 +1,7 @@
 """Collects a sweep's runs into a compact results JSON and one pandas DataFrame.
 
   collect_sweep(sweep_dir) -> results       # reads the run directories (index.json of the sweep)
+  recorded_runs(results_dir) -> {hash: run} # the finished runs committed results files record
   save_results / load_results               # bench/results/sweeps/<sweep>.json, committed
   to_dataframe(results) -> DataFrame        # one row per run x dev evaluation
 
@@ -10,6 +11,8 @@ evaluation: step -> metrics). The results JSON holds exactly what reports need, 
 rebuilt from it without the run directories (which hold checkpoints and are not committed).
 """
 
+import copy
+import dataclasses
 import datetime
 import numbers
 import os
@@ -30,8 +33,14 @@ RUN_COLUMNS = ("sweep", "run", "hash", "variant", "instance", "seed", "train_bat
 SPEED_AND_SIZE = ("train_examples_per_second", "parameters", "trainable_parameters")
 
 
-def collect_sweep(sweep_dir: str) -> Dict[str, Any]:
+def collect_sweep(sweep_dir: str,
+                  recorded: Optional[Mapping[str, "RecordedRun"]] = None) -> Dict[str, Any]:
   """Reads every run of the sweep in `sweep_dir` (its index.json, written by bert_nlu.sweep).
+
+  A run whose directory has no eval_results.json but whose hash is in `recorded` (recorded_runs:
+  a finished run of an earlier machine or session, committed in a results file) is taken from
+  that record, under this sweep's name, grid values and instance, with "recorded_in" naming the
+  file.
 
   Returns:
     {"version", "sweep", "sweep_file", "metric", "grid_flags", "collected", "runs": [run]} where
@@ -40,7 +49,7 @@ def collect_sweep(sweep_dir: str) -> Dict[str, Any]:
     "selected_by", "best_step", "train_seconds", "train_examples_per_second", "parameters",
     "trainable_parameters", "final": {split: {metric: value}} (per-intent metrics as
     "per_intent.<intent>.<metric>"), "evaluations": [{"step", metric: value, ...}]}; runs without
-    eval_results.json are skipped and listed in "missing".
+    eval_results.json (and not recorded) are skipped and listed in "missing".
 
   Raises:
     InputError: the sweep directory has no index.json.
@@ -57,10 +66,12 @@ def collect_sweep(sweep_dir: str) -> Dict[str, Any]:
         grid_flags.append(flag)
     directory = os.path.join(sweep_dir, entry["run_dir"])
     results_path = os.path.join(directory, run_identity.RESULTS_FILE)
-    if not os.path.exists(results_path):
+    if os.path.exists(results_path):
+      runs.append(collect_run(entry, io_utils.read_json(results_path), directory))
+    elif recorded and entry["hash"] in recorded:
+      runs.append(recorded[entry["hash"]].as_run_of(entry))
+    else:
       missing.append(entry["name"])
-      continue
-    runs.append(collect_run(entry, io_utils.read_json(results_path), directory))
   return {
       "version": RESULTS_VERSION, "sweep": index["sweep"], "sweep_file": index["sweep_file"],
       "metric": index.get("metric", ""), "grid_flags": grid_flags,
@@ -93,6 +104,50 @@ def collect_run(entry: Mapping[str, Any], results: Mapping[str, Any],
       "final": {split: scalar_metrics(values) for split, values in results["splits"].items()},
       "evaluations": read_evaluations(os.path.join(directory, EVAL_DIR)),
   }
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordedRun:
+  """A finished run as a committed results file records it (the run directory may be gone).
+
+  Attributes:
+    record: the run's record in that file (collect_run's format).
+    path: the results file.
+  """
+  record: Mapping[str, Any]
+  path: str
+
+  def as_run_of(self, entry: Mapping[str, Any]) -> Dict[str, Any]:
+    """The record as a run of the sweep whose index entry is `entry` (its name, variant, grid
+    values, instance and seed; the configuration is the same, since the hash is)."""
+    run = copy.deepcopy(dict(self.record))
+    run.update({key: entry[key] for key in ("name", "variant", "grid", "instance", "seed")})
+    run["recorded_in"] = self.path
+    return run
+
+
+def recorded_runs(results_dir: str) -> Dict[str, RecordedRun]:
+  """Hash -> RecordedRun of every finished run recorded in the results files of `results_dir`.
+
+  A run's hash covers its complete configuration and the fingerprints of its data and weights
+  (bert_nlu.run_identity), so a recorded run is the run a sweep would train: the sweep engine
+  reuses it instead of retraining it when its directory is gone (a new machine). Files are read in
+  name order; a hash recorded twice keeps its first record. A missing directory records nothing.
+
+  Raises:
+    InputError: a results file cannot be read.
+  """
+  if not results_dir or not os.path.isdir(results_dir):
+    return {}
+  recorded: Dict[str, RecordedRun] = {}
+  for name in sorted(os.listdir(results_dir)):
+    if not name.endswith(".json"):
+      continue
+    path = os.path.join(results_dir, name)
+    for run in load_results(path)["runs"]:
+      if run.get("final") and run.get("hash"):
+        recorded.setdefault(run["hash"], RecordedRun(run, path))
+  return recorded
 
 
 def task_name(config: Mapping[str, Any]) -> str:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bert_nlu import io_utils, run_identity, sweep, sweep_spec
+from bert_nlu import io_utils, run_identity, sweep, sweep_report, sweep_results, sweep_spec
 from bert_nlu.errors import InputError
 from bert_nlu.testing import write_tiny_sweep_file
 
@@ -82,7 +82,8 @@ def test_an_added_grid_value_trains_only_it_and_a_killed_run_resumes(tiny_sweep,
   assert [run.state for run in plan] == [sweep.REUSED, sweep.REUSED, sweep.LEFT]
   new_run = plan[2]
   # Start the sweep command, kill it (and its trainer) once the new run saved a checkpoint.
-  command = [sys.executable, "-m", "bert_nlu.sweep", grown, f"--runs_root={runs_root}"]
+  command = [sys.executable, "-m", "bert_nlu.sweep", grown, f"--runs_root={runs_root}",
+             "--recorded_results="]
   env = dict(os.environ, PYTHONPATH=REPO_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
   process = subprocess.Popen(command, cwd=REPO_DIR, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT)
@@ -105,8 +106,8 @@ def test_an_added_grid_value_trains_only_it_and_a_killed_run_resumes(tiny_sweep,
   lines = []
   progress = sweep.run_all(resumed, parallel=1, threads=sweep.thread_counts(1, 2),
                            emit=lines.append)
-  assert progress.counts() == {"done": 1, "reused": 2, "running": 0, "waiting": 0, "left": 0,
-                               "failed": 0}
+  assert progress.counts() == {"done": 1, "reused": 2, "recorded": 0, "running": 0, "waiting": 0,
+                               "left": 0, "failed": 0}
   assert any("resuming lr3e-3_i0" in line for line in lines)
   results = io_utils.read_json(os.path.join(new_run.run_dir, "eval_results.json"))
   assert results["training"]["steps_run_this_session"] < results["training"]["num_train_steps"]
@@ -268,3 +269,54 @@ def test_a_run_whose_results_do_not_match_it_fails_and_the_sweep_goes_on(
   assert progress.counts()[sweep.RUNNING] == 0
   assert any("FAILED lr1e-3_i0" in line and "another configuration (test)" in line
              for line in lines), lines
+
+
+def test_runs_recorded_in_a_results_file_are_not_retrained_on_a_new_machine(
+    tiny_sweep, tmp_path, tiny_bert_dir, tiny_corpus_dir):
+  """The run directories are gone (a new machine) but the committed results record two of the
+  three runs: only the third is left to train, and the collector takes the two from the file."""
+  _, runs_root, planned = tiny_sweep
+  results_dir = str(tmp_path / "results")
+  original = sweep_results.collect_sweep(os.path.join(runs_root, "tiny"))
+  sweep_results.save_results(original, os.path.join(results_dir, "tiny.json"))
+  grown = write_tiny_sweep_file(str(tmp_path / "tiny.sweep"), "tiny", tiny_bert_dir,
+                                tiny_corpus_dir, learning_rates=("1e-3", "2e-3", "3e-3"))
+  spec = sweep_spec.read_sweep_file(grown)
+  new_root = str(tmp_path / "new_machine")
+  recorded = sweep_results.recorded_runs(results_dir)
+  assert set(recorded) == {run.run_hash for run in planned}
+
+  assert [run.state for run in sweep.plan_sweep(spec, new_root)] == [sweep.LEFT] * 3
+  plan = sweep.plan_sweep(spec, new_root, recorded=recorded)
+  assert [run.state for run in plan] == [sweep.RECORDED, sweep.RECORDED, sweep.LEFT]
+  assert [run.run_hash for run in plan[:2]] == [run.run_hash for run in planned]
+  assert sweep.plan_summary(plan) == "3 runs: 1 new, 2 recorded"
+  assert "recorded in " + os.path.join(results_dir, "tiny.json") in sweep.describe_plan(plan)
+
+  lines = []
+  progress = sweep.run_all(plan[:2], parallel=1, threads=sweep.thread_counts(1, 2),
+                           emit=lines.append)
+  assert progress.counts()[sweep.RECORDED] == 2 and progress.counts()[sweep.DONE] == 0
+  assert not any(os.path.exists(run.run_dir) for run in plan)  # nothing trained
+  sweep_dir = sweep.write_index(spec, plan, new_root)
+  index = io_utils.read_json(os.path.join(sweep_dir, "index.json"))
+  assert [entry.get("recorded_in") for entry in index["runs"]] == [
+      os.path.join(results_dir, "tiny.json")] * 2 + [None]
+
+  collected = sweep_results.collect_sweep(sweep_dir, recorded)
+  assert collected["missing"] == ["lr3e-3_i0"]
+  by_hash = {run["hash"]: run for run in original["runs"]}
+  for run in collected["runs"]:
+    assert run["final"] == by_hash[run["hash"]]["final"]
+    assert run["evaluations"] == by_hash[run["hash"]]["evaluations"]
+    assert run["recorded_in"] == os.path.join(results_dir, "tiny.json")
+  # A run of the sweep found only in the record cannot seed another sweep (no checkpoint).
+  with pytest.raises(sweep.UnfinishedReference, match="only recorded"):
+    sweep.resolve_run_reference("@tiny/lr1e-3_i0", new_root)
+
+  # The report says where the recorded runs come from; its results file records them again.
+  written = sweep_report.report_sweep(grown, output=str(tmp_path / "report"), runs_root=new_root,
+                                      results_dir=results_dir)
+  with open(written["md"], encoding="utf-8") as f:
+    assert "2 runs were trained earlier" in f.read()
+  assert set(sweep_results.recorded_runs(results_dir)) == set(recorded)

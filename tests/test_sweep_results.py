@@ -77,3 +77,30 @@ def test_grid_values_are_typed():
   assert sweep_results.parse_value("32") == 32
   assert sweep_results.parse_value("1e-4") == 1e-4
   assert sweep_results.parse_value("MRPC") == "MRPC"
+
+
+def test_recorded_runs_index_finished_runs_by_hash_across_results_files(tmp_path):
+  finished = {"name": "a_i0", "hash": "h1", "final": {"dev": {"accuracy": 0.8}}}
+  unfinished = {"name": "b_i0", "hash": "h2", "final": {}}
+  sweep_results.save_results({"sweep": "one", "runs": [finished, unfinished]},
+                             str(tmp_path / "one.json"))
+  later = dict(finished, name="other_name")
+  sweep_results.save_results({"sweep": "two", "runs": [later, {**finished, "hash": "h3"}]},
+                             str(tmp_path / "two.json"))
+  (tmp_path / "notes.txt").write_text("not a results file")
+  recorded = sweep_results.recorded_runs(str(tmp_path))
+  assert sorted(recorded) == ["h1", "h3"]  # h2 never finished
+  assert recorded["h1"].path == str(tmp_path / "one.json")  # the first file in name order
+  run = recorded["h1"].as_run_of({"name": "x_i1", "variant": "x", "grid": {"lr": "1"},
+                                  "instance": 1, "seed": 43})
+  assert (run["name"], run["instance"], run["seed"], run["final"]) == (
+      "x_i1", 1, 43, finished["final"])
+  assert run["recorded_in"] == str(tmp_path / "one.json")
+  assert sweep_results.recorded_runs(str(tmp_path / "absent")) == {}
+  assert sweep_results.recorded_runs("") == {}
+
+
+def test_an_unreadable_results_file_is_an_error_naming_it(tmp_path):
+  (tmp_path / "broken.json").write_text("{not json")
+  with pytest.raises(sweep_results.InputError, match="broken.json"):
+    sweep_results.recorded_runs(str(tmp_path))
