@@ -142,3 +142,23 @@ def test_multi_intent_sweep_crosses_policies_and_seeds_on_the_generated_corpus(t
     assert argv[0] == "--flagfile=configs/snips.cfg" and "--data_dir=/data/gen" in argv
     assert argv.index("--flagfile=configs/snips.cfg") < argv.index("--num_train_epochs=2")
     assert "--max_seq_length=auto" in argv and "--eval_on_test" in argv
+
+
+def test_the_all_corpora_sweep_trains_the_very_runs_of_the_per_corpus_sweeps(tmp_path):
+  """Same flags in the same order per (corpus, seed): the same resolved configuration and hash, so
+  the per-corpus sweeps reuse what the one packed sweep trained."""
+  from bert_nlu import sweep_spec  # pylint: disable=g-import-not-at-top
+  extra = ["--augment_slot_substitution=0.5"]
+  (tmp_path / "all.sweep").write_text(nlu_accuracy.all_seeds_sweep_text(
+      ["atis", "snips"], "all_try_seeds", [42, 43], extra))
+  packed = sweep_spec.expand(sweep_spec.read_sweep_file(str(tmp_path / "all.sweep")))
+  assert sorted((r.variant, r.grid_values["seed"]) for r in packed) == [
+      ("atis", "42"), ("atis", "43"), ("snips", "42"), ("snips", "43")]
+  for corpus in ("atis", "snips"):
+    (tmp_path / f"{corpus}.sweep").write_text(nlu_accuracy.seeds_sweep_text(
+        corpus, f"{corpus}_try_seeds", [42, 43], extra))
+    alone = sweep_spec.expand(sweep_spec.read_sweep_file(str(tmp_path / f"{corpus}.sweep")))
+    for request in alone:
+      twin = [r for r in packed if r.variant == corpus
+              and r.grid_values == request.grid_values]
+      assert len(twin) == 1 and list(twin[0].argv) == list(request.argv)
