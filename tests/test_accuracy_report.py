@@ -162,3 +162,26 @@ def test_the_all_corpora_sweep_trains_the_very_runs_of_the_per_corpus_sweeps(tmp
       twin = [r for r in packed if r.variant == corpus
               and r.grid_values == request.grid_values]
       assert len(twin) == 1 and list(twin[0].argv) == list(request.argv)
+
+
+def test_the_ensemble_table_sets_the_ensemble_beside_the_seeds_mean_and_best_dev_seed():
+  import nlu_ensemble  # noqa: E402  pylint: disable=g-import-not-at-top
+  def metrics(frame):
+    return {"intent_accuracy": 0.98, "slot_f1": 0.95, "whole_frame_accuracy": frame}
+  seeds_report = {
+      "seeds": [42, 43], "best_dev_seed": 43,
+      "dev": {k: {"mean": v} for k, v in metrics(0.90).items()},
+      "test": {k: {"mean": v} for k, v in metrics(0.88).items()},
+      "per_seed": [{"seed": 42, "dev": metrics(0.89), "test": metrics(0.885)},
+                   {"seed": 43, "dev": metrics(0.91), "test": metrics(0.875)}]}
+  ensemble = {"num_members": 2, "splits": {"dev": metrics(0.92), "test": metrics(0.895)}}
+  rows = nlu_ensemble.compare_rows(ensemble, seeds_report)
+  frames = {(label, split): values["whole_frame_accuracy"] for label, split, values in rows}
+  assert frames == pytest.approx({
+      ("mean of 2 seeds", "dev"): 90.0, ("best-dev seed (43)", "dev"): 91.0,
+      ("ensemble of 2", "dev"): 92.0, ("mean of 2 seeds", "test"): 88.0,
+      ("best-dev seed (43)", "test"): 87.5, ("ensemble of 2", "test"): 89.5})
+  latency = {"ensemble": {"p50": 30.0}, "single_member": {"p50": 10.0}}
+  text = nlu_ensemble.format_table("snips", rows, latency)
+  assert "ensemble 30.0 ms, one member 10.0 ms (3.00x)" in text
+  assert len(nlu_ensemble.compare_rows(ensemble, {})) == 2  # no seeds results: the ensemble only
