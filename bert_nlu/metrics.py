@@ -524,6 +524,42 @@ def pearson_spearman(gold_scores: Sequence[float],
           _correlation(scipy_stats.spearmanr, gold, pred))
 
 
+# GLUE's conventions. Tasks whose F1 of class "1" GLUE reports (and averages with accuracy).
+GLUE_F1_TASKS = ("MRPC", "QQP")
+GLUE_POSITIVE_LABEL = "1"
+GLUE_MATTHEWS_TASKS = ("CoLA",)
+# The dev metric that picks the best checkpoint; "accuracy" for the other tasks.
+GLUE_SELECTION_METRICS = {
+    "CoLA": "matthews_corrcoef",
+    "STS-B": "pearson_spearman_mean",
+    "MRPC": "accuracy_f1_mean",
+    "QQP": "accuracy_f1_mean",
+}
+
+
+def glue_selection_metric(task: str) -> str:
+  """The dev metric that selects a GLUE task's best checkpoint (canonical task name)."""
+  return GLUE_SELECTION_METRICS.get(task, "accuracy")
+
+
+def glue_metrics(task: str, labels: Sequence[str], gold_examples: Sequence,
+                 predictions: Sequence) -> dict:
+  """Whole-set metrics of GLUE `task` from predicted labels (or scores for regression).
+
+  Args:
+    task: canonical task name ("CoLA", "STS-B", ...).
+    labels: the task's label vocabulary; empty for regression.
+    gold_examples: SentencePairExample-like, with `.label` (classification) or `.score`.
+    predictions: one label string (or score) per example.
+  """
+  if not labels:
+    return regression_metrics([e.score for e in gold_examples], predictions)
+  return classification_metrics(
+      [e.label for e in gold_examples], predictions, labels,
+      positive_label=GLUE_POSITIVE_LABEL if task in GLUE_F1_TASKS else "",
+      with_matthews=task in GLUE_MATTHEWS_TASKS)
+
+
 def classification_metrics(gold_labels: Sequence[str], pred_labels: Sequence[str],
                            labels: Sequence[str], positive_label: str = "",
                            with_matthews: bool = False) -> dict:

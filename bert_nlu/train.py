@@ -8,7 +8,7 @@ intent + slots, or a GLUE task):
      session's weights every eval_every_steps (bert_nlu/evaluation.py), or of every new
      checkpoint (Estimator train_and_evaluate); keep the best model by the task's selection
      metric (NLU: dev whole-frame accuracy; GLUE: the GLUE convention,
-     `tasks.glue.SELECTION_METRICS`) as a SavedModel export + kept checkpoint;
+     `metrics.GLUE_SELECTION_METRICS`) as a SavedModel export + kept checkpoint;
   3. evaluate the BEST checkpoint on the evaluation splits (dev; MNLI also dev_mismatched; test
      when asked) and write eval_results.json;
   4. optionally predict raw text with the exported SavedModel.

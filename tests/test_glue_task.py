@@ -29,7 +29,7 @@ def test_serving_batches_pad_every_row_to_the_longest_with_a_mask_of_real_pieces
 
 
 def test_selection_metric_follows_the_glue_convention():
-  chosen = {task: glue_task.selection_metric(task) for task in glue.GLUE_TASK_NAMES}
+  chosen = {task: metrics.glue_selection_metric(task) for task in glue.GLUE_TASK_NAMES}
   assert chosen == {"CoLA": "matthews_corrcoef", "SST-2": "accuracy",
                     "MRPC": "accuracy_f1_mean", "STS-B": "pearson_spearman_mean",
                     "QQP": "accuracy_f1_mean", "MNLI": "accuracy", "QNLI": "accuracy",

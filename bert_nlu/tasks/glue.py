@@ -6,7 +6,7 @@ Heads (on the pooled output, after dropout):
 Predictions: label_id [batch] + probabilities [batch, num_labels], or score [batch].
 Metrics are whole-set (`bert_nlu.metrics.classification_metrics` / `regression_metrics`), computed
 once when the Estimator asks for their values; each task's checkpoint-selection metric follows
-the GLUE convention (`SELECTION_METRICS`).
+the GLUE convention (`bert_nlu.metrics.GLUE_SELECTION_METRICS`).
 """
 
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -20,44 +20,16 @@ from bert_nlu.data.examples import SentencePairExample
 from bert_nlu.data.glue import GlueLabels
 from bert_nlu.tasks import metric_ops as metric_ops_lib
 
-# Tasks whose F1 of class "1" GLUE reports (and averages with accuracy).
-F1_TASKS = ("MRPC", "QQP")
-POSITIVE_LABEL = "1"
-MATTHEWS_TASKS = ("CoLA",)
-# The dev metric that picks the best checkpoint (GLUE convention); "accuracy" for the others.
-SELECTION_METRICS = {
-    "CoLA": "matthews_corrcoef",
-    "STS-B": "pearson_spearman_mean",
-    "MRPC": "accuracy_f1_mean",
-    "QQP": "accuracy_f1_mean",
-}
-
-
-def selection_metric(task: str) -> str:
-  return SELECTION_METRICS.get(task, "accuracy")
-
-
 def eval_metric_names(task: str, is_regression: bool) -> Tuple[str, ...]:
   """The scalar dev metrics of a task (TensorBoard + the Estimator's eval result)."""
   if is_regression:
     return ("pearson", "spearman", "pearson_spearman_mean", "mse")
   names = ("accuracy",)
-  if task in F1_TASKS:
+  if task in metrics.GLUE_F1_TASKS:
     names += ("f1", "accuracy_f1_mean")
-  if task in MATTHEWS_TASKS:
+  if task in metrics.GLUE_MATTHEWS_TASKS:
     names += ("matthews_corrcoef",)
   return names
-
-
-def glue_metrics(task: str, labels: Sequence[str], gold_examples: Sequence[SentencePairExample],
-                 predictions: Sequence) -> dict:
-  """Whole-set metrics of `task` from predicted labels (or scores for regression)."""
-  if not labels:
-    return metrics.regression_metrics([e.score for e in gold_examples], predictions)
-  return metrics.classification_metrics(
-      [e.label for e in gold_examples], predictions, labels,
-      positive_label=POSITIVE_LABEL if task in F1_TASKS else "",
-      with_matthews=task in MATTHEWS_TASKS)
 
 
 class WholeSetGlueMetrics:
@@ -98,7 +70,7 @@ class WholeSetGlueMetrics:
       indices = sorted(self._predictions)
       if not indices:
         raise ValueError("evaluation saw no examples")
-      self._result = glue_metrics(self._labels.task, self._labels.labels,
+      self._result = metrics.glue_metrics(self._labels.task, self._labels.labels,
                                   [self._gold[i] for i in indices],
                                   [self._predictions[i] for i in indices])
     return self._result
@@ -132,7 +104,7 @@ class GlueTask:
 
   @property
   def selection_metric(self) -> str:
-    return selection_metric(self.labels.task)
+    return metrics.glue_selection_metric(self.labels.task)
 
   @property
   def eval_metric_names(self) -> Tuple[str, ...]:
