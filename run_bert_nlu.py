@@ -131,6 +131,8 @@ flags.DEFINE_bool("adam_bias_correction", False, "Divide Adam's moments by (1 - 
                   "and PyTorch's AdamW do. Off: bert's AdamWeightDecay rule, whose early updates "
                   "are larger at the same rate (3.2x AdamW's at update 100, 1.35x at 800). Needs "
                   "--optimizer_implementation=fused.")
+flags.DEFINE_float("adam_epsilon", 1e-6, "Adam's epsilon, added to sqrt(v) (bert: 1e-6; PyTorch's "
+                   "AdamW and the HF Trainer: 1e-8).")
 flags.DEFINE_integer("gradient_accumulation_steps", 1, "Update the weights every K batches of "
                      "--train_batch_size with their mean gradient: the update of a K-times larger "
                      "batch in the memory of one. Steps (checkpoints, summaries) count batches; "
@@ -415,6 +417,9 @@ def _validate_flags() -> None:
   if FLAGS.adam_bias_correction and FLAGS.optimizer_implementation != "fused":
     raise app.UsageError("--adam_bias_correction needs --optimizer_implementation=fused (bert's "
                          "optimizer has no bias correction)")
+  if not (math.isfinite(FLAGS.adam_epsilon) and FLAGS.adam_epsilon > 0):
+    raise app.UsageError(f"--adam_epsilon must be finite and > 0 (a parameter whose gradients are "
+                         f"all zero has v = 0), got {FLAGS.adam_epsilon}")
   if FLAGS.fp16 and FLAGS.bf16:
     raise app.UsageError("--fp16 and --bf16 are two mixed-precision modes (float16 on GPUs, "
                          "bfloat16 on CPUs): give at most one")
@@ -603,6 +608,7 @@ def build_run_config():
           weight_average_decay=FLAGS.weight_average_decay,
           optimizer_implementation=FLAGS.optimizer_implementation,
           adam_bias_correction=FLAGS.adam_bias_correction,
+          adam_epsilon=FLAGS.adam_epsilon,
           gradient_accumulation_steps=FLAGS.gradient_accumulation_steps,
           initial_loss_scale=FLAGS.initial_loss_scale,
           loss_scale_growth_steps=FLAGS.loss_scale_growth_steps,

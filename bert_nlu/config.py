@@ -159,6 +159,7 @@ class TrainConfig:
     adam_bias_correction: divide Adam's moments by (1 - beta^t) as Adam and PyTorch's AdamW do
       (False: bert's rule, no correction; update t is then (1 - 0.9^t) / sqrt(1 - 0.999^t) times
       AdamW's at the same rate). Needs optimizer_implementation "fused".
+    adam_epsilon: Adam's epsilon (bert: 1e-6; PyTorch's AdamW and the HF Trainer: 1e-8).
     gradient_accumulation_steps: K: update the weights every K batches of train_batch_size with
       their mean gradient (a K-times larger effective batch); steps count batches, the schedule
       counts updates (1 = an update every batch).
@@ -200,6 +201,7 @@ class TrainConfig:
   weight_average_decay: float = 0.0
   optimizer_implementation: str = "fused"
   adam_bias_correction: bool = False
+  adam_epsilon: float = 1e-6
   gradient_accumulation_steps: int = 1
   initial_loss_scale: float = 2.0 ** 15
   loss_scale_growth_steps: int = 2000

@@ -141,7 +141,8 @@ def _uses_weight_decay(variable_name: str) -> bool:
 
 def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor, weight_decay: float,
                                    apply_if: Optional[tf.Tensor] = None,
-                                   update_number: Optional[tf.Tensor] = None) -> tf.Operation:
+                                   update_number: Optional[tf.Tensor] = None,
+                                   epsilon: float = EPSILON) -> tf.Operation:
   """bert's AdamWeightDecay update with fused kernels (see module docstring).
 
   Args:
@@ -152,6 +153,7 @@ def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor, weight_decay
     apply_if: optional bool scalar; when False the step changes nothing (weights and slots).
     update_number: optional scalar t >= 1, the 1-based number of this update: Adam's bias
       correction with beta powers b1^t, b2^t. None: no correction (bert's rule).
+    epsilon: added to sqrt(v) in the denominator (bert: 1e-6).
   """
   zero = tf.constant(0.0, tf.float32)
   beta1_power, beta2_power = zero, zero
@@ -186,7 +188,7 @@ def fused_adam_weight_decay_update(pairs, learning_rate: tf.Tensor, weight_decay
             var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta1_power,
             beta2_power=beta2_power, lr=learning_rate, beta1=tf.constant(BETA_1),
             beta2=tf.constant(BETA_2),
-            epsilon=tf.constant(EPSILON), grad=gradient))
+            epsilon=tf.constant(epsilon, tf.float32), grad=gradient))
     return tf.group(*updates)
 
   if apply_if is None:
@@ -411,13 +413,14 @@ def averaged_weights_saver(decay: float) -> tf.train.Saver:
 
 def _bert_optimizer_update(pairs, learning_rate: tf.Tensor, weight_decay: float,
                            global_step: tf.Tensor,
-                           apply_if: Optional[tf.Tensor] = None) -> tf.Operation:
+                           apply_if: Optional[tf.Tensor] = None,
+                           epsilon: float = EPSILON) -> tf.Operation:
   """bert's own AdamWeightDecayOptimizer.apply_gradients on `pairs`.
 
   With `apply_if`, the update runs inside a conditional; bert's optimizer creates its slots with
   tf.get_variable in apply_gradients, so they are created first, outside it, and reused inside.
   """
-  optimizer = _adam_weight_decay(learning_rate, weight_decay)
+  optimizer = _adam_weight_decay(learning_rate, weight_decay, epsilon)
   if apply_if is None:
     return optimizer.apply_gradients(pairs, global_step=global_step)
   for gradient, variable in pairs:
@@ -433,13 +436,13 @@ def _bert_optimizer_update(pairs, learning_rate: tf.Tensor, weight_decay: float,
   return tf.cond(apply_if, apply_all, tf.no_op)
 
 
-def _adam_weight_decay(learning_rate: tf.Tensor, weight_decay: float):
+def _adam_weight_decay(learning_rate: tf.Tensor, weight_decay: float, epsilon: float = EPSILON):
   return bert_optimization.AdamWeightDecayOptimizer(
       learning_rate=learning_rate,
       weight_decay_rate=weight_decay,
       beta_1=BETA_1,
       beta_2=BETA_2,
-      epsilon=EPSILON,
+      epsilon=epsilon,
       exclude_from_weight_decay=list(EXCLUDE_FROM_WEIGHT_DECAY))
 
 
@@ -453,6 +456,7 @@ def build_train_op(loss: tf.Tensor,
                    head_learning_rate_multiplier: float = 1.0,
                    implementation: str = "fused",
                    bias_correction: bool = False,
+                   adam_epsilon: float = EPSILON,
                    dynamic_loss_scale: bool = False,
                    initial_loss_scale: float = 2.0 ** 15,
                    loss_scale_growth_steps: int = 2000,
@@ -472,6 +476,9 @@ def build_train_op(loss: tf.Tensor,
       train with this multiple of the schedule's learning rate (a second optimizer instance).
     implementation: "fused" or "bert" (identical updates; see module docstring).
     bias_correction: Adam's bias correction (module docstring); needs implementation="fused".
+    adam_epsilon: Adam's epsilon, added to sqrt(v) (bert: 1e-6; PyTorch's AdamW: 1e-8). Where the
+      bias correction applies it, TF's fused kernel adds it to the uncorrected sqrt(v), so in
+      PyTorch's placement it is adam_epsilon / sqrt(1 - b2^t) (module docstring).
     dynamic_loss_scale, initial_loss_scale, loss_scale_growth_steps: loss scaling for fp16 (see
       module docstring); needs implementation="fused".
     layer_learning_rate_decay: d in (0, 1]; encoder layers deeper from the top learn slower (module
@@ -541,10 +548,11 @@ def build_train_op(loss: tf.Tensor,
     # (a resumed run recomputes t from the global step alone).
     update_number = (global_step + 1) // accumulation_steps if bias_correction else None
     update = tf.group(*[fused_adam_weight_decay_update(group, rate, weight_decay, apply_if,
-                                                       update_number)
+                                                       update_number, adam_epsilon)
                         for group, rate in groups if group])
   else:
-    update = tf.group(*[_bert_optimizer_update(group, rate, weight_decay, global_step, apply_if)
+    update = tf.group(*[_bert_optimizer_update(group, rate, weight_decay, global_step, apply_if,
+                                               adam_epsilon)
                         for group, rate in groups if group])
   if dynamic_loss_scale:
     with tf.control_dependencies([update]):

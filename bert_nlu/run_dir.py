@@ -101,6 +101,7 @@ INCOMPATIBLE_KEYS = (
     "config.train.lr_schedule",
     "config.train.weight_decay",
     "config.train.adam_bias_correction",  # the update rule
+    "config.train.adam_epsilon",
     "config.train.clip_norm",
     "config.train.seed",
     # The training data itself (augmented copies) and the objective (distillation targets).

@@ -119,14 +119,16 @@ def test_accumulating_two_half_batches_updates_as_the_whole_batch(implementation
   _assert_same_weights(whole, accumulated, weights)
 
 
-def _quadratic_training(bias_correction, steps, peak, weight_decay):
+def _quadratic_training(bias_correction, steps, peak, weight_decay,
+                        epsilon=optimization.EPSILON, implementation="fused"):
   """Trains w on loss sum(a * w^2) / 2 (gradient a * w); returns w after each step."""
   with tf.Graph().as_default():
     w = tf.get_variable("w", initializer=tf.constant(QUADRATIC_START))
     loss = tf.reduce_sum(QUADRATIC_CURVATURE * tf.square(w)) / 2.0
     train_op, _ = optimization.build_train_op(
         loss, peak, num_train_steps=steps, num_warmup_steps=0, weight_decay=weight_decay,
-        clip_norm=1e9, bias_correction=bias_correction)
+        clip_norm=1e9, bias_correction=bias_correction, adam_epsilon=epsilon,
+        implementation=implementation)
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
       trajectory = []
@@ -140,9 +142,9 @@ QUADRATIC_START = np.array([1.0, -2.0, 0.5, 3.0], np.float32)
 QUADRATIC_CURVATURE = np.array([1.0, 0.5, 4.0, 0.01], np.float32)
 
 
-def _reference_trajectory(bias_correction, steps, peak, weight_decay):
+def _reference_trajectory(bias_correction, steps, peak, weight_decay, eps=optimization.EPSILON):
   """The update rule, written out: decoupled decay, then Adam with or without bias correction."""
-  b1, b2, eps = optimization.BETA_1, optimization.BETA_2, optimization.EPSILON
+  b1, b2 = optimization.BETA_1, optimization.BETA_2
   w = QUADRATIC_START.astype(np.float64)
   m, v = np.zeros_like(w), np.zeros_like(w)
   trajectory = []
@@ -164,6 +166,20 @@ def test_fused_update_follows_its_formula(bias_correction):
   np.testing.assert_allclose(_quadratic_training(bias_correction, steps, peak, weight_decay),
                              _reference_trajectory(bias_correction, steps, peak, weight_decay),
                              rtol=1e-4, atol=5e-5)  # float32 over 20 steps
+
+
+@pytest.mark.parametrize("implementation,bias_correction",
+                         [("fused", False), ("fused", True), ("bert", False)])
+def test_adam_epsilon_is_the_one_in_the_formula(implementation, bias_correction):
+  """A large epsilon (on the scale of the gradients) changes the trajectory, as the formula says."""
+  steps, peak, weight_decay, epsilon = 10, 0.05, 0.1, 0.05
+  trained = _quadratic_training(bias_correction, steps, peak, weight_decay, epsilon,
+                                implementation)
+  np.testing.assert_allclose(
+      trained, _reference_trajectory(bias_correction, steps, peak, weight_decay, epsilon),
+      rtol=1e-4, atol=5e-5)
+  default = _reference_trajectory(bias_correction, steps, peak, weight_decay)
+  assert np.abs(trained - default).max() > 1e-2
 
 
 def test_first_update_with_and_without_bias_correction():

@@ -72,6 +72,8 @@ def test_layers_and_its_alias_set_the_same_field(build_config, flag):
      "--slot_head=bio_type cannot be combined with --distill_teachers"),
     (["--adam_bias_correction", "--optimizer_implementation=bert"],
      "--adam_bias_correction needs --optimizer_implementation=fused"),
+    (["--adam_epsilon=0"], "--adam_epsilon must be finite and > 0"),
+    (["--adam_epsilon=-1e-8"], "--adam_epsilon must be finite and > 0"),
 ])
 def test_bad_values_are_usage_errors_naming_the_flag(build_config, args, message):
   with pytest.raises(app.UsageError) as error:
@@ -100,6 +102,11 @@ def test_limit_data_pairs(build_config, args, expected):
 def test_bad_limit_data_is_a_usage_error(build_config, args, message):
   with pytest.raises(app.UsageError, match=message):
     build_config(*args)
+
+
+def test_adam_epsilon_reaches_the_config(build_config):
+  assert build_config().train.adam_epsilon == 1e-6  # bert's
+  assert build_config("--adam_epsilon=1e-8").train.adam_epsilon == 1e-8
 
 
 def test_adam_bias_correction_reaches_the_config(build_config):
