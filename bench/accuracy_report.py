@@ -10,6 +10,11 @@ evaluation) and `eval_results.json` (the dev-selected checkpoint's dev and test 
 configuration); or a committed benchmark result, `bench/results/<corpus>.json` or
 `bench/results/attempts/<name>.json` as bench/nlu_accuracy.py writes them (the same facts, kept
 after the run directory is gone; results without a dev curve get a table row but no line).
+A source may also be a seeds result, `bench/results/<corpus>_seeds.json` (or an attempt's
+`..._seeds.json`, bench/nlu_accuracy.py --seeds): one row and one dev curve per seed ("<label>,
+seed N") and a line of the "over seeds" table (mean +- sample std); or an ensemble result,
+`bench/results/<corpus>_ensemble.json` (bench/nlu_ensemble.py): a line of that table (one
+predictor: no std, no curve).
 It writes reports/<name>.md (table + what each run changed), reports/<name>.png (dev whole-frame
 accuracy per epoch, one panel per corpus) and reports/<name>_dev_curves.csv.
 """
@@ -59,6 +64,31 @@ def read_benchmark_result(corpus: str, label: str, path: str) -> dict:
               result.get("dev_whole_frame_accuracy_by_step", {}), result["run_config"])
 
 
+def read_source(corpus: str, label: str, source: str):
+  """(rows, summary) of one --run source: rows as read_run's; summary None, or a line of the
+  "over seeds" table {"corpus", "label", "source", "runs", "dev", "test"} where dev/test map a
+  metric to {"mean", "std"} (std None for an ensemble, which is one predictor)."""
+  if os.path.isfile(source):
+    result = io_utils.read_json(source)
+    where = os.path.relpath(source, REPO)
+    if result.get("benchmark") == "nlu_accuracy_seeds":
+      rows = [_row(corpus, f"{label}, seed {run['seed']}", where, run["best_step"],
+                   run["num_train_steps"], run["dev"], run["test"],
+                   run.get("dev_whole_frame_accuracy_by_step", {}), run["run_config"])
+              for run in result["per_seed"]]
+      summary = {"corpus": corpus, "label": label, "source": where,
+                 "runs": f"seeds {', '.join(str(seed) for seed in result['seeds'])}",
+                 **{split: {k: result[split][k] for k in HEADLINE} for split in ("dev", "test")}}
+      return rows, summary
+    if result.get("benchmark") == "nlu_ensemble":
+      summary = {"corpus": corpus, "label": label, "source": where,
+                 "runs": f"ensemble of seeds {', '.join(str(seed) for seed in result['seeds'])}",
+                 **{split: {k: {"mean": result["splits"][split][k], "std": None}
+                            for k in HEADLINE} for split in ("dev", "test")}}
+      return [], summary
+  return [read_run(corpus, label, source)], None
+
+
 def read_run(corpus: str, label: str, run_dir: str) -> dict:
   """One run's row from a run directory, or from a result JSON if `run_dir` is a file."""
   if os.path.isfile(run_dir):
@@ -71,11 +101,34 @@ def read_run(corpus: str, label: str, run_dir: str) -> dict:
               results["splits"].get("test"), curve, results["config"])
 
 
-def markdown(runs, png_name: str) -> str:
+def _mean_std(cell) -> str:
+  if cell["mean"] is None:
+    return "-"
+  if cell["std"] is None:
+    return f"{100 * cell['mean']:.2f}"
+  return f"{100 * cell['mean']:.2f} +- {100 * cell['std']:.2f}"
+
+
+def summary_table(summaries) -> list:
+  """Markdown lines of the "over seeds" table: one line per seeds result or ensemble."""
+  lines = ["| corpus | recipe | runs | dev frame | test intent | test slot F1 | test frame |",
+           "|---|---|---|---|---|---|---|"]
+  for summary in summaries:
+    cells = [_mean_std(summary["dev"]["whole_frame_accuracy"])]
+    cells += [_mean_std(summary["test"][k]) for k in HEADLINE]
+    lines.append(f"| {summary['corpus']} | {summary['label']} | {summary['runs']} | "
+                 + " | ".join(cells) + " |")
+  return lines
+
+
+def markdown(runs, png_name: str, summaries=()) -> str:
   lines = ["# NLU fine-tuning: recipe attempts (all-MiniLM-L6-v2, 22M parameters)", "",
            "Checkpoint selected on DEV whole-frame accuracy; TEST evaluated once with it. "
-           "Figures in %.", "",
-           "| corpus | run | best step / total | dev frame | test intent | test slot F1 | "
+           "Figures in %.", ""]
+  if summaries:
+    lines += ["Over seeds (mean +- sample standard deviation; recipes are compared on the dev "
+              "mean, never on test):", "", *summary_table(summaries), "", "Every run:", ""]
+  lines += ["| corpus | run | best step / total | dev frame | test intent | test slot F1 | "
            "test frame |", "|---|---|---|---|---|---|---|"]
   for run in runs:
     test = run["test"] or {}
@@ -124,17 +177,19 @@ def main():
   parser.add_argument("--name", default="nlu_accuracy")
   parser.add_argument("--notes", default="", help="a Markdown file appended as the findings")
   args = parser.parse_args()
-  runs = []
+  runs, summaries = [], []
   for spec in args.run:
     parts = spec.split("|")
     if len(parts) != 3:
       parser.error(f"--run {spec!r}: expected 'corpus|label|run directory or result JSON'")
-    runs.append(read_run(*parts))
+    rows, summary = read_source(*parts)
+    runs += rows
+    summaries += [summary] if summary else []
   reports = os.path.join(REPO, "reports")
   os.makedirs(reports, exist_ok=True)
   png = os.path.join(reports, f"{args.name}.png")
   write_chart(runs, png, os.path.join(reports, f"{args.name}_dev_curves.csv"))
-  text = markdown(runs, os.path.basename(png))
+  text = markdown(runs, os.path.basename(png), summaries)
   if args.notes:
     with open(args.notes, encoding="utf-8") as f:
       text += "\n## Findings\n\n" + f.read()

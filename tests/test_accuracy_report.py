@@ -185,3 +185,37 @@ def test_the_ensemble_table_sets_the_ensemble_beside_the_seeds_mean_and_best_dev
   text = nlu_ensemble.format_table("snips", rows, latency)
   assert "ensemble 30.0 ms, one member 10.0 ms (3.00x)" in text
   assert len(nlu_ensemble.compare_rows(ensemble, {})) == 2  # no seeds results: the ensemble only
+
+
+def test_a_seeds_result_gives_a_row_per_seed_and_a_mean_line_and_an_ensemble_a_line(
+    finished_run, tmp_path):
+  output_dir, _ = finished_run
+  single = _result_json(output_dir, str(tmp_path / "one.json"))
+  per_seed = []
+  for seed, shift in ((42, 0.0), (43, -0.1)):
+    run = json.loads(json.dumps(single))
+    run["seed"] = seed
+    run["dev"]["whole_frame_accuracy"] += shift
+    per_seed.append(run)
+  seeds_report = {"benchmark": "nlu_accuracy_seeds", "seeds": [42, 43], "per_seed": per_seed,
+                  "dev": nlu_accuracy.mean_and_std(per_seed, "dev"),
+                  "test": nlu_accuracy.mean_and_std(per_seed, "test")}
+  (tmp_path / "snips_seeds.json").write_text(json.dumps(seeds_report))
+  rows, summary = accuracy_report.read_source("tiny", "recipe", str(tmp_path / "snips_seeds.json"))
+  assert [row["label"] for row in rows] == ["recipe, seed 42", "recipe, seed 43"]
+  assert rows[1]["dev"]["whole_frame_accuracy"] == pytest.approx(
+      single["dev"]["whole_frame_accuracy"] - 0.1)
+  assert all(row["curve"] for row in rows)
+  ensemble = {"benchmark": "nlu_ensemble", "seeds": [42, 43],
+              "splits": {split: {k: 0.5 for k in accuracy_report.HEADLINE}
+                         for split in ("dev", "test")}}
+  (tmp_path / "snips_ensemble.json").write_text(json.dumps(ensemble))
+  no_rows, ensemble_line = accuracy_report.read_source("tiny", "ensemble",
+                                                       str(tmp_path / "snips_ensemble.json"))
+  assert no_rows == []
+  text = accuracy_report.markdown(rows, "chart.png", [summary, ensemble_line])
+  dev = seeds_report["dev"]["whole_frame_accuracy"]
+  assert (f"| tiny | recipe | seeds 42, 43 | {100 * dev['mean']:.2f} +- {100 * dev['std']:.2f} |"
+          in text)
+  assert "| tiny | ensemble | ensemble of seeds 42, 43 | 50.00 | 50.00 | 50.00 | 50.00 |" in text
+  assert dev["std"] == pytest.approx(0.1 / 2 ** 0.5)
