@@ -18,7 +18,9 @@ Over seeds (the figures the README reports):
 trains the recipe once per seed through the sweep engine (bert_nlu.sweep: content-addressed runs
 in <runs_root>/runs/<hash>, a finished seed is reused, never retrained, a killed one resumes) and
 writes bench/results/<corpus>_seeds.json (attempts: attempts/<corpus>_NAME_seeds.json): each
-seed's dev and test metrics, their mean and standard deviation, and the best-dev seed. With
+seed's dev and test metrics, their mean and standard deviation, and the best-dev seed. A seed
+that file already records (same run hash: trained in an earlier session, its run directory gone)
+is not retrained; adding a seed trains only it. With
 several corpora and --parallel > 1, every corpus's seeds first train in one sweep (all_seeds), so
 no core idles while a corpus's odd last seed trains alone.
 """
@@ -29,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -164,10 +167,43 @@ def mean_and_std(per_seed, split: str, keys=HEADLINE) -> dict:
   return summary
 
 
-def run_sweep(label: str, name: str, sweep_text: str, runs_root: str, parallel: int = 1):
+def seeds_result_path(corpus: str, attempt: str = "") -> str:
+  """bench/results/<corpus>_seeds.json, or attempts/<corpus>_<attempt>_seeds.json."""
+  if attempt:
+    return os.path.join(REPO, "bench", "results", "attempts", f"{corpus}_{attempt}_seeds.json")
+  return os.path.join(REPO, "bench", "results", f"{corpus}_seeds.json")
+
+
+def recorded_seed_runs(path: str) -> dict:
+  """{run hash: per-seed entry} of a committed seeds result (entries that name their run's hash).
+
+  A seed trained in an earlier session (its run directory gone with that machine) is taken from
+  here instead of being retrained, as the sweep engine does with recorded sweep runs; the hash
+  (configuration + data + weights) guarantees it is the run the recipe asks for.
+  """
+  if not os.path.exists(path):
+    return {}
+  return {entry["run_hash"]: entry for entry in io_utils.read_json(path).get("per_seed", [])
+          if entry.get("run_hash")}
+
+
+def write_recorded_results(entries, directory: str) -> None:
+  """The entries of recorded_seed_runs as a sweep results file in `directory`, which
+  `bert_nlu.sweep --recorded_results=<directory>` reads: those runs are not retrained."""
+  runs = [{"name": f"seed{entry['seed']}", "hash": run_hash,
+           "final": {"dev": entry["dev"], "test": entry["test"]}}
+          for run_hash, entry in entries.items()]
+  io_utils.atomic_write_json(os.path.join(directory, "recorded_seeds.json"),
+                             {"sweep": "recorded_seeds", "runs": runs})
+
+
+def run_sweep(label: str, name: str, sweep_text: str, runs_root: str, parallel: int = 1,
+              recorded_dir: str = ""):
   """Writes <runs_root>/<name>.sweep and trains (or reuses) its runs through the sweep engine.
 
-  `parallel` runs that many configurations at once (bert_nlu.sweep --parallel).
+  `parallel` runs that many configurations at once (bert_nlu.sweep --parallel). `recorded_dir`:
+  results files of runs not to retrain (bert_nlu.sweep --recorded_results; write_recorded_results);
+  "" = every run is trained or reused from its directory.
 
   Returns:
     (the sweep's index.json, the command that ran it). Raises RuntimeError if the sweep failed.
@@ -175,10 +211,10 @@ def run_sweep(label: str, name: str, sweep_text: str, runs_root: str, parallel: 
   os.makedirs(runs_root, exist_ok=True)
   sweep_file = os.path.join(runs_root, f"{name}.sweep")
   io_utils.atomic_write_text(sweep_file, sweep_text)
-  # --recorded_results= : the seeds' test metrics and exported models are read from their run
-  # directories, so a run is never taken from a committed sweep results file.
+  # Never the committed sweep results (bench/results/sweeps): a seed's test metrics come from its
+  # run directory or from the committed seeds result (recorded_dir), nothing else.
   command = [sys.executable, "-m", "bert_nlu.sweep", sweep_file, f"--runs_root={runs_root}",
-             "--recorded_results="]
+             f"--recorded_results={recorded_dir}"]
   if parallel > 1:
     command.append(f"--parallel={parallel}")
   print(f"[{label}] {' '.join(command)}", flush=True)
@@ -190,21 +226,31 @@ def run_sweep(label: str, name: str, sweep_text: str, runs_root: str, parallel: 
 
 
 def run_seeds(corpus: str, seeds, runs_root: str, extra_flags, attempt: str,
-              parallel: int = 1, trained=None) -> dict:
+              parallel: int = 1, trained=None, use_recorded: bool = True) -> dict:
   """Trains (or reuses) one run per seed through the sweep engine; returns the seeds report.
 
   `parallel` seeds train at once (bert_nlu.sweep --parallel, threads divided between them).
   `trained`: {hash: index entry} of a sweep that trained these runs just before (all corpora at
-  once): their state and training seconds are reported instead of "reused"."""
+  once): their state and training seconds are reported instead of "reused". A seed recorded in
+  the committed result (recorded_seed_runs, e.g. trained in an earlier session) is not retrained:
+  its entry is kept, marked "recorded" (use_recorded=False retrains it: an ensemble or a
+  distillation needs its model)."""
   name = f"{corpus}_{attempt}_seeds" if attempt else f"{corpus}_seeds"
   code_version = provenance.git_state()
   start = time.time()
-  index, command = run_sweep(corpus, name, seeds_sweep_text(corpus, name, seeds, extra_flags),
-                             runs_root, parallel)
+  recorded = recorded_seed_runs(seeds_result_path(corpus, attempt)) if use_recorded else {}
+  with tempfile.TemporaryDirectory() as recorded_dir:
+    if recorded:
+      write_recorded_results(recorded, recorded_dir)
+    index, command = run_sweep(corpus, name, seeds_sweep_text(corpus, name, seeds, extra_flags),
+                               runs_root, parallel, recorded_dir if recorded else "")
   with open(os.path.join(REPO, "configs", f"{corpus}.cfg")) as f:
     flagfile_text = f.read()
   per_seed = []
   for entry in sorted(index["runs"], key=lambda e: e["seed"]):
+    if entry["state"] == "recorded":
+      per_seed.append(dict(recorded[entry["hash"]], reused=True, recorded=True))
+      continue
     if trained and entry["state"] == "reused" and entry["hash"] in trained:
       entry = dict(entry, state=trained[entry["hash"]]["state"],
                    seconds=trained[entry["hash"]]["seconds"])
@@ -213,6 +259,7 @@ def run_seeds(corpus: str, seeds, runs_root: str, extra_flags, attempt: str,
                               code_version=code_version, wall_seconds=entry["seconds"] or 0.0,
                               extra_flags=extra_flags, flagfile_text=flagfile_text)
     report["seed"] = entry["seed"]
+    report["run_hash"] = entry["hash"]
     report["reused"] = entry["state"] == "reused"
     per_seed.append(report)
   best = max(per_seed, key=lambda r: r["dev"]["whole_frame_accuracy"])
@@ -285,6 +332,9 @@ def main():
   parser.add_argument("--parallel", type=int, default=1,
                       help="with --seeds: train this many seeds at once (bert_nlu.sweep "
                       "--parallel; 2 on a 2-core machine)")
+  parser.add_argument("--retrain_recorded", action="store_true",
+                      help="with --seeds: retrain seeds the committed result records but whose run "
+                      "directory is gone (bench/nlu_ensemble.py and distillation need the models)")
   parser.add_argument("extra_flags", nargs="*", help="passed to run_bert_nlu.py after --")
   args = parser.parse_args()
   if args.seeds:
@@ -295,15 +345,20 @@ def main():
     trained = None
     if len(corpora) > 1 and args.parallel > 1:
       name = f"all_{args.attempt}_seeds" if args.attempt else "all_seeds"
-      index, _ = run_sweep("all corpora", name, all_seeds_sweep_text(
-          corpora, name, seeds, args.extra_flags), args.runs_root, args.parallel)
+      recorded = {}
+      for corpus in corpora if not args.retrain_recorded else ():
+        recorded.update(recorded_seed_runs(seeds_result_path(corpus, args.attempt)))
+      with tempfile.TemporaryDirectory() as recorded_dir:
+        if recorded:
+          write_recorded_results(recorded, recorded_dir)
+        index, _ = run_sweep("all corpora", name, all_seeds_sweep_text(
+            corpora, name, seeds, args.extra_flags), args.runs_root, args.parallel,
+                             recorded_dir if recorded else "")
       trained = {entry["hash"]: entry for entry in index["runs"]}
     for corpus in corpora:
       report = run_seeds(corpus, seeds, args.runs_root, args.extra_flags, args.attempt,
-                         args.parallel, trained)
-      name = f"{corpus}_{args.attempt}_seeds.json" if args.attempt else f"{corpus}_seeds.json"
-      folder = ("bench", "results", "attempts") if args.attempt else ("bench", "results")
-      io_utils.atomic_write_json(os.path.join(REPO, *folder, name), report)
+                         args.parallel, trained, use_recorded=not args.retrain_recorded)
+      io_utils.atomic_write_json(seeds_result_path(corpus, args.attempt), report)
       print(format_seeds_table(report), flush=True)
     return
   for corpus in args.corpora.split(","):

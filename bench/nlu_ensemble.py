@@ -40,6 +40,10 @@ def seed_run_dirs(runs_root: str, sweep_name: str):
   runs = []
   for entry in sorted(io_utils.read_json(index_path)["runs"], key=lambda e: e["seed"]):
     directory = os.path.normpath(os.path.join(runs_root, sweep_name, entry["run_dir"]))
+    if entry.get("state") == "recorded":
+      raise FileNotFoundError(f"seed {entry['seed']} was trained in an earlier session and only its "
+                              "metrics are recorded: an ensemble needs its model, so run "
+                              "bench/nlu_accuracy.py --seeds with --retrain_recorded first")
     if not os.path.exists(os.path.join(directory, "eval_results.json")):
       raise FileNotFoundError(f"{directory}: seed {entry['seed']} has not finished")
     runs.append((entry["seed"], directory))

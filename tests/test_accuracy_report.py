@@ -219,3 +219,36 @@ def test_a_seeds_result_gives_a_row_per_seed_and_a_mean_line_and_an_ensemble_a_l
           in text)
   assert "| tiny | ensemble | ensemble of seeds 42, 43 | 50.00 | 50.00 | 50.00 | 50.00 |" in text
   assert dev["std"] == pytest.approx(0.1 / 2 ** 0.5)
+
+
+def test_seeds_recorded_in_the_committed_result_are_what_the_sweep_engine_reuses(tmp_path):
+  """A seed the committed seeds result records under its run hash becomes a recorded run of the
+  sweep engine (not retrained); entries written before hashes were recorded are ignored."""
+  from bert_nlu import sweep_results  # pylint: disable=g-import-not-at-top
+  metrics = {k: 0.9 for k in nlu_accuracy.HEADLINE}
+  committed = {"per_seed": [
+      {"seed": 42, "run_hash": "a" * 16, "dev": metrics, "test": metrics},
+      {"seed": 43, "dev": metrics, "test": metrics}]}  # an older entry: no hash
+  path = tmp_path / "snips_seeds.json"
+  path.write_text(json.dumps(committed))
+  recorded = nlu_accuracy.recorded_seed_runs(str(path))
+  assert list(recorded) == ["a" * 16] and recorded["a" * 16]["seed"] == 42
+  assert nlu_accuracy.recorded_seed_runs(str(tmp_path / "absent.json")) == {}
+  recorded_dir = tmp_path / "recorded"
+  recorded_dir.mkdir()
+  nlu_accuracy.write_recorded_results(recorded, str(recorded_dir))
+  engine_view = sweep_results.recorded_runs(str(recorded_dir))
+  assert set(engine_view) == {"a" * 16}
+  assert engine_view["a" * 16].record["final"]["test"] == metrics
+  assert nlu_accuracy.seeds_result_path("atis", "augment05").endswith(
+      os.path.join("bench", "results", "attempts", "atis_augment05_seeds.json"))
+
+
+def test_an_ensemble_of_a_seed_recorded_from_an_earlier_session_asks_for_its_retraining(tmp_path):
+  import nlu_ensemble  # noqa: E402  pylint: disable=g-import-not-at-top
+  sweep_dir = tmp_path / "snips_seeds"
+  sweep_dir.mkdir()
+  (sweep_dir / "index.json").write_text(json.dumps({"runs": [
+      {"seed": 42, "run_dir": "../runs/" + "a" * 16, "state": "recorded"}]}))
+  with pytest.raises(FileNotFoundError, match="--retrain_recorded"):
+    nlu_ensemble.seed_run_dirs(str(tmp_path), "snips_seeds")
