@@ -22,6 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from bert_nlu import io_utils  # noqa: E402  pylint: disable=g-import-not-at-top
+import nlu_accuracy  # noqa: E402  pylint: disable=g-import-not-at-top  (bench/)
 import provenance  # noqa: E402  pylint: disable=g-import-not-at-top  (bench/)
 
 HEADLINE = ("intent_accuracy", "slot_f1", "whole_frame_accuracy")
@@ -97,9 +98,7 @@ def run_corpus(corpus: str, runs_root: str, attempt: str, data_root: str,
   texts = [" ".join(e.words) for e in splits["dev"].examples[:latency_utterances]]
   latency = ({"ensemble": ensemble.latency_ms(predictor, texts),
               "single_member": ensemble.latency_ms(members[0], texts)} if texts else {})
-  seeds_name = f"{corpus}_{attempt}_seeds.json" if attempt else f"{corpus}_seeds.json"
-  seeds_folder = ("bench", "results", "attempts") if attempt else ("bench", "results")
-  seeds_path = os.path.join(REPO, *seeds_folder, seeds_name)
+  seeds_path = nlu_accuracy.seeds_result_path(corpus, attempt)
   seeds_report = io_utils.read_json(seeds_path) if os.path.exists(seeds_path) else {}
   result = {
       "benchmark": "nlu_ensemble", "corpus": corpus,
