@@ -198,10 +198,11 @@ def write_recorded_results(entries, directory: str) -> None:
 
 
 def run_sweep(label: str, name: str, sweep_text: str, runs_root: str, parallel: int = 1,
-              recorded_dir: str = ""):
+              recorded_dir: str = "", cores: int = 0):
   """Writes <runs_root>/<name>.sweep and trains (or reuses) its runs through the sweep engine.
 
-  `parallel` runs that many configurations at once (bert_nlu.sweep --parallel). `recorded_dir`:
+  `parallel` runs that many configurations at once on `cores` cores (bert_nlu.sweep --parallel,
+  --cores; 0 = all). `recorded_dir`:
   results files of runs not to retrain (bert_nlu.sweep --recorded_results; write_recorded_results);
   "" = every run is trained or reused from its directory.
 
@@ -217,6 +218,8 @@ def run_sweep(label: str, name: str, sweep_text: str, runs_root: str, parallel: 
              f"--recorded_results={recorded_dir}"]
   if parallel > 1:
     command.append(f"--parallel={parallel}")
+  if cores:
+    command.append(f"--cores={cores}")
   print(f"[{label}] {' '.join(command)}", flush=True)
   result = subprocess.run(command, cwd=REPO, check=False)
   if result.returncode != 0:
@@ -226,7 +229,7 @@ def run_sweep(label: str, name: str, sweep_text: str, runs_root: str, parallel: 
 
 
 def run_seeds(corpus: str, seeds, runs_root: str, extra_flags, attempt: str,
-              parallel: int = 1, trained=None, use_recorded: bool = True) -> dict:
+              parallel: int = 1, trained=None, use_recorded: bool = True, cores: int = 0) -> dict:
   """Trains (or reuses) one run per seed through the sweep engine; returns the seeds report.
 
   `parallel` seeds train at once (bert_nlu.sweep --parallel, threads divided between them).
@@ -243,7 +246,7 @@ def run_seeds(corpus: str, seeds, runs_root: str, extra_flags, attempt: str,
     if recorded:
       write_recorded_results(recorded, recorded_dir)
     index, command = run_sweep(corpus, name, seeds_sweep_text(corpus, name, seeds, extra_flags),
-                               runs_root, parallel, recorded_dir if recorded else "")
+                               runs_root, parallel, recorded_dir if recorded else "", cores)
   with open(os.path.join(REPO, "configs", f"{corpus}.cfg")) as f:
     flagfile_text = f.read()
   per_seed = []
@@ -332,6 +335,9 @@ def main():
   parser.add_argument("--parallel", type=int, default=1,
                       help="with --seeds: train this many seeds at once (bert_nlu.sweep "
                       "--parallel; 2 on a 2-core machine)")
+  parser.add_argument("--cores", type=int, default=0,
+                      help="with --seeds: cores the runs may use (bert_nlu.sweep --cores; 0 = all), "
+                      "e.g. 1 to train beside another job on a 2-core machine")
   parser.add_argument("--retrain_recorded", action="store_true",
                       help="with --seeds: retrain seeds the committed result records but whose run "
                       "directory is gone (bench/nlu_ensemble.py and distillation need the models)")
@@ -353,11 +359,12 @@ def main():
           write_recorded_results(recorded, recorded_dir)
         index, _ = run_sweep("all corpora", name, all_seeds_sweep_text(
             corpora, name, seeds, args.extra_flags), args.runs_root, args.parallel,
-                             recorded_dir if recorded else "")
+                             recorded_dir if recorded else "", args.cores)
       trained = {entry["hash"]: entry for entry in index["runs"]}
     for corpus in corpora:
       report = run_seeds(corpus, seeds, args.runs_root, args.extra_flags, args.attempt,
-                         args.parallel, trained, use_recorded=not args.retrain_recorded)
+                         args.parallel, trained, use_recorded=not args.retrain_recorded,
+                         cores=args.cores)
       io_utils.atomic_write_json(seeds_result_path(corpus, args.attempt), report)
       print(format_seeds_table(report), flush=True)
     return

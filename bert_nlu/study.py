@@ -239,7 +239,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)  # TensorBoard's event reader logs every file at INFO
   study = STUDIES[argv[1]]
   runs_root, parallel, dry_run = options.runs_root, options.parallel, options.dry_run
-  cores = options.cores or os.cpu_count() or 1
+  cores = options.cores
   results_dir, prune = options.results_dir, options.prune_checkpoints
   try:
     if not options.report_only:

@@ -239,14 +239,15 @@ def _check_distinct(spec: sweep_spec.SweepSpec, planned: Sequence[PlannedRun]) -
 
 
 def thread_counts(parallel: int, cores: int) -> Dict[str, int]:
-  """TensorFlow threads of each of `parallel` simultaneous runs on `cores` cores.
+  """TensorFlow threads of each of `parallel` simultaneous runs on `cores` cores (0 = all).
 
-  One run keeps TensorFlow's defaults (0: all cores); N runs get cores // N threads each (at
-  least 1) for both pools, so they do not oversubscribe the cores.
+  One run on all cores keeps TensorFlow's defaults (0); otherwise each run gets cores // parallel
+  threads (at least 1) for both pools, so the runs do not oversubscribe the cores. A sweep given
+  fewer cores than the machine has (e.g. --cores=1 beside another job) stays on its share.
   """
-  if parallel <= 1:
+  if parallel <= 1 and cores == 0:
     return {"intra_op_threads": 0, "inter_op_threads": 0}
-  per_run = max(1, cores // parallel)
+  per_run = max(1, (cores or os.cpu_count() or 1) // parallel)
   return {"intra_op_threads": per_run, "inter_op_threads": per_run}
 
 
@@ -505,7 +506,6 @@ def main(argv):
   if options.cores < 0:
     raise app.UsageError(f"--cores must be >= 0 (0 = all), got {options.cores}")
   runs_root, parallel, dry_run = options.runs_root, options.parallel, options.dry_run
-  cores = options.cores or os.cpu_count() or 1
   try:
     spec = sweep_spec.read_sweep_file(argv[1])
     # plan_sweep re-parses the global flags: the options were read above.
@@ -517,7 +517,7 @@ def main(argv):
       print(plan_summary(planned))
       return 0
     write_index(spec, planned, runs_root)
-    progress = run_all(planned, parallel, thread_counts(parallel, cores))
+    progress = run_all(planned, parallel, thread_counts(parallel, options.cores))
     sweep_dir = write_index(spec, planned, runs_root)
   except InputError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -135,7 +135,9 @@ def test_flags_that_are_not_run_flags_or_do_not_resolve_are_errors(tmp_path, tin
 
 
 def test_threads_are_divided_between_parallel_runs():
-  assert sweep.thread_counts(1, 2) == {"intra_op_threads": 0, "inter_op_threads": 0}
+  assert sweep.thread_counts(1, 0) == {"intra_op_threads": 0, "inter_op_threads": 0}
+  assert sweep.thread_counts(1, 1) == {"intra_op_threads": 1, "inter_op_threads": 1}
+  assert sweep.thread_counts(2, 0) == sweep.thread_counts(2, os.cpu_count())
   assert sweep.thread_counts(2, 2) == {"intra_op_threads": 1, "inter_op_threads": 1}
   assert sweep.thread_counts(2, 8) == {"intra_op_threads": 4, "inter_op_threads": 4}
   assert sweep.thread_counts(4, 2) == {"intra_op_threads": 1, "inter_op_threads": 1}
