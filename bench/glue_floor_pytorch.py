@@ -141,15 +141,8 @@ def _is_scalar(value) -> bool:
 
 def summarize(runs, key: str) -> dict:
   """{metric: {"mean", "std", "values"}} of runs[i][key] (std: sample, n - 1)."""
-  summary = {}
-  for metric in runs[0][key]:
-    if metric == "epoch" or metric == "num_examples":
-      continue
-    values = [run[key][metric] for run in runs]
-    mean = sum(values) / len(values)
-    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
-    summary[metric] = {"mean": mean, "std": std, "values": values}
-  return summary
+  return {metric: metrics.mean_and_std([run[key][metric] for run in runs])
+          for metric in runs[0][key] if metric not in ("epoch", "num_examples")}
 
 
 def main():

@@ -37,7 +37,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from bert_nlu import hooks, io_utils  # noqa: E402  pylint: disable=g-import-not-at-top
+from bert_nlu import hooks, io_utils, metrics  # noqa: E402  pylint: disable=g-import-not-at-top
 import provenance  # noqa: E402  pylint: disable=g-import-not-at-top  (bench/)
 
 # Test-set figures (intent acc / slot F1 / whole-frame acc), from ../shared/DESIGN.md section 6.
@@ -154,17 +154,8 @@ def mean_and_std(per_seed, split: str, keys=HEADLINE) -> dict:
   A metric some runs lack a value for (None: e.g. no unseen combination in that split) is
   averaged over the runs that have one; with none, its mean and std are None.
   """
-  summary = {}
-  for key in keys:
-    values = [run[split][key] for run in per_seed if run[split][key] is not None]
-    if not values:
-      summary[key] = {"mean": None, "std": None, "values": []}
-      continue
-    mean = sum(values) / len(values)
-    variance = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-                if len(values) > 1 else 0.0)
-    summary[key] = {"mean": mean, "std": variance ** 0.5, "values": values}
-  return summary
+  return {key: metrics.mean_and_std([run[split][key] for run in per_seed
+                                     if run[split][key] is not None]) for key in keys}
 
 
 def seeds_result_path(corpus: str, attempt: str = "") -> str:

@@ -633,3 +633,17 @@ def format_glue_metrics_table(metrics: dict, title: str = "") -> str:
               pd.DataFrame(matrix["counts"], index=matrix["labels"],
                            columns=matrix["labels"]).to_string()]
   return "\n".join(parts) + "\n"
+
+
+def mean_and_std(values: Sequence[float]) -> dict:
+  """{"mean", "std", "values"} of one metric over runs (e.g. seeds); std is the sample one (n - 1).
+
+  One value has std 0.0; no values give mean and std None (e.g. a metric no run could compute).
+  """
+  values = [float(v) for v in values]
+  if not values:
+    return {"mean": None, "std": None, "values": []}
+  mean = sum(values) / len(values)
+  variance = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+              if len(values) > 1 else 0.0)
+  return {"mean": mean, "std": variance ** 0.5, "values": values}

@@ -430,3 +430,12 @@ def test_glue_table_lists_present_metrics_and_confusion_matrix():
   assert lines[3].split() == ["accuracy", "60.00"]
   assert "66.67" in lines[4] and "Matthews" not in table
   assert "truncated examples" in table and "rows gold, columns predicted" in table
+
+
+def test_mean_and_std_over_runs_uses_the_sample_standard_deviation():
+  summary = metrics.mean_and_std([0.9, 0.8, 1.0])
+  assert summary["mean"] == pytest.approx(0.9)
+  assert summary["std"] == pytest.approx(0.1)  # sqrt(((0)^2 + 0.1^2 + 0.1^2) / (3 - 1))
+  assert summary["values"] == [0.9, 0.8, 1.0]
+  assert metrics.mean_and_std([0.7]) == {"mean": 0.7, "std": 0.0, "values": [0.7]}
+  assert metrics.mean_and_std([]) == {"mean": None, "std": None, "values": []}
