@@ -83,21 +83,28 @@ PROGRESS_METRIC_NAMES = {"whole_frame_accuracy": "frame"}
 def format_progress_line(step: int, total_steps: int, steps_per_epoch: float,
                          examples_per_second: float, elapsed_seconds: float,
                          eta_seconds: Optional[float], loss: float,
-                         last_dev: Optional[float], best_dev: Optional[float],
+                         dev_values: Optional[Dict[int, float]] = None,
                          dev_metric: str = "whole_frame_accuracy") -> str:
   """One line of training progress.
 
   Example: "step 120/1000 (12.0%) | epoch 1.28 | 45.2 ex/s | elapsed 0:02:13 | ETA 0:16:05 |
-  loss 0.4321 | dev frame last 88.00% best 90.00%" (dev "-" before the first evaluation). The
-  dev values are of `dev_metric`, the run's selection metric ("frame" = whole_frame_accuracy).
+  loss 0.4321 | dev frame last 88.00% (step 100) best 90.00% (step 80)". `dev_values`:
+  {step: dev value of `dev_metric`, the run's selection metric ("frame" = whole_frame_accuracy)};
+  dev "-" before the first evaluation. Each dev value names its step, since the evaluation of
+  the line's own step (e.g. the last one) may not have run yet.
   """
-  def percent(value):
-    return "-" if value is None else f"{100.0 * value:.2f}%"
+  def dev_at(dev_step):
+    return f"{100.0 * dev_values[dev_step]:.2f}% (step {dev_step})"
+  if dev_values:
+    newest = max(dev_values)
+    best = max(dev_values, key=lambda s: (dev_values[s], -s))  # the first step to reach the best
+    dev = f"last {dev_at(newest)} best {dev_at(best)}"
+  else:
+    dev = "last - best -"
   return (f"step {step}/{total_steps} ({100.0 * step / max(total_steps, 1):.1f}%) | "
           f"epoch {step / max(steps_per_epoch, 1e-9):.2f} | {examples_per_second:.1f} ex/s | "
           f"elapsed {_clock(elapsed_seconds)} | ETA {_clock(eta_seconds)} | loss {loss:.4f} | "
-          f"dev {PROGRESS_METRIC_NAMES.get(dev_metric, dev_metric)} last {percent(last_dev)} "
-          f"best {percent(best_dev)}")
+          f"dev {PROGRESS_METRIC_NAMES.get(dev_metric, dev_metric)} {dev}")
 
 
 def _print_to_stderr(line: str) -> None:
@@ -152,7 +159,7 @@ class ProgressHook(tf.estimator.SessionRunHook):
         step, self._total_steps, self._steps_per_epoch,
         self._window_steps * self._batch_size / max(now - self._window_start, 1e-9), elapsed,
         max(0, self._total_steps - step) * elapsed / self._steps, float(run_values.results),
-        dev[max(dev)] if dev else None, max(dev.values()) if dev else None, self._dev_metric))
+        dev, self._dev_metric))
     self._window_start, self._window_steps = now, 0
 
 

@@ -11,14 +11,17 @@ from bert_nlu.compat import tf
 def test_progress_line_fields():
   line = hooks.format_progress_line(
       step=120, total_steps=1000, steps_per_epoch=93.75, examples_per_second=45.21,
-      elapsed_seconds=133, eta_seconds=965.4, loss=0.43214, last_dev=0.88, best_dev=0.9)
+      elapsed_seconds=133, eta_seconds=965.4, loss=0.43214,
+      dev_values={40: 0.85, 60: 0.9, 80: 0.9, 100: 0.88})
   assert line == ("step 120/1000 (12.0%) | epoch 1.28 | 45.2 ex/s | elapsed 0:02:13 | "
-                  "ETA 0:16:05 | loss 0.4321 | dev frame last 88.00% best 90.00%")
-  before_dev = hooks.format_progress_line(1, 10, 5, 1.0, 3700, None, 2.0, None, None)
+                  "ETA 0:16:05 | loss 0.4321 | dev frame last 88.00% (step 100) "
+                  "best 90.00% (step 60)")  # a tie for the best: the first step that reached it
+  before_dev = hooks.format_progress_line(1, 10, 5, 1.0, 3700, None, 2.0, {})
   assert "elapsed 1:01:40 | ETA - |" in before_dev
   assert before_dev.endswith("dev frame last - best -")
-  glue = hooks.format_progress_line(1, 10, 5, 1.0, 3, None, 2.0, 0.5, 0.75, dev_metric="mcc")
-  assert glue.endswith("dev mcc last 50.00% best 75.00%")
+  glue = hooks.format_progress_line(1, 10, 5, 1.0, 3, None, 2.0, {1: 0.75, 2: 0.5},
+                                    dev_metric="mcc")
+  assert glue.endswith("dev mcc last 50.00% (step 2) best 75.00% (step 1)")
 
 
 def test_progress_hook_emits_one_line_per_interval_with_the_run_values():
@@ -42,7 +45,8 @@ def test_progress_hook_emits_one_line_per_interval_with_the_run_values():
   assert [int(re.match(r"step (\d+)/7 ", line).group(1)) for line in lines] == [3, 6, 7]
   assert "epoch 1.50" in lines[0] and "loss 2.0000" in lines[0]  # step 3 ran with step=2
   assert lines[0].endswith("dev frame last - best -")
-  assert lines[1].endswith("dev frame last 25.00% best 50.00%")  # the newest, the highest
+  # The newest and the highest, each with its step.
+  assert lines[1].endswith("dev frame last 25.00% (step 4) best 50.00% (step 3)")
   assert "ETA 0:00:00" in lines[2]
   ex_per_s = float(re.search(r"\| ([\d.]+) ex/s", lines[0]).group(1))
   assert ex_per_s > 0
