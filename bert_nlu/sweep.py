@@ -21,7 +21,9 @@ item of a comma-separated list such as --distill_teachers) names a run of ANOTHE
 same runs root: it is replaced by that run's directory, found through
 `<runs_root>/<sweep name>/index.json`, and the run must have finished (its eval_results.json), so
 a sweep that continues from another one is run after it (`bert_nlu.study` orders them). `--dry_run`
-lists a run whose reference has not finished yet as waiting for it.
+lists a run whose reference has not finished yet as waiting for it. `--index_only` writes the
+sweep's index and links without training (to report a sweep some of whose runs were trained by
+other sweeps, e.g. parts of its grid split between two jobs, or are not trained yet).
 Runs execute as `run_bert_nlu.py` subprocesses (output in `<run dir>/sweep.log`), `--parallel` at
 a time, the cores divided between them (TensorFlow intra-/inter-op threads). TFRecord caches are
 shared in `<runs_root>/data_cache` (keyed by content). Human-readable names:
@@ -53,6 +55,9 @@ flags.DEFINE_string("runs_root", "runs/sweeps", "Runs go to <runs_root>/runs/<ha
 flags.DEFINE_integer("parallel", 1, "Runs trained at once; the cores are divided between them.")
 flags.DEFINE_integer("cores", 0, "Cores to divide between parallel runs (0 = all of this machine).")
 flags.DEFINE_bool("dry_run", False, "List the runs (name, hash, reused / resumes / new) and stop.")
+flags.DEFINE_bool("index_only", False, "Write the sweep's index and named links, train nothing: "
+                  "runs finished by other sweeps (e.g. parts of this grid run side by side) or "
+                  "recorded are listed, so bert_nlu.sweep_report can report what there is.")
 flags.DEFINE_string("recorded_results", "bench/results/sweeps",
                     "Results files (bert_nlu.sweep_report's JSON) whose finished runs are not "
                     "retrained when their directory is missing; empty: retrain them.")
@@ -505,19 +510,27 @@ def main(argv):
     raise app.UsageError(f"--parallel must be >= 1, got {options.parallel}")
   if options.cores < 0:
     raise app.UsageError(f"--cores must be >= 0 (0 = all), got {options.cores}")
+  if options.dry_run and options.index_only:
+    raise app.UsageError("--dry_run writes nothing and --index_only writes the index: give one")
   runs_root, parallel, dry_run = options.runs_root, options.parallel, options.dry_run
+  index_only, cores = options.index_only, options.cores
   try:
     spec = sweep_spec.read_sweep_file(argv[1])
     # plan_sweep re-parses the global flags: the options were read above.
     recorded = sweep_results.recorded_runs(options.recorded_results)
-    planned = plan_sweep(spec, runs_root, allow_pending=dry_run, recorded=recorded)
+    planned = plan_sweep(spec, runs_root, allow_pending=dry_run or index_only, recorded=recorded)
     print(f"sweep {spec.name}: {len(planned)} runs in {os.path.join(runs_root, RUNS_SUBDIR)}")
     print(describe_plan(planned))
     if dry_run:
       print(plan_summary(planned))
       return 0
+    if index_only:
+      sweep_dir = write_index(spec, planned, runs_root)
+      print(f"{plan_summary(planned)}; nothing trained; index: "
+            f"{os.path.join(sweep_dir, INDEX_FILE)}")
+      return 0
     write_index(spec, planned, runs_root)
-    progress = run_all(planned, parallel, thread_counts(parallel, options.cores))
+    progress = run_all(planned, parallel, thread_counts(parallel, cores))
     sweep_dir = write_index(spec, planned, runs_root)
   except InputError as e:
     print(f"error: {e}", file=sys.stderr)

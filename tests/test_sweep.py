@@ -117,6 +117,32 @@ def test_an_added_grid_value_trains_only_it_and_a_killed_run_resumes(tiny_sweep,
   sweep.write_index(sweep_spec.read_sweep_file(tiny_sweep[0]), planned, runs_root)
 
 
+def test_index_only_lists_the_runs_other_sweeps_trained_and_trains_nothing(tiny_sweep, tmp_path,
+                                                                         tiny_bert_dir,
+                                                                         tiny_corpus_dir):
+  """A grid split between two jobs: the whole sweep's index, written without training, names the
+  runs the parts finished and the one not trained yet, and the collector reads it."""
+  _, runs_root, planned = tiny_sweep
+  before = _results_mtimes(planned)
+  whole = write_tiny_sweep_file(str(tmp_path / "whole.sweep"), "whole", tiny_bert_dir,
+                                tiny_corpus_dir, learning_rates=("1e-3", "2e-3", "4e-3"))
+  command = [sys.executable, "-m", "bert_nlu.sweep", whole, f"--runs_root={runs_root}",
+             "--recorded_results=", "--index_only"]
+  env = dict(os.environ, PYTHONPATH=REPO_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  result = subprocess.run(command, cwd=REPO_DIR, env=env, capture_output=True, text=True,
+                          check=False)
+  assert result.returncode == 0, result.stdout + result.stderr
+  assert "3 runs: 1 new, 2 reused; nothing trained" in result.stdout
+  index = io_utils.read_json(os.path.join(runs_root, "whole", "index.json"))
+  assert [entry["state"] for entry in index["runs"]] == ["reused", "reused", "left"]
+  untrained = os.path.join(runs_root, "runs", index["runs"][2]["hash"])
+  assert not os.path.exists(untrained)
+  assert _results_mtimes(planned) == before
+  collected = sweep_results.collect_sweep(os.path.join(runs_root, "whole"))
+  assert [run["hash"] for run in collected["runs"]] == [run.run_hash for run in planned]
+  assert collected["missing"] == ["lr4e-3_i0"]
+
+
 def test_flags_that_are_not_run_flags_or_do_not_resolve_are_errors(tmp_path, tiny_bert_dir,
                                                                     tiny_corpus_dir):
   from bert_nlu.errors import InputError  # pylint: disable=g-import-not-at-top
