@@ -524,12 +524,11 @@ def main(argv):
     if dry_run:
       print(plan_summary(planned))
       return 0
+    sweep_dir = write_index(spec, planned, runs_root)
     if index_only:
-      sweep_dir = write_index(spec, planned, runs_root)
       print(f"{plan_summary(planned)}; nothing trained; index: "
             f"{os.path.join(sweep_dir, INDEX_FILE)}")
       return 0
-    write_index(spec, planned, runs_root)
     progress = run_all(planned, parallel, thread_counts(parallel, cores))
     sweep_dir = write_index(spec, planned, runs_root)
   except InputError as e:
