@@ -73,7 +73,11 @@ _LOCK_POLL_SECONDS = 2.0
 DONE, REUSED, RUNNING, WAITING, LEFT, FAILED = "done", "reused", "running", "waiting", "left", "failed"
 # Finished on another machine or in an earlier session: results in a committed results file only.
 RECORDED = "recorded"
-STATES = (DONE, REUSED, RECORDED, RUNNING, WAITING, LEFT, FAILED)
+# Asked to stop (SIGINT/SIGTERM to the sweep) before it finished: its checkpoint is kept.
+STOPPED = "stopped"
+STATES = (DONE, REUSED, RECORDED, RUNNING, WAITING, LEFT, STOPPED, FAILED)
+# States that make the sweep incomplete (exit status 1).
+UNFINISHED_STATES = (LEFT, STOPPED, FAILED)
 # --dry_run only: a run whose `@sweep/run` reference has not finished (it cannot be resolved yet).
 PENDING = "pending"
 REFERENCE_PATTERN = re.compile(r"^@([A-Za-z0-9_][A-Za-z0-9_.-]*)/([^/,]+)$")
@@ -150,7 +154,7 @@ class PlannedRun:
     config: the resolved RunConfig as a JSON dict.
     identity, run_hash: see bert_nlu.run_identity.
     run_dir: <runs_root>/runs/<run_hash>.
-    state: one of DONE, REUSED, RUNNING, WAITING, LEFT, FAILED (PENDING in a dry run's plan).
+    state: one of STATES (PENDING in a dry run's plan).
     seconds: wall time of training in this sweep (None if not trained now).
     pending_reason: with state PENDING, why the run cannot be resolved yet.
     recorded_in: with state RECORDED, the results file that records the run.
@@ -372,6 +376,10 @@ def run_all(planned: Sequence[PlannedRun], parallel: int, threads: Dict[str, int
       return
     if finished:
       progress.update(run, DONE, f"done {run.request.name} in {run.seconds / 60:.1f} min")
+    elif stopping.is_set():
+      progress.update(run, STOPPED, f"stopped {run.request.name} (exit {return_code}) after "
+                      f"{run.seconds / 60:.1f} min: its checkpoint is kept; run the sweep again "
+                      "to resume it")
     else:
       log = os.path.join(run.run_dir, LOG_FILE)
       progress.update(run, FAILED, f"FAILED {run.request.name} (exit {return_code}): {log}\n"
@@ -504,7 +512,7 @@ def plan_summary(planned: Sequence[PlannedRun]) -> str:
 def main(argv):
   if len(argv) != 2:
     raise app.UsageError("usage: python -m bert_nlu.sweep SWEEP_FILE [--runs_root=DIR] "
-                         "[--parallel=N] [--dry_run]")
+                         "[--parallel=N] [--cores=N] [--dry_run | --index_only]")
   options = flags.FLAGS
   if options.parallel < 1:
     raise app.UsageError(f"--parallel must be >= 1, got {options.parallel}")
@@ -535,7 +543,8 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(f"sweep {spec.name}: {progress.summary()}; index: {os.path.join(sweep_dir, INDEX_FILE)}")
-  return 1 if progress.counts()[FAILED] or progress.counts()[LEFT] else 0
+  counts = progress.counts()
+  return 1 if any(counts[state] for state in UNFINISHED_STATES) else 0
 
 
 def run_main():

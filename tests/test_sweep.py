@@ -107,7 +107,7 @@ def test_an_added_grid_value_trains_only_it_and_a_killed_run_resumes(tiny_sweep,
   progress = sweep.run_all(resumed, parallel=1, threads=sweep.thread_counts(1, 2),
                            emit=lines.append)
   assert progress.counts() == {"done": 1, "reused": 2, "recorded": 0, "running": 0, "waiting": 0,
-                               "left": 0, "failed": 0}
+                               "left": 0, "stopped": 0, "failed": 0}
   assert any("resuming lr3e-3_i0" in line for line in lines)
   results = io_utils.read_json(os.path.join(new_run.run_dir, "eval_results.json"))
   assert results["training"]["steps_run_this_session"] < results["training"]["num_train_steps"]
@@ -115,6 +115,40 @@ def test_an_added_grid_value_trains_only_it_and_a_killed_run_resumes(tiny_sweep,
   assert _results_mtimes(planned) == before  # the two first runs were not retrained
   # Back to the 2-run sweep for the other users of the session fixture (collector, HParams).
   sweep.write_index(sweep_spec.read_sweep_file(tiny_sweep[0]), planned, runs_root)
+
+
+def test_a_sweep_asked_to_stop_reports_its_run_stopped_and_keeps_the_checkpoint(
+    tiny_sweep, tmp_path, tiny_bert_dir, tiny_corpus_dir):
+  """SIGTERM to the sweep: the trainer checkpoints and stops, the run is reported "stopped" (not
+  failed) in the output and the index, the sweep exits 1, and a new plan resumes the run."""
+  _, runs_root, _ = tiny_sweep
+  long_file = write_tiny_sweep_file(str(tmp_path / "stop.sweep"), "stop", tiny_bert_dir,
+                                    tiny_corpus_dir, learning_rates=("5e-3",),
+                                    extra_flags=("--num_train_epochs=50",))
+  spec = sweep_spec.read_sweep_file(long_file)
+  run = sweep.plan_sweep(spec, runs_root)[0]
+  command = [sys.executable, "-m", "bert_nlu.sweep", long_file, f"--runs_root={runs_root}",
+             "--recorded_results="]
+  env = dict(os.environ, PYTHONPATH=REPO_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  process = subprocess.Popen(command, cwd=REPO_DIR, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+  deadline = time.time() + 600
+  while not os.path.exists(os.path.join(run.run_dir, "model.ckpt-10.index")):
+    assert process.poll() is None, process.stdout.read()
+    assert time.time() < deadline, "no checkpoint within 10 minutes"
+    time.sleep(0.2)
+  process.send_signal(signal.SIGTERM)
+  output, _ = process.communicate(timeout=600)
+  assert process.returncode == 1, output
+  assert "stopped lr5e-3_i0" in output and "its checkpoint is kept" in output, output
+  assert "FAILED" not in output, output
+  assert "0 done, 0 left, 1 stopped" in output, output
+  index = io_utils.read_json(os.path.join(runs_root, "stop", "index.json"))
+  assert [entry["state"] for entry in index["runs"]] == ["stopped"]
+  assert not os.path.exists(os.path.join(run.run_dir, "eval_results.json"))
+  again = sweep.plan_sweep(spec, runs_root)
+  assert again[0].run_hash == run.run_hash
+  assert sweep.describe_plan(again).splitlines()[0].endswith("resumes")
 
 
 def test_index_only_lists_the_runs_other_sweeps_trained_and_trains_nothing(tiny_sweep, tmp_path,
