@@ -27,7 +27,7 @@ from typing import Dict, Optional, Tuple
 
 from absl import app, flags, logging
 
-from bert_nlu import forgetting_report, io_utils, sweep, sweep_report, sweep_spec
+from bert_nlu import forgetting_report, io_utils, sweep, sweep_report, sweep_results, sweep_spec
 from bert_nlu.errors import InputError
 
 flags.DEFINE_bool("list", False, "List the studies with their sweep files and stop.")
@@ -36,7 +36,7 @@ flags.DEFINE_bool("report_only", False, "Write the reports from the finished run
 flags.DEFINE_bool("prune_checkpoints", False, "After the sweeps: delete the periodic model.ckpt-* "
                   "files (only a resume reads them) of the study's finished runs, keeping "
                   "best_checkpoint/, export/ and the results (~260 MB per MiniLM run).")
-for _name in ("runs_root", "parallel", "cores", "dry_run", "results_dir"):
+for _name in ("runs_root", "parallel", "cores", "dry_run", "results_dir", "recorded_results"):
   flags.declare_key_flag(_name)
 
 SWEEPS_DIR = os.path.join("configs", "sweeps")
@@ -130,14 +130,18 @@ STUDIES: Dict[str, Study] = {study.name: study for study in (
 
 
 def run_sweeps(study: Study, runs_root: str, parallel: int, cores: int, dry_run: bool,
-               emit=print) -> bool:
+               emit=print, recorded: Optional[Dict[str, sweep_results.RecordedRun]] = None
+               ) -> bool:
   """Runs the study's sweeps in order (plans only, with dry_run); True when every run finished.
 
   A sweep with failed or unfinished runs stops the study: its later sweeps may need them.
+  `recorded` (sweep_results.recorded_runs): runs finished in an earlier session whose directory
+  is gone are not retrained (as `bert_nlu.sweep --recorded_results`); a later sweep cannot
+  continue from one (it has no checkpoint: an error names it).
   """
   for sweep_file in study.sweep_files:
     spec = sweep_spec.read_sweep_file(sweep_file)
-    planned = sweep.plan_sweep(spec, runs_root, allow_pending=dry_run)
+    planned = sweep.plan_sweep(spec, runs_root, allow_pending=dry_run, recorded=recorded)
     emit(f"sweep {spec.name} ({sweep_file}): {len(planned)} runs in "
          f"{os.path.join(runs_root, sweep.RUNS_SUBDIR)}")
     emit(sweep.describe_plan(planned))
@@ -231,7 +235,8 @@ def main(argv):
     return 0
   if len(argv) != 2 or argv[1] not in STUDIES:
     raise app.UsageError(f"usage: python -m bert_nlu.study STUDY [--runs_root=DIR] "
-                         f"[--parallel=N] [--dry_run | --report_only]; STUDY is one of "
+                         f"[--parallel=N] [--cores=N] [--recorded_results=DIR] "
+                         f"[--dry_run | --report_only]; STUDY is one of "
                          f"{', '.join(STUDIES)}")
   if options.parallel < 1:
     raise app.UsageError(f"--parallel must be >= 1, got {options.parallel}")
@@ -244,8 +249,9 @@ def main(argv):
   results_dir, prune = options.results_dir, options.prune_checkpoints
   try:
     if not options.report_only:
+      recorded = sweep_results.recorded_runs(options.recorded_results)
       # plan_sweep re-parses the global flags: every option was read above.
-      if not run_sweeps(study, runs_root, parallel, cores, dry_run):
+      if not run_sweeps(study, runs_root, parallel, cores, dry_run, recorded=recorded):
         return 0 if dry_run else 1
     if prune:
       files, freed = prune_checkpoints(study, runs_root)

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from bert_nlu import io_utils, study, sweep, sweep_spec
+from bert_nlu import io_utils, study, sweep, sweep_results, sweep_spec
 from bert_nlu.compat import tf
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -136,3 +136,23 @@ def test_a_second_call_trains_nothing_and_pruning_keeps_what_matters(tiny_study)
   for sweep_file in definition.sweep_files:
     plan = sweep.plan_sweep(sweep_spec.read_sweep_file(sweep_file), runs_root)
     assert {run.state for run in plan} == {sweep.REUSED}
+
+
+def test_runs_recorded_in_committed_results_are_not_retrained_by_a_study(tiny_study, tmp_path):
+  """A study resumed on a new machine: stage 1's runs, recorded in a results file, are reused
+  from it (no directory under the new runs root), not retrained."""
+  definition, runs_root, _, _ = tiny_study
+  results_dir = str(tmp_path / "results")
+  collected = sweep_results.collect_sweep(os.path.join(runs_root, "tiny_stage1"))
+  sweep_results.save_results(collected, os.path.join(results_dir, "tiny_stage1.json"))
+  recorded = sweep_results.recorded_runs(results_dir)
+  stage_one = study.Study("tiny_one", "stage 1 alone", definition.sweep_files[:1], ())
+  new_root = str(tmp_path / "new_runs")
+  lines = []
+  assert study.run_sweeps(stage_one, new_root, parallel=1, cores=2, dry_run=False,
+                          emit=lines.append, recorded=recorded)
+  assert "sweep tiny_stage1: 0 done, 2 recorded, 0 left" in lines, lines
+  assert not os.path.exists(os.path.join(new_root, sweep.RUNS_SUBDIR))
+  # Without the results file the same study would train both runs.
+  plan = sweep.plan_sweep(sweep_spec.read_sweep_file(definition.sweep_files[0]), new_root)
+  assert [run.state for run in plan] == [sweep.LEFT, sweep.LEFT]
