@@ -22,7 +22,8 @@ own seed spread is known and our figures can be compared with it on the same mac
     (no TensorFlow in this process); reported: the last epoch's metrics (what a plain fine-tune
     reports) and the best epoch's by the task's selection metric.
 Writes bench/results/glue_floor_pytorch.json (per task: each seed, mean and sample std), merged
-with the tasks already in it, and prints a table.
+with the tasks already in it, after every seed, and prints a table. A seed already recorded there
+for the task with the same settings is not retrained (a stopped call goes on where it stopped).
 """
 
 import argparse
@@ -174,18 +175,38 @@ def main():
                                              "max_seq_length", "warmup_proportion",
                                              "weight_decay", "adam_epsilon", "max_train_examples")}
   for task in [glue.canonical_task_name(t) for t in args.tasks.split(",")]:
-    runs = [fine_tune(task, int(seed), args) for seed in args.seeds.split(",")]
-    report["tasks"][task] = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([sys.executable, *sys.argv]),
-        "git": provenance.git_state(), "machine": provenance.machine(),
-        "torch": torch.__version__, "transformers": transformers.__version__,
-        "settings": settings, "floor_percent": FLOORS.get(task, {}),
-        "last_epoch": summarize(runs, "last"), "best_epoch": summarize(runs, "best_epoch"),
-        "per_seed": runs,
-    }
-    io_utils.atomic_write_json(args.out, report)
-    print(format_table(task, report["tasks"][task]), flush=True)
+    runs = recorded_seed_runs(report["tasks"].get(task), settings)
+    for seed in [int(seed) for seed in args.seeds.split(",")]:
+      if seed in runs:
+        print(f"[{task} seed {seed}] recorded in {args.out} with these settings: not retrained",
+              flush=True)
+        continue
+      runs[seed] = fine_tune(task, seed, args)
+      # Written after every seed: a stopped call keeps the seeds it finished.
+      report["tasks"][task] = {
+          "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+          "command": " ".join([sys.executable, *sys.argv]),
+          "git": provenance.git_state(), "machine": provenance.machine(),
+          "torch": torch.__version__, "transformers": transformers.__version__,
+          "settings": settings, "floor_percent": FLOORS.get(task, {}),
+          **summaries([runs[s] for s in sorted(runs)]),
+      }
+      io_utils.atomic_write_json(args.out, report)
+    if task in report["tasks"]:
+      print(format_table(task, report["tasks"][task]), flush=True)
+
+
+def recorded_seed_runs(task_result, settings) -> dict:
+  """{seed: run} of a task's recorded result when it was made with the same settings, else {}."""
+  if not task_result or task_result.get("settings") != settings:
+    return {}
+  return {run["seed"]: run for run in task_result["per_seed"]}
+
+
+def summaries(runs) -> dict:
+  """The per-seed runs and their last- and best-epoch summaries (a task result's fields)."""
+  return {"last_epoch": summarize(runs, "last"), "best_epoch": summarize(runs, "best_epoch"),
+          "per_seed": runs}
 
 
 def format_table(task: str, result: dict) -> str:

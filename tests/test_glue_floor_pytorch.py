@@ -31,3 +31,14 @@ def test_targets_are_scores_for_regression_and_label_ids_otherwise():
       self.label, self.score = label, score
   assert glue_floor_pytorch.targets([Example(score="3.2")], ()) == [3.2]
   assert glue_floor_pytorch.targets([Example("1"), Example("0")], ("0", "1")) == [1, 0]
+
+
+def test_seeds_recorded_with_the_same_settings_are_reused_and_others_are_not():
+  settings = {"epochs": 3, "learning_rate": 1e-4}
+  runs = [{"seed": seed, "last": {"pearson": p}, "best_epoch": {"pearson": p}}
+          for seed, p in ((42, 0.86), (43, 0.87))]
+  recorded = {"settings": dict(settings), **glue_floor_pytorch.summaries(runs)}
+  assert recorded["last_epoch"]["pearson"]["values"] == [0.86, 0.87]
+  assert glue_floor_pytorch.recorded_seed_runs(recorded, settings) == {42: runs[0], 43: runs[1]}
+  assert glue_floor_pytorch.recorded_seed_runs(recorded, dict(settings, epochs=2)) == {}
+  assert glue_floor_pytorch.recorded_seed_runs(None, settings) == {}
