@@ -34,7 +34,8 @@ VARIANT_KEYS = (("model", "slot_crf"), ("model", "slot_intent_context"),
                 ("train", "learning_rate"), ("train", "num_train_epochs"),
                 ("train", "head_learning_rate_multiplier"), ("train", "train_batch_size"),
                 ("train", "layer_learning_rate_decay"), ("train", "weight_average_decay"),
-                ("train", "seed"))
+                ("train", "seed"), ("data", "augment_slot_substitution"),
+                ("data", "augment_copies"), ("data", "augment_same_intent"))
 
 
 def _row(corpus: str, label: str, source: str, best_step: int, num_train_steps: int, dev: dict,
