@@ -153,7 +153,7 @@ def run_sweeps(study: Study, runs_root: str, parallel: int, cores: int, dry_run:
     sweep.write_index(spec, planned, runs_root)
     counts = progress.counts()
     emit(f"sweep {spec.name}: {progress.summary()}")
-    if any(counts[state] for state in sweep.UNFINISHED_STATES):
+    if progress.incomplete():
       emit(f"study {study.name}: stopped after sweep {spec.name} ({counts[sweep.FAILED]} failed, "
            f"{counts[sweep.STOPPED]} stopped, {counts[sweep.LEFT]} not run); no reports "
            "written")

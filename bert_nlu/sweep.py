@@ -324,6 +324,11 @@ class Progress:
       counts[run.state] += 1
     return counts
 
+  def incomplete(self) -> bool:
+    """True while any run is left, stopped or failed (the sweep then exits 1)."""
+    counts = self.counts()
+    return any(counts[state] for state in UNFINISHED_STATES)
+
   def seconds_left(self) -> Optional[float]:
     """Mean duration of the runs trained so far x the work left / parallel; None before one."""
     durations = [run.seconds for run in self._planned if run.state == DONE and run.seconds]
@@ -543,8 +548,7 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(f"sweep {spec.name}: {progress.summary()}; index: {os.path.join(sweep_dir, INDEX_FILE)}")
-  counts = progress.counts()
-  return 1 if any(counts[state] for state in UNFINISHED_STATES) else 0
+  return 1 if progress.incomplete() else 0
 
 
 def run_main():

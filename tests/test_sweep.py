@@ -21,6 +21,22 @@ def _results_mtimes(planned):
           for run in planned}
 
 
+def _start_sweep_until_checkpoint(sweep_file, runs_root, run_dir):
+  """Starts `python -m bert_nlu.sweep` (text output piped); returns the process once the run in
+  `run_dir` has saved its step-10 checkpoint (the trainer is then running)."""
+  command = [sys.executable, "-m", "bert_nlu.sweep", sweep_file, f"--runs_root={runs_root}",
+             "--recorded_results="]
+  env = dict(os.environ, PYTHONPATH=REPO_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  process = subprocess.Popen(command, cwd=REPO_DIR, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+  deadline = time.time() + 600
+  while not os.path.exists(os.path.join(run_dir, "model.ckpt-10.index")):
+    assert process.poll() is None, process.stdout.read()
+    assert time.time() < deadline, "no checkpoint within 10 minutes"
+    time.sleep(0.2)
+  return process
+
+
 def test_the_sweep_trains_every_run_once_in_its_hashed_directory(tiny_sweep):
   _, runs_root, planned = tiny_sweep
   assert [run.state for run in planned] == [sweep.DONE, sweep.DONE]
@@ -82,17 +98,7 @@ def test_an_added_grid_value_trains_only_it_and_a_killed_run_resumes(tiny_sweep,
   assert [run.state for run in plan] == [sweep.REUSED, sweep.REUSED, sweep.LEFT]
   new_run = plan[2]
   # Start the sweep command, kill it (and its trainer) once the new run saved a checkpoint.
-  command = [sys.executable, "-m", "bert_nlu.sweep", grown, f"--runs_root={runs_root}",
-             "--recorded_results="]
-  env = dict(os.environ, PYTHONPATH=REPO_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  process = subprocess.Popen(command, cwd=REPO_DIR, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
-  checkpoint = os.path.join(new_run.run_dir, "model.ckpt-10.index")
-  deadline = time.time() + 600
-  while not os.path.exists(checkpoint):
-    assert process.poll() is None, process.stdout.read().decode()
-    assert time.time() < deadline, "no checkpoint within 10 minutes"
-    time.sleep(0.2)
+  process = _start_sweep_until_checkpoint(grown, runs_root, new_run.run_dir)
   trainer_pid = json.loads(open(os.path.join(new_run.run_dir, ".lock")).read())["pid"]
   process.kill()
   os.kill(trainer_pid, signal.SIGKILL)
@@ -127,16 +133,7 @@ def test_a_sweep_asked_to_stop_reports_its_run_stopped_and_keeps_the_checkpoint(
                                     extra_flags=("--num_train_epochs=50",))
   spec = sweep_spec.read_sweep_file(long_file)
   run = sweep.plan_sweep(spec, runs_root)[0]
-  command = [sys.executable, "-m", "bert_nlu.sweep", long_file, f"--runs_root={runs_root}",
-             "--recorded_results="]
-  env = dict(os.environ, PYTHONPATH=REPO_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
-  process = subprocess.Popen(command, cwd=REPO_DIR, env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-  deadline = time.time() + 600
-  while not os.path.exists(os.path.join(run.run_dir, "model.ckpt-10.index")):
-    assert process.poll() is None, process.stdout.read()
-    assert time.time() < deadline, "no checkpoint within 10 minutes"
-    time.sleep(0.2)
+  process = _start_sweep_until_checkpoint(long_file, runs_root, run.run_dir)
   process.send_signal(signal.SIGTERM)
   output, _ = process.communicate(timeout=600)
   assert process.returncode == 1, output
