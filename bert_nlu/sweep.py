@@ -186,12 +186,14 @@ def plan_sweep(spec: sweep_spec.SweepSpec, runs_root: str, allow_pending: bool =
       recorded there is RECORDED (not trained).
 
   Raises:
-    InputError: a flag of the sweep file is not a run_bert_nlu.py flag, a run's flags do not
+    InputError: a flag of the sweep file is not a run_bert_nlu.py flag, a flagfile undoes a line
+      of the sweep file (sweep_spec.check_flagfile_overrides), a run's flags do not
       resolve (ConfigurationError), a reference names no finished run (UnfinishedReference),
       two runs of the sweep resolve to one configuration, or a finished run does not match its
       identity.
   """
   _check_flag_names(spec)
+  sweep_spec.check_flagfile_overrides(spec)
   cache_dir = os.path.join(runs_root, DATA_CACHE_SUBDIR)
   planned = []
   for request in sweep_spec.expand(spec):

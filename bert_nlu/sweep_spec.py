@@ -215,6 +215,77 @@ def run_name(variant: str, grid_values: Dict[str, str], instance: int) -> str:
   return re.sub(r"[^A-Za-z0-9_.=+-]", "-", "_".join(parts))
 
 
+def _flag_key(line: str) -> Tuple[str, str]:
+  """(flag name, value in a comparable spelling) of a flag line: `--name` is ("name", "true"),
+  `--noname` ("name", "false"), numbers compare as numbers ("1e-4" and "0.0001" are one value)."""
+  name, value = parse_flag_line(line)
+  value = "true" if value is None else value
+  try:
+    return name, repr(float(value))
+  except ValueError:
+    return name, value.lower() if value.lower() in ("true", "false") else value
+
+
+def _flagfile_lines(path: str, included_by: str, depth: int = 0) -> List[Tuple[str, str]]:
+  """Flag lines of an absl flagfile and of the flagfiles it includes, in the order absl applies
+  them, each with its origin "file:line". Comment (# or //) and blank lines are skipped."""
+  if depth > 20:
+    raise InputError(included_by, f"--flagfile={path}: flagfiles include each other in a cycle")
+  try:
+    with open(path, encoding="utf-8") as f:
+      lines = f.read().splitlines()
+  except (OSError, UnicodeDecodeError) as e:
+    raise InputError(included_by, f"cannot read --flagfile={path}: {e}") from None
+  result = []
+  for number, raw in enumerate(lines, start=1):
+    line = raw.strip()
+    if not line.startswith("--"):
+      continue
+    where = f"{path}:{number}"
+    if line.startswith("--flagfile="):
+      result += _flagfile_lines(line[len("--flagfile="):], where, depth + 1)
+    else:
+      result.append((line, where))
+  return result
+
+
+def check_flagfile_overrides(spec: SweepSpec) -> None:
+  """Refuses a sweep in which a flagfile silently undoes a line of the sweep file.
+
+  Later flags win, so in `[flags] --warmup_proportion=0` followed by a variant's
+  `--flagfile=configs/glue_cola.cfg` (which sets --warmup_proportion=0.1 through
+  configs/glue_base.cfg) the sweep's own line has no effect, although the file says it does.
+  A flagfile's values may be overridden by lines after it (that is what a variant or a grid
+  line is for), never the other way round. Relative flagfile paths are read from the current
+  directory, as run_bert_nlu.py reads them.
+
+  Raises:
+    InputError: naming the sweep file, the line that has no effect, and the flagfile line that
+      overrides it; "put the flagfile first".
+  """
+  problems: List[str] = []
+  for variant in spec.variants or (Variant("", ()),):
+    explicit: Dict[str, Tuple[str, str]] = {}  # flag -> (value, "section line")
+    origin = ([("[flags]", line) for line in spec.flags]
+              + [(f"[variant {variant.name}]", line) for line in variant.flags])
+    for section, line in origin:
+      if not line.startswith("--flagfile="):
+        name, value = _flag_key(line)
+        explicit[name] = (value, f"{section} {line}")
+        continue
+      for included, where in _flagfile_lines(line[len("--flagfile="):], f"{spec.path} {section}"):
+        name, value = _flag_key(included)
+        if name in explicit and explicit[name][0] != value:
+          problem = (f"{explicit[name][1]} has no effect: {section} {line} after it sets "
+                     f"{included} ({where})")
+          if problem not in problems:
+            problems.append(problem)
+        explicit.pop(name, None)
+  if problems:
+    raise InputError(spec.path, "; ".join(problems) + ". Later flags win: put the flagfile "
+                     "before the lines that change its values (e.g. first in [flags])")
+
+
 def expand(spec: SweepSpec) -> List[RunRequest]:
   """The sweep's runs: variants x grid points x instances, in that nesting order."""
   variants = spec.variants or (Variant("", ()),)

@@ -103,7 +103,7 @@ def test_a_missing_file_is_an_input_error(tmp_path):
     sweep_spec.read_sweep_file(str(tmp_path / "absent.sweep"))
 
 
-def test_the_committed_example_sweeps_parse():
+def test_the_committed_example_sweeps_parse(monkeypatch):
   import glob  # pylint: disable=g-import-not-at-top
   import os  # pylint: disable=g-import-not-at-top
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,5 +113,57 @@ def test_the_committed_example_sweeps_parse():
   for path in paths:
     spec = sweep_spec.read_sweep_file(path)
     assert os.path.basename(path) == spec.name + ".sweep"
+    monkeypatch.chdir(repo)  # their flagfile paths are relative to the repository
+    sweep_spec.check_flagfile_overrides(spec)
     if spec.name in expected_runs:
       assert len(sweep_spec.expand(spec)) == expected_runs[spec.name]
+
+
+OVERRIDE_SWEEP = """\
+name = floor
+[flags]
+{before}
+--warmup_proportion=0
+--learning_rate=1e-4
+{after}
+[variant cola]
+{variant}
+"""
+
+
+def _override_files(tmp_path):
+  base = tmp_path / "base.cfg"
+  base.write_text("# shared\n--warmup_proportion=0.1\n--learning_rate=0.0001\n--slot_crf\n",
+                  encoding="utf-8")
+  task = tmp_path / "task.cfg"
+  task.write_text(f"--flagfile={base}\n--num_train_epochs=3\n", encoding="utf-8")
+  return str(task)
+
+
+def test_a_flagfile_after_a_sweep_line_that_it_undoes_is_refused(tmp_path):
+  task = _override_files(tmp_path)
+  for where in ({"before": "", "after": f"--flagfile={task}", "variant": ""},
+                {"before": "", "after": "", "variant": f"--flagfile={task}"}):
+    spec = sweep_spec.read_sweep_file(_write(tmp_path, OVERRIDE_SWEEP.format(**where)))
+    with pytest.raises(InputError) as raised:
+      sweep_spec.check_flagfile_overrides(spec)
+    message = str(raised.value)
+    # Names the line without effect, the nested flagfile line that wins and the remedy; the
+    # learning rate (same value, other spelling) and --slot_crf (not in the sweep) are no conflict.
+    assert "--warmup_proportion=0 has no effect" in message
+    assert "--warmup_proportion=0.1 (" + str(tmp_path / "base.cfg") + ":2)" in message
+    assert "put the flagfile before" in message
+
+
+def test_a_flagfile_first_and_lines_after_it_are_accepted(tmp_path):
+  task = _override_files(tmp_path)
+  spec = sweep_spec.read_sweep_file(_write(tmp_path, OVERRIDE_SWEEP.format(
+      before=f"--flagfile={task}", after="", variant="--noslot_crf")))
+  sweep_spec.check_flagfile_overrides(spec)
+
+
+def test_a_missing_flagfile_is_named(tmp_path):
+  spec = sweep_spec.read_sweep_file(_write(tmp_path, OVERRIDE_SWEEP.format(
+      before="", after="", variant=f"--flagfile={tmp_path / 'absent.cfg'}")))
+  with pytest.raises(InputError, match="cannot read --flagfile=.*absent.cfg"):
+    sweep_spec.check_flagfile_overrides(spec)
