@@ -47,7 +47,8 @@ flags.DEFINE_bool("bucket_by_length", True, "Length-bucketed dynamic padding for
                   "--nobucket_by_length pads every batch to max_seq_length.")
 flags.DEFINE_integer("bucket_width", 8, "--bucket_by_length: width of a length bucket in word "
                      "pieces; a training batch holds examples of one bucket, padded to its longest "
-                     "(1: every batch holds examples of one length, no padding).", lower_bound=1)
+                     "(1: every batch holds examples of one length, no padding; >= max_seq_length: one "
+                     "bucket, random batches padded to their longest).", lower_bound=1)
 flags.DEFINE_float("augment_slot_substitution", 0.0, "Slot-substitution augmentation: with this "
                    "probability per training example (and copy), add a copy whose slot values are "
                    "replaced by values of the same slot type from other training utterances, "

@@ -39,7 +39,8 @@ class DataConfig:
       every batch to max_seq_length.
     bucket_width: with bucket_by_length, the word-piece width of a length bucket: a training
       batch holds examples whose lengths fall in one bucket and is padded to its longest. 1 =
-      every batch holds examples of one length (no padding at all).
+      every batch holds examples of one length (no padding at all); >= max_seq_length = one
+      bucket: batches drawn at random, each padded to its longest.
     augment_slot_substitution: probability, per training example and copy, of adding a copy whose
       slot values are replaced by values of the same slot type from other training utterances
       (bert_nlu/data/augment.py; 0 = off). Drawn once from the run's seed.

@@ -81,6 +81,23 @@ def test_one_piece_wide_buckets_batch_examples_of_one_length(record_path):
   assert len({b["input_ids"].shape[1] for b in batches}) > 1
 
 
+def test_a_bucket_as_wide_as_max_seq_length_batches_at_random_with_dynamic_padding(record_path):
+  path, _ = record_path
+  assert input_pipeline.default_bucket_boundaries(40, width=40) == []
+  input_fn = input_pipeline.make_input_fn(path, True, 16, 40, seed=1, bucket_width=40)
+  batches = _batches(input_fn, 30)
+  spreads = []
+  for batch in batches:
+    true_lengths = batch["input_mask"].sum(axis=1)
+    assert batch["input_ids"].shape == (16, true_lengths.max())  # padded to its own longest
+    spreads.append(true_lengths.max() - true_lengths.min())
+  assert max(spreads) >= 8  # lengths of several 8-wide buckets in one batch
+  # The first batch is the shuffled stream's first 16 examples (no bucket to fill first).
+  unbucketed = _batches(input_pipeline.make_input_fn(path, True, 16, 40, seed=1,
+                                                     bucket_by_length=False), 1)
+  assert list(batches[0]["example_index"]) == list(unbucketed[0]["example_index"])
+
+
 def test_fixed_padding_pads_to_max_seq_length(record_path):
   path, _ = record_path
   input_fn = input_pipeline.make_input_fn(path, True, 16, 40, bucket_by_length=False,
