@@ -16,7 +16,7 @@ exec .venv/bin/python bench/accuracy_report.py --name nlu_accuracy_optimisation 
   --run "ATIS|CRF recipe, seed 43|$A/atis_crf_seed43.json" \
   --run "ATIS|+ weight averaging 0.999|$A/atis_crf_weight_average_0999.json" \
   --run "ATIS|+ layer decay 0.8|$A/atis_crf_layer_decay_08.json" \
-  --run "ATIS|+ layer decay 0.8, seed 43 (published)|bench/results/atis.json" \
+  --run "ATIS|+ layer decay 0.8, seed 43 (published until slot substitution)|$A/atis_published_before_augmentation.json" \
   --run "ATIS|+ layer decay 0.7, seed 43|$A/atis_crf_layer_decay_07_seed43.json" \
   --run "ATIS|+ layer decay 0.9, seed 43|$A/atis_crf_layer_decay_09_seed43.json" \
   --run "ATIS|+ layer decay 0.8 + averaging 0.999|$A/atis_crf_layer_decay_08_weight_average_0999.json" \
