@@ -100,7 +100,7 @@ def test_seeds_sweep_file_trains_the_corpus_config_once_per_seed(tmp_path):
   for request in requests:
     argv = list(request.argv)
     # The config file first, the variant's flags after it, the seed last (later flags win, so
-    # atis.cfg's own --seed=43 does not apply).
+    # atis.cfg's own --seed does not apply).
     assert argv.index("--flagfile=configs/atis.cfg") < argv.index("--encoder_dropout=0.2")
     assert argv[-1] == f"--seed={request.grid_values['seed']}"
     assert "--eval_on_test" in argv
