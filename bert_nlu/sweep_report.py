@@ -235,9 +235,10 @@ def glue_table(frame, grid_flags: Sequence[str]):
   Each row also names the task's same-weights floor (GLUE_FLOORS) and whether the mean over
   instances reaches every floor metric.
 
-  The grid point (e.g. the learning rate) is chosen per task by the mean over instances of the
-  runs' selection metric (the GLUE convention, e.g. MCC for CoLA); the metrics shown are the ones
-  GLUE reports (GLUE_TABLE_METRICS). Returns None when no run has a GLUE task.
+  The grid point (e.g. the learning rate), and the variant where one task has several (e.g.
+  configurations of CoLA), is chosen per task by the mean over instances of the runs' selection
+  metric (the GLUE convention, e.g. MCC for CoLA); the metrics shown are the ones GLUE reports
+  (GLUE_TABLE_METRICS). Returns None when no run has a GLUE task.
   """
   import pandas as pd  # pylint: disable=g-import-not-at-top
   finals = frame.drop_duplicates("run")
@@ -248,17 +249,18 @@ def glue_table(frame, grid_flags: Sequence[str]):
   rows = []
   for task, runs in finals.groupby("task"):
     selection = f"final_{runs['selected_by'].iloc[0]}"
-    if other:
-      best = runs.groupby(other)[selection].mean().idxmax()
+    choice = other + (["variant"] if runs["variant"].nunique() > 1 else [])
+    if choice:
+      best = runs.groupby(choice)[selection].mean().idxmax()
       best = best if isinstance(best, tuple) else (best,)
-      for flag, value in zip(other, best):
+      for flag, value in zip(choice, best):
         runs = runs[runs[flag] == value]
     main, second = GLUE_TABLE_METRICS[task]
     row = {"task": task, "main metric": main, "main": _mean(runs, main),
            "second metric": second, "second": _mean(runs, second),
            "training minutes": runs["train_minutes"].mean(), "instances": len(runs),
            "selected by": selection[len("final_"):]}
-    for flag in other:
+    for flag in choice:
       row[flag] = runs[flag].iloc[0]
     floors = GLUE_FLOORS.get(task, ())
     row["floor"] = ", ".join(f"{metric} {value:.3f}" for metric, value in floors) or "-"

@@ -102,6 +102,25 @@ def test_glue_table_picks_each_task_at_its_best_learning_rate_on_dev(tmp_path):
   assert "| MRPC | 0.0001 | 1 | 0.8500 |" in text  # the final table: each run's selection metric
 
 
+def test_glue_table_picks_the_best_variant_when_variants_are_configurations_of_one_task():
+  runs = []
+  for variant, values in (("warmup10", (0.25, 0.28)), ("no_warmup", (0.22, 0.27))):
+    for instance, mcc in enumerate(values):
+      run = _run(f"{variant}_i{instance}", {}, instance, {"matthews_corrcoef": mcc,
+                                                          "accuracy": 0.7}, task="CoLA",
+                 selected_by="matthews_corrcoef")
+      run["variant"] = variant
+      runs.append(run)
+  results = {"sweep": "cola", "sweep_file": "c.sweep", "metric": "", "missing": [],
+             "grid_flags": [], "runs": runs}
+  from bert_nlu import sweep_results  # pylint: disable=g-import-not-at-top
+  table = sweep_report.glue_table(sweep_results.to_dataframe(results), [])
+  row = table.set_index("task").to_dict("index")["CoLA"]
+  # The better variant's mean (0.265), over its own 2 instances, not the mean of all 4 runs.
+  assert row["variant"] == "warmup10" and row["instances"] == 2
+  assert abs(row["main"] - 0.265) < 1e-9
+
+
 def test_the_learning_rate_chart_draws_a_line_per_batch_size_else_per_variant():
   # lr x batch: a line per batch size; GLUE tasks as variants: a line per task, not one mean of
   # MCC, correlations and accuracies; a plain learning-rate grid: one line.
