@@ -244,8 +244,12 @@ def _flagfile_lines(path: str, included_by: str, depth: int = 0) -> List[Tuple[s
     where = f"{path}:{number}"
     if line.startswith("--flagfile="):
       result += _flagfile_lines(line[len("--flagfile="):], where, depth + 1)
-    else:
-      result.append((line, where))
+      continue
+    try:
+      parse_flag_line(line)
+    except ValueError as e:
+      raise InputError(where, str(e)) from None
+    result.append((line, where))
   return result
 
 

@@ -167,3 +167,12 @@ def test_a_missing_flagfile_is_named(tmp_path):
       before="", after="", variant=f"--flagfile={tmp_path / 'absent.cfg'}")))
   with pytest.raises(InputError, match="cannot read --flagfile=.*absent.cfg"):
     sweep_spec.check_flagfile_overrides(spec)
+
+
+def test_a_malformed_flagfile_line_is_named_with_its_file_and_line(tmp_path):
+  bad = tmp_path / "bad.cfg"
+  bad.write_text("# fine\n--learning_rate 1e-4\n", encoding="utf-8")
+  spec = sweep_spec.read_sweep_file(_write(tmp_path, OVERRIDE_SWEEP.format(
+      before=f"--flagfile={bad}", after="", variant="")))
+  with pytest.raises(InputError, match=r"bad.cfg:2.*not a flag"):
+    sweep_spec.check_flagfile_overrides(spec)
