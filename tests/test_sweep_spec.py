@@ -110,10 +110,10 @@ def test_the_committed_example_sweeps_parse(monkeypatch):
   paths = sorted(glob.glob(os.path.join(repo, "configs", "sweeps", "*.sweep")))
   assert len(paths) >= 3
   expected_runs = {"mrpc_lr_batch": 3 * 5 * 3, "mrpc_batch_size": 5 * 3}
+  monkeypatch.chdir(repo)  # their flagfile paths are relative to the repository
   for path in paths:
     spec = sweep_spec.read_sweep_file(path)
     assert os.path.basename(path) == spec.name + ".sweep"
-    monkeypatch.chdir(repo)  # their flagfile paths are relative to the repository
     sweep_spec.check_flagfile_overrides(spec)
     if spec.name in expected_runs:
       assert len(sweep_spec.expand(spec)) == expected_runs[spec.name]
