@@ -10,7 +10,10 @@ For each corpus it runs `run_bert_nlu.py --flagfile=configs/<corpus>.cfg` from s
 checkpoint), then writes bench/results/<corpus>.json (metrics, targets, published figures, config,
 git commit, wall time, examples/sec, the dev curve) and prints a comparison table. With
 --attempt=NAME the result goes to bench/results/attempts/<corpus>_NAME.json instead (variants
-tried; the published result is the committed config's).
+tried; the published result is the committed config's). --resume keeps <runs_root>/<corpus>: a
+stopped run continues from its last checkpoint and a finished one is only evaluated again (the
+trainer's run manifest refuses a directory trained with another configuration); the result then
+says `"resumed": true`, and its examples/sec and wall time are this call's.
 
 Over seeds (the figures the README reports):
   python bench/nlu_accuracy.py --corpora=snips,atis --seeds=42,43,44 [--parallel=2] \
@@ -37,7 +40,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from bert_nlu import hooks, io_utils, metrics  # noqa: E402  pylint: disable=g-import-not-at-top
+from bert_nlu import checkpoints, hooks, io_utils, metrics  # noqa: E402  pylint: disable=g-import-not-at-top
 import provenance  # noqa: E402  pylint: disable=g-import-not-at-top  (bench/)
 
 # Test-set figures (intent acc / slot F1 / whole-frame acc), from ../shared/DESIGN.md section 6.
@@ -65,27 +68,36 @@ HEADLINE = ("intent_accuracy", "slot_precision", "slot_recall", "slot_f1", "whol
             "token_f1_micro", "token_f1_macro")
 
 
-def run_corpus(corpus: str, runs_root: str, extra_flags) -> dict:
+def run_corpus(corpus: str, runs_root: str, extra_flags, resume: bool = False) -> dict:
+  """Fine-tunes configs/<corpus>.cfg (+ extra_flags) in <runs_root>/<corpus>; returns its result.
+
+  resume=False starts from scratch (the directory is removed first); resume=True keeps it, so a
+  stopped run continues from its checkpoint and a finished one is evaluated again."""
   output_dir = os.path.join(runs_root, corpus)
-  shutil.rmtree(output_dir, ignore_errors=True)
+  resumed = resume and checkpoints.latest_step(output_dir) > 0
+  if not resume:
+    shutil.rmtree(output_dir, ignore_errors=True)
   os.makedirs(runs_root, exist_ok=True)
   flagfile = os.path.join("configs", f"{corpus}.cfg")
   command = [sys.executable, "run_bert_nlu.py", f"--flagfile={flagfile}",
              f"--output_dir={output_dir}", *extra_flags]
   log_path = output_dir + ".log"
   code_version = provenance.git_state()
-  print(f"[{corpus}] {' '.join(command)}  (log: {log_path})", flush=True)
+  print(f"[{corpus}] {'resuming ' if resumed else ''}{' '.join(command)}  (log: {log_path})",
+        flush=True)
   start = time.time()
-  with open(log_path, "w") as log:
+  with open(log_path, "a" if resumed else "w") as log:
     result = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, check=False)
   wall_seconds = time.time() - start
   if result.returncode != 0:
     raise RuntimeError(f"{corpus}: training failed (exit {result.returncode}), see {log_path}")
   with open(os.path.join(REPO, flagfile)) as f:
     flagfile_text = f.read()
-  return benchmark_result(corpus, os.path.join(REPO, output_dir), command=" ".join(command),
-                          code_version=code_version, wall_seconds=wall_seconds,
-                          extra_flags=extra_flags, flagfile_text=flagfile_text)
+  report = benchmark_result(corpus, os.path.join(REPO, output_dir), command=" ".join(command),
+                            code_version=code_version, wall_seconds=wall_seconds,
+                            extra_flags=extra_flags, flagfile_text=flagfile_text)
+  report["resumed"] = resumed
+  return report
 
 
 def benchmark_result(corpus: str, output_dir: str, command: str, code_version: dict,
@@ -332,8 +344,13 @@ def main():
   parser.add_argument("--retrain_recorded", action="store_true",
                       help="with --seeds: retrain seeds the committed result records but whose run "
                       "directory is gone (bench/nlu_ensemble.py and distillation need the models)")
+  parser.add_argument("--resume", action="store_true",
+                      help="without --seeds: keep <runs_root>/<corpus> (continue a stopped run, "
+                      "evaluate a finished one again) instead of starting from scratch")
   parser.add_argument("extra_flags", nargs="*", help="passed to run_bert_nlu.py after --")
   args = parser.parse_args()
+  if args.seeds and args.resume:
+    parser.error("--resume is for single runs (--seeds always reuses or resumes its runs)")
   if args.seeds:
     seeds = [int(seed) for seed in args.seeds.split(",")]
     if len(set(seeds)) != len(seeds) or len(seeds) < 2:
@@ -360,7 +377,7 @@ def main():
       print(format_seeds_table(report), flush=True)
     return
   for corpus in args.corpora.split(","):
-    report = run_corpus(corpus, args.runs_root, args.extra_flags)
+    report = run_corpus(corpus, args.runs_root, args.extra_flags, resume=args.resume)
     if args.attempt:
       path = os.path.join(REPO, "bench", "results", "attempts", f"{corpus}_{args.attempt}.json")
     else:

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from bert_nlu import testing, train
+from bert_nlu import checkpoints, testing, train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "bench"))
@@ -252,3 +252,28 @@ def test_an_ensemble_of_a_seed_recorded_from_an_earlier_session_asks_for_its_ret
       {"seed": 42, "run_dir": "../runs/" + "a" * 16, "state": "recorded"}]}))
   with pytest.raises(FileNotFoundError, match="--retrain_recorded"):
     nlu_ensemble.seed_run_dirs(str(tmp_path), "snips_seeds")
+
+
+def test_a_resumed_single_run_is_evaluated_again_not_retrained_and_a_changed_one_refused(
+    tiny_bert_dir, tiny_corpus_dir, tmp_path):
+  # configs/snips.cfg with the tiny model and corpus: 2 short epochs, a checkpoint every 10 steps.
+  tiny = [f"--bert_dir={tiny_bert_dir}", f"--data_dir={tiny_corpus_dir}", "--max_seq_length=16",
+          "--num_train_epochs=2", "--train_batch_size=16", "--save_checkpoints_steps=10",
+          "--save_summary_steps=5", "--learning_rate=1e-3"]
+  runs_root = str(tmp_path)
+  first = nlu_accuracy.run_corpus("snips", runs_root, tiny)
+  run_dir = os.path.join(runs_root, "snips")
+  trained_step = checkpoints.latest_step(run_dir)
+  assert not first["resumed"] and trained_step == first["num_train_steps"]
+
+  again = nlu_accuracy.run_corpus("snips", runs_root, tiny, resume=True)
+  assert again["resumed"]
+  assert checkpoints.latest_step(run_dir) == trained_step  # nothing trained
+  assert again["best_step"] == first["best_step"]
+  assert again["dev"] == first["dev"] and again["test"] == first["test"]
+
+  results_before = open(os.path.join(run_dir, "eval_results.json"), "rb").read()
+  with pytest.raises(RuntimeError, match="training failed"):  # the manifest refuses another rate
+    nlu_accuracy.run_corpus("snips", runs_root, tiny[:-1] + ["--learning_rate=2e-3"], resume=True)
+  assert open(os.path.join(run_dir, "eval_results.json"), "rb").read() == results_before
+  assert "learning_rate" in open(run_dir + ".log").read()  # the log says why, appended
