@@ -13,7 +13,8 @@ git commit, wall time, examples/sec, the dev curve) and prints a comparison tabl
 tried; the published result is the committed config's). --resume keeps <runs_root>/<corpus>: a
 stopped run continues from its last checkpoint and a finished one is only evaluated again (the
 trainer's run manifest refuses a directory trained with another configuration); the result then
-says `"resumed": true`, and its examples/sec and wall time are this call's.
+says `"resumed": true`, and its wall time and examples/sec are this call's (examples/sec null
+when the call trained no step).
 
 Over seeds (the figures the README reports):
   python bench/nlu_accuracy.py --corpora=snips,atis --seeds=42,43,44 [--parallel=2] \
@@ -118,7 +119,10 @@ def benchmark_result(corpus: str, output_dir: str, command: str, code_version: d
       "best_step": results["best_step"],
       "num_train_steps": results["training"]["num_train_steps"],
       "wall_seconds": round(wall_seconds, 1),
-      "train_examples_per_second": round(results["training"]["train_examples_per_second"], 1),
+      # None when this call trained no step (a finished run evaluated again with --resume).
+      "train_examples_per_second": (round(results["training"]["train_examples_per_second"], 1)
+                                    if results["training"].get("steps_run_this_session", 1)
+                                    else None),
       "dev": {k: results["splits"]["dev"][k] for k in HEADLINE},
       "test": {k: test[k] for k in HEADLINE},
       "test_per_intent": test["per_intent"],
@@ -319,9 +323,9 @@ def format_table(report: dict) -> str:
   lines.append(f"{'target (test)':52s} {targets['intent_accuracy']:7.2f} "
                f"{targets['slot_f1']:7.2f} {targets['whole_frame_accuracy']:7.2f}   met: "
                + ", ".join(f"{k}={'yes' if v else 'NO'}" for k, v in report["targets_met"].items()))
+  speed = report["train_examples_per_second"] or "-"
   lines.append(f"best dev step {report['best_step']} of {report['num_train_steps']}; wall "
-               f"{report['wall_seconds'] / 60:.1f} min; train {report['train_examples_per_second']}"
-               " examples/s")
+               f"{report['wall_seconds'] / 60:.1f} min; train {speed} examples/s")
   return "\n".join(lines)
 
 
