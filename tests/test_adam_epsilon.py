@@ -1,4 +1,4 @@
-"""bench/adam_epsilon.py: where Adam's epsilon matters, from second moments and a real checkpoint."""
+"""bench/adam_epsilon.py: where Adam's epsilon matters, from second moments and a checkpoint."""
 
 import os
 import sys
