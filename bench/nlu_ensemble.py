@@ -10,6 +10,14 @@ the ensemble on dev and test with the trainer's whole-set word-level metrics, ti
 against one member (K members cost K times the work), and writes bench/results/<corpus>_ensemble.json
 (attempts: attempts/<corpus>_<attempt>_ensemble.json) next to the seeds' mean from
 bench/results/<corpus>_seeds.json, which it prints side by side. Nothing is trained.
+
+  python bench/nlu_ensemble.py --corpora=atis --attempt=aug05 --constrain_slots_to_intent
+
+instead scores intent-constrained slot decoding (`bert_nlu.slot_constraints`: each utterance's
+slots decoded with only the slot types the training split shows with its predicted intent) on
+every seed alone and on the ensemble, each beside the same model decoded without the constraint,
+with the mean and std over seeds; it writes <corpus>[_<attempt>]_constrained.json. A decoding
+choice, judged on the dev mean like a recipe.
 """
 
 import argparse
@@ -122,6 +130,67 @@ def run_corpus(corpus: str, runs_root: str, attempt: str, data_root: str,
   return result
 
 
+def constrained_result(corpus: str, runs_root: str, attempt: str, data_root: str) -> dict:
+  """Each seed alone and the ensemble, decoded without and with the intent constraint."""
+  from bert_nlu import ensemble, slot_constraints  # pylint: disable=g-import-not-at-top
+  from bert_nlu.data import readers  # pylint: disable=g-import-not-at-top
+  from bert_nlu.hooks import latest_export  # pylint: disable=g-import-not-at-top
+  from bert_nlu.predict import NluPredictor  # pylint: disable=g-import-not-at-top
+  sweep_name = f"{corpus}_{attempt}_seeds" if attempt else f"{corpus}_seeds"
+  runs = seed_run_dirs(runs_root, sweep_name)
+  members = [NluPredictor(latest_export(directory)) for _, directory in runs]
+  splits = readers.read_seq_corpus(os.path.join(data_root, corpus))
+  allowed = slot_constraints.allowed_tags(splits["train"].examples, members[0].label_maps)
+  start = time.time()
+
+  def scores(predictors, allowed_tags):
+    predictor = ensemble.EnsemblePredictor(predictors, allowed_tags)
+    return {split: {k: v for k, v in ensemble.evaluate(
+        predictor, list(splits[split].examples)).items() if k in nlu_accuracy.HEADLINE}
+            for split in ("dev", "test")}
+
+  per_seed = [{"seed": seed, "run_dir": directory, "unconstrained": scores([member], None),
+               "constrained": scores([member], allowed)}
+              for (seed, directory), member in zip(runs, members)]
+  summary = {variant: {split: nlu_accuracy.mean_and_std(
+      [{split: row[variant][split]} for row in per_seed], split, HEADLINE)
+                       for split in ("dev", "test")}
+             for variant in ("unconstrained", "constrained")}
+  return {
+      "benchmark": "nlu_constrained_decoding", "corpus": corpus,
+      "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+      "command": " ".join([sys.executable, "bench/nlu_ensemble.py", f"--corpora={corpus}",
+                           "--constrain_slots_to_intent"]
+                          + ([f"--attempt={attempt}"] if attempt else [])),
+      "git": provenance.git_state(), "machine": provenance.machine(),
+      "seeds_sweep": sweep_name, "seeds": [seed for seed, _ in runs],
+      "allowed_tags_per_intent": {
+          intent: int(row.sum()) for intent, row in zip(members[0].label_maps.intents, allowed)},
+      "num_tags": len(members[0].label_maps.slot_tags),
+      "per_seed": per_seed, "over_seeds": summary,
+      "ensemble": {"unconstrained": scores(members, None), "constrained": scores(members, allowed)},
+      "evaluation_seconds": round(time.time() - start, 1),
+  }
+
+
+def format_constrained_table(corpus: str, result: dict) -> str:
+  lines = [f"{corpus.upper()}: slots decoded without / with the intent constraint "
+           "(intent acc / slot F1 / whole frame, %)",
+           f"{'split':6s} {'model':34s} {'intent':>7s} {'slot F1':>8s} {'frame':>7s}"]
+
+  def row(split, label, values):
+    lines.append(f"{split:6s} {label:34s} " + " ".join(f"{100 * values[k]:7.2f}" for k in HEADLINE))
+
+  for split in ("dev", "test"):
+    for variant in ("unconstrained", "constrained"):
+      for seed_row in result["per_seed"]:
+        row(split, f"seed {seed_row['seed']}, {variant}", seed_row[variant][split])
+      means = result["over_seeds"][variant][split]
+      row(split, f"mean of seeds, {variant}", {k: means[k]["mean"] for k in HEADLINE})
+      row(split, f"ensemble, {variant}", result["ensemble"][variant][split])
+  return "\n".join(lines)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,8 +200,18 @@ def main():
   parser.add_argument("--data_root", default=os.environ.get(
       "BERT_NLU_DATA_DIR", os.path.join(os.path.dirname(REPO), "shared", "data")))
   parser.add_argument("--latency_utterances", type=int, default=100)
+  parser.add_argument("--constrain_slots_to_intent", action="store_true",
+                      help="score intent-constrained slot decoding per seed and ensemble instead")
   args = parser.parse_args()
   for corpus in args.corpora.split(","):
+    if args.constrain_slots_to_intent:
+      result = constrained_result(corpus, args.runs_root, args.attempt, args.data_root)
+      name = f"{corpus}_{args.attempt}_constrained.json" if args.attempt else (
+          f"{corpus}_constrained.json")
+      folder = ("bench", "results", "attempts") if args.attempt else ("bench", "results")
+      io_utils.atomic_write_json(os.path.join(REPO, *folder, name), result)
+      print(format_constrained_table(corpus, result), flush=True)
+      continue
     result = run_corpus(corpus, args.runs_root, args.attempt, args.data_root,
                         args.latency_utterances)
     name = (f"{corpus}_{args.attempt}_ensemble.json" if args.attempt

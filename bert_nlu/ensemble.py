@@ -16,6 +16,10 @@ How the members' outputs are combined (`combine_outputs`), per utterance:
     each word's tag is the averaged position's argmax with the averaged type's argmax, mapped to a
     tag id as the model does (`labels.bio_vocabulary`): K copies of one model decode as it does.
   confidence: the averaged probability of the chosen tag.
+With `allowed_tags` (`bert_nlu.slot_constraints`, --constrain_slots_to_intent), the slots are
+decoded after the intent, with only the tags the training data shows with that intent (CRF and
+softmax runs). An "ensemble" of one run is that run's own decoder, so the constraint applies to
+single models the same way.
 The ensemble is evaluated with the trainer's whole-set word-level metrics
 (`bert_nlu.metrics.nlu_metrics`) on the corpus' words, and costs K times one model's work.
 """
@@ -27,7 +31,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from bert_nlu import io_utils, metrics
+from bert_nlu import io_utils, metrics, slot_constraints
 from bert_nlu.compat import crf
 from bert_nlu.data.features import word_level_tags
 from bert_nlu.predict import NluPredictor, predict_texts
@@ -54,22 +58,32 @@ def viterbi_over_words(emissions: np.ndarray, transitions: np.ndarray,
 
 def combine_outputs(member_outputs: Sequence[Dict[str, np.ndarray]],
                     first_piece_mask: np.ndarray,
-                    combination_tags: Optional[Sequence[Sequence[int]]] = None
-                    ) -> Dict[str, np.ndarray]:
+                    combination_tags: Optional[Sequence[Sequence[int]]] = None,
+                    allowed_tags: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
   """Averages K members' batch outputs (see module docstring).
 
   Args:
     member_outputs: per member, the `NluPredictor.run_batch` outputs of the same batch.
     first_piece_mask: [batch, seq].
     combination_tags: the label maps' `bio.combination_tags`, used with bio_type members.
+    allowed_tags: optional [num_intents, num_tags] bool (`slot_constraints.allowed_tags`): each
+      row's slots are decoded with only its predicted intent's tags.
   Returns:
     intent_id [batch], intent_probabilities [batch, num_intents], slot_ids [batch, seq],
     slot_confidence [batch, seq], slot_probabilities [batch, seq, num_tags].
   """
   intent_probabilities = np.mean([o["intent_probabilities"] for o in member_outputs], axis=0)
+  intent_id = np.argmax(intent_probabilities, axis=-1).astype(np.int32)
   slot_probabilities = np.mean([o["slot_probabilities"] for o in member_outputs], axis=0)
+  row_allowed = None
+  if allowed_tags is not None:
+    if "slot_type_probabilities" in member_outputs[0]:
+      raise ValueError("intent-constrained decoding is not built for --slot_head=bio_type runs")
+    row_allowed = np.asarray(allowed_tags)[intent_id][:, None, :]  # [batch, 1, num_tags]
   if "slot_transitions" in member_outputs[0]:
     emissions = np.mean([o["slot_logits"] for o in member_outputs], axis=0)
+    if row_allowed is not None:
+      emissions = slot_constraints.constrain_emissions(emissions, row_allowed)
     transitions = np.mean([o["slot_transitions"][:, :, :] for o in member_outputs], axis=0)
     slot_ids = np.stack([viterbi_over_words(emissions[row], transitions[row],
                                             first_piece_mask[row])
@@ -80,9 +94,11 @@ def combine_outputs(member_outputs: Sequence[Dict[str, np.ndarray]],
     slot_ids = np.asarray(combination_tags, np.int32)[np.argmax(position, axis=-1),
                                                       np.argmax(slot_type, axis=-1)]
   else:
-    slot_ids = np.argmax(slot_probabilities, axis=-1).astype(np.int32)
+    decoded = (slot_probabilities if row_allowed is None else
+               slot_constraints.constrain_probabilities(slot_probabilities, row_allowed))
+    slot_ids = np.argmax(decoded, axis=-1).astype(np.int32)
   return {
-      "intent_id": np.argmax(intent_probabilities, axis=-1).astype(np.int32),
+      "intent_id": intent_id,
       "intent_probabilities": intent_probabilities,
       "slot_ids": slot_ids,
       "slot_confidence": np.take_along_axis(slot_probabilities, slot_ids[..., None],
@@ -94,7 +110,10 @@ def combine_outputs(member_outputs: Sequence[Dict[str, np.ndarray]],
 class EnsemblePredictor:
   """K NluPredictors of the same label maps and tokenization, predicting as one."""
 
-  def __init__(self, members: Sequence[NluPredictor]):
+  def __init__(self, members: Sequence[NluPredictor],
+               allowed_tags: Optional[np.ndarray] = None):
+    """Args: members; allowed_tags: optional [num_intents, num_tags] bool mask of the slot tags
+    each intent may decode (`slot_constraints.allowed_tags`; see `combine_outputs`)."""
     if not members:
       raise ValueError("an ensemble needs at least one exported model")
     first = members[0]
@@ -111,6 +130,12 @@ class EnsemblePredictor:
     self.members = list(members)
     self.label_maps = first.label_maps
     self.max_seq_length = first.max_seq_length
+    if allowed_tags is not None and np.shape(allowed_tags) != (len(self.label_maps.intents),
+                                                               len(self.label_maps.slot_tags)):
+      raise ValueError(f"allowed_tags has shape {np.shape(allowed_tags)}, the label maps "
+                       f"{len(self.label_maps.intents)} intents x "
+                       f"{len(self.label_maps.slot_tags)} tags")
+    self.allowed_tags = allowed_tags
 
   def run_batch(self, words_list: Sequence[Sequence[str]]):
     """Like `NluPredictor.run_batch`, with the members' outputs combined."""
@@ -123,7 +148,8 @@ class EnsemblePredictor:
       member_outputs.append(outputs)
     combination_tags = (self.label_maps.bio.combination_tags if self.members[0].factored_slots
                         else None)
-    combined = combine_outputs(member_outputs, first_piece_mask, combination_tags)
+    combined = combine_outputs(member_outputs, first_piece_mask, combination_tags,
+                               self.allowed_tags)
     return combined, first_piece_mask, kept
 
   def predict(self, texts: Sequence[str]) -> List[Dict]:
@@ -175,6 +201,9 @@ def run_main() -> None:
   flags.DEFINE_integer("latency_utterances", 100, "Utterances of the first split timed at "
                        "batch 1 for the ensemble and its first member (0 = no timing).")
   flags.DEFINE_string("output_file", "", "Write the results JSON here (else stdout only).")
+  flags.DEFINE_bool("constrain_slots_to_intent", False, "Decode each utterance's slots with only "
+                    "the slot types --data_dir's train split shows with its predicted intent "
+                    "(bert_nlu.slot_constraints).")
 
   def main(argv):
     del argv
@@ -184,10 +213,16 @@ def run_main() -> None:
     if len(values.model_dirs) < 1 or not values.data_dir:
       raise app.UsageError("give --model_dirs (one or more runs) and --data_dir")
     members = [NluPredictor(latest_export(d)) for d in values.model_dirs]
-    ensemble = EnsemblePredictor(members)
+    allowed = None
+    if values.constrain_slots_to_intent:
+      train = readers.read_seq_corpus(values.data_dir, splits=("train",),
+                                      multi_intent_policy=values.multi_intent_policy)["train"]
+      allowed = slot_constraints.allowed_tags(train.examples, members[0].label_maps)
+    ensemble = EnsemblePredictor(members, allowed)
     splits = readers.read_seq_corpus(values.data_dir, splits=tuple(values.splits),
                                      multi_intent_policy=values.multi_intent_policy)
-    results = {"model_dirs": list(values.model_dirs), "num_members": len(members), "splits": {}}
+    results = {"model_dirs": list(values.model_dirs), "num_members": len(members),
+               "constrain_slots_to_intent": values.constrain_slots_to_intent, "splits": {}}
     for name in values.splits:
       results["splits"][name] = evaluate(ensemble, list(splits[name].examples))
       headline = {k: round(100 * results["splits"][name][k], 2)
