@@ -26,6 +26,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
@@ -149,7 +151,8 @@ def constrained_result(corpus: str, runs_root: str, attempt: str, data_root: str
         predictor, list(splits[split].examples)).items() if k in nlu_accuracy.HEADLINE}
             for split in ("dev", "test")}
 
-  per_seed = [{"seed": seed, "run_dir": directory, "unconstrained": scores([member], None),
+  free = np.ones_like(allowed)  # explicitly none (None would take a mask the exports recorded)
+  per_seed = [{"seed": seed, "run_dir": directory, "unconstrained": scores([member], free),
                "constrained": scores([member], allowed)}
               for (seed, directory), member in zip(runs, members)]
   summary = {variant: {split: nlu_accuracy.mean_and_std(
@@ -168,7 +171,7 @@ def constrained_result(corpus: str, runs_root: str, attempt: str, data_root: str
           intent: int(row.sum()) for intent, row in zip(members[0].label_maps.intents, allowed)},
       "num_tags": len(members[0].label_maps.slot_tags),
       "per_seed": per_seed, "over_seeds": summary,
-      "ensemble": {"unconstrained": scores(members, None), "constrained": scores(members, allowed)},
+      "ensemble": {"unconstrained": scores(members, free), "constrained": scores(members, allowed)},
       "evaluation_seconds": round(time.time() - start, 1),
   }
 

@@ -103,6 +103,9 @@ class ModelConfig:
       prediction through the predicted intent's.
     slot_head: "tags" (one softmax, or CRF, over the BIO tags) or "bio_type" (a BIO position
       softmax and a slot-type softmax, decoded back to tags; bert_nlu/tasks/nlu.py).
+    constrain_slots_to_intent: decode each utterance's slots with only the slot types the train
+      split shows with its predicted intent (bert_nlu/slot_constraints.py); evaluation, selection,
+      the export and predict all decode so.
     focal_gamma: focal loss exponent of the intent and softmax slot losses (0 = cross-entropy).
     slot_loss_normalization: "token" (mean over the batch's words) or "sentence" (mean of each
       sentence's per-word mean).
@@ -131,6 +134,7 @@ class ModelConfig:
   slot_crf: bool = False
   per_intent_slot_heads: bool = False
   slot_head: str = "tags"
+  constrain_slots_to_intent: bool = False
   focal_gamma: float = 0.0
   slot_loss_normalization: str = "token"
   fp16: bool = False

@@ -113,7 +113,9 @@ class EnsemblePredictor:
   def __init__(self, members: Sequence[NluPredictor],
                allowed_tags: Optional[np.ndarray] = None):
     """Args: members; allowed_tags: optional [num_intents, num_tags] bool mask of the slot tags
-    each intent may decode (`slot_constraints.allowed_tags`; see `combine_outputs`)."""
+    each intent may decode (`slot_constraints.allowed_tags`; see `combine_outputs`). Without it,
+    members that were all trained with --constrain_slots_to_intent (the same mask recorded in
+    their exports) are combined with their mask."""
     if not members:
       raise ValueError("an ensemble needs at least one exported model")
     first = members[0]
@@ -135,6 +137,10 @@ class EnsemblePredictor:
       raise ValueError(f"allowed_tags has shape {np.shape(allowed_tags)}, the label maps "
                        f"{len(self.label_maps.intents)} intents x "
                        f"{len(self.label_maps.slot_tags)} tags")
+    if allowed_tags is None:
+      recorded = [member.allowed_slot_tags for member in self.members]
+      if all(mask is not None and np.array_equal(mask, recorded[0]) for mask in recorded):
+        allowed_tags = recorded[0]
     self.allowed_tags = allowed_tags
 
   def run_batch(self, words_list: Sequence[Sequence[str]]):

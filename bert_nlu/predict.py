@@ -37,7 +37,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf_v2
 
-from bert_nlu import cpu_features, intent_sets, io_utils
+from bert_nlu import cpu_features, intent_sets, io_utils, slot_constraints
 from bert_nlu.compat import make_tokenizer
 from bert_nlu.config import GLUE_TASK, NLU_TASK
 from bert_nlu.data.features import pair_to_predict_feature, words_to_predict_feature
@@ -93,6 +93,10 @@ class NluPredictor:
     self.tokenizer = make_tokenizer(os.path.join(assets, "vocab.txt"),
                                     bool(predict_config["do_lower_case"]))
     self.bf16_support = serving_precision(predict_config)
+    # Trained with --constrain_slots_to_intent: the export decodes so; an ensemble reads the mask.
+    self.allowed_slot_tags = (
+        slot_constraints.from_json(predict_config["allowed_slot_tags"], self.label_maps)
+        if "allowed_slot_tags" in predict_config else None)
     self._loaded = tf_v2.saved_model.load(export_dir)
     self._serve = self._loaded.signatures["serving_default"]
     self.takes_first_piece_mask = (

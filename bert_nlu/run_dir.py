@@ -92,6 +92,7 @@ INCOMPATIBLE_KEYS = (
     "config.train.layer_learning_rate_decay",
     "config.train.weight_average_decay",  # adds the averages to the checkpoint
     "config.model.head_dropout", "config.model.encoder_dropout",
+    "config.model.constrain_slots_to_intent",  # the decoding that evaluation selects with
     # The optimisation: batch size maps steps to epochs and sets the schedule's length; the peak
     # rate, warmup, decay and clipping are the schedule; the seed fixes the data order.
     "config.train.train_batch_size",

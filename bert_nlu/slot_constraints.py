@@ -17,7 +17,7 @@ Used after training, on exported runs (`python -m bert_nlu.ensemble --constrain_
 """
 
 import collections
-from typing import Iterable
+from typing import Dict, Iterable, List, Mapping
 
 import numpy as np
 
@@ -60,6 +60,24 @@ def allowed_tags(train_examples: Iterable, label_maps: LabelMaps) -> np.ndarray:
     types = set().union(*(types_by_label[label] for label in known))
     mask[row] = [not tag_type or tag_type in types for tag_type in tag_types]
   return mask
+
+
+def to_json(allowed: np.ndarray, label_maps: LabelMaps) -> Dict[str, List[str]]:
+  """{intent: [the tags it may decode]}: the mask as predict_config.json records it."""
+  return {intent: [tag for tag, ok in zip(label_maps.slot_tags, row) if ok]
+          for intent, row in zip(label_maps.intents, np.asarray(allowed, bool))}
+
+
+def from_json(allowed_by_intent: Mapping[str, List[str]], label_maps: LabelMaps) -> np.ndarray:
+  """The [num_intents, num_tags] mask `to_json` recorded.
+
+  Raises:
+    ValueError: the record names other intents than the label maps.
+  """
+  if set(allowed_by_intent) != set(label_maps.intents):
+    raise ValueError("the recorded slot constraint names other intents than the label maps")
+  return np.array([[tag in set(allowed_by_intent[intent]) for tag in label_maps.slot_tags]
+                   for intent in label_maps.intents], bool)
 
 
 def constrain_emissions(emissions: np.ndarray, allowed: np.ndarray) -> np.ndarray:

@@ -28,7 +28,8 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 from bert_nlu import checkpoints, cpu_features, distill, distribute, evaluation
-from bert_nlu import hooks, hparams, io_utils, memory, metrics, optimization, run_dir, warm_start
+from bert_nlu import hooks, hparams, io_utils, memory, metrics, optimization, run_dir
+from bert_nlu import slot_constraints, warm_start
 from bert_nlu.compat import make_tokenizer, tf
 from bert_nlu.config import GLUE_TASK, RunConfig
 from bert_nlu.data import augment, glue, input_pipeline, limit, readers, stats, tfrecords
@@ -177,7 +178,7 @@ def build_caches(config: RunConfig, splits: Dict[str, Split], label_maps,
                  tokenizer=None) -> PreparedData:
   """Builds or reuses the TFRecord cache of every split (in the task's feature encoding), with
   `tokenizer` (default: a new one; the run's, whose memory of pieces the length report filled)."""
-  task = make_task(config, label_maps)
+  task = make_task(config, label_maps, splits["train"].examples if "train" in splits else ())
   tokenizer = tokenizer or make_tokenizer(config.model.vocab_file, config.model.do_lower_case)
   caches = {
       name: tfrecords.build_or_load(
@@ -196,16 +197,29 @@ def prepare_data(config: RunConfig, split_names: Sequence[str]) -> PreparedData:
   return build_caches(config, splits, label_maps)
 
 
-def make_task(config: RunConfig, label_maps):
-  """The task of `config.data.task`: `GlueTask` over `glue.GlueLabels`, else `NluTask`."""
+def make_task(config: RunConfig, label_maps, train_examples=()):
+  """The task of `config.data.task`: `GlueTask` over `glue.GlueLabels`, else `NluTask`.
+
+  train_examples: the train split's examples; with --constrain_slots_to_intent they give the slot
+  tags each intent may decode (`slot_constraints.allowed_tags`).
+
+  Raises:
+    ValueError: --constrain_slots_to_intent without train examples.
+  """
   if config.data.task == GLUE_TASK:
     return GlueTask(label_maps)
+  allowed_slot_tags = None
+  if config.model.constrain_slots_to_intent:
+    train_examples = list(train_examples)
+    if not train_examples:
+      raise ValueError("--constrain_slots_to_intent needs the train split's examples")
+    allowed_slot_tags = slot_constraints.allowed_tags(train_examples, label_maps)
   return NluTask(label_maps, config.model.intent_loss_weight, config.model.slot_intent_context,
                  config.model.slot_crf, distill_temperature=config.train.distill_temperature,
                  distill_alpha=config.train.distill_alpha, focal_gamma=config.model.focal_gamma,
                  slot_loss_normalization=config.model.slot_loss_normalization,
                  per_intent_slot_heads=config.model.per_intent_slot_heads,
-                 slot_head=config.model.slot_head)
+                 slot_head=config.model.slot_head, allowed_slot_tags=allowed_slot_tags)
 
 
 def training_steps(num_examples: int, batch_size: int, num_epochs: float,
@@ -278,10 +292,12 @@ def build_estimator(config: RunConfig, task, bert_config, num_train_steps: int,
   return tf.estimator.Estimator(model_fn=model_fn, config=run_config)
 
 
-def _write_run_files(config: RunConfig, label_maps) -> Dict[str, str]:
+def _write_run_files(config: RunConfig, label_maps, allowed_slot_tags=None) -> Dict[str, str]:
   """Saves run_config.json, label_maps.json and predict_config.json; returns export assets.
 
-  predict_config.json names the task, so `bert_nlu.predict` knows how to read an export.
+  predict_config.json names the task, so `bert_nlu.predict` knows how to read an export, and
+  with --constrain_slots_to_intent the tags each intent may decode (`allowed_slot_tags`), which
+  an ensemble of such runs applies to its averaged scores.
   """
   os.makedirs(config.output_dir, exist_ok=True)
   io_utils.atomic_write_json(os.path.join(config.output_dir, "run_config.json"),
@@ -293,7 +309,9 @@ def _write_run_files(config: RunConfig, label_maps) -> Dict[str, str]:
       "task": config.data.task,
       "max_seq_length": config.data.max_seq_length,
       "do_lower_case": config.model.do_lower_case,
-      "bf16": config.model.bf16})  # the predictor decides again on the machine it runs on
+      "bf16": config.model.bf16,  # the predictor decides again on the machine it runs on
+      **({"allowed_slot_tags": slot_constraints.to_json(allowed_slot_tags, label_maps)}
+         if allowed_slot_tags is not None else {})})
   return {"label_maps.json": label_maps_path, "vocab.txt": config.model.vocab_file,
           PREDICT_CONFIG_FILE: predict_config_path}
 
@@ -360,7 +378,8 @@ def train_and_evaluate(config: RunConfig, prepared: PreparedData, bert_config,
   placement = placement or make_placement(config)
   estimator = build_estimator(config, task, bert_config, num_train_steps, num_warmup_steps,
                               dev_gold, bf16_active, parameter_counts_out, placement)
-  assets = _write_run_files(config, prepared.label_maps)
+  assets = _write_run_files(config, prepared.label_maps,
+                            getattr(prepared.task, "allowed_slot_tags", None))
   max_seq_length = config.data.max_seq_length
   train_input_fn = input_pipeline.make_input_fn(
       prepared.caches["train"].tfrecord_path, is_training=True,

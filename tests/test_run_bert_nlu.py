@@ -73,6 +73,12 @@ def test_layers_and_its_alias_set_the_same_field(build_config, flag):
     (["--adam_bias_correction", "--optimizer_implementation=bert"],
      "--adam_bias_correction needs --optimizer_implementation=fused"),
     (["--adam_epsilon=0"], "--adam_epsilon must be finite and > 0"),
+    (["--constrain_slots_to_intent", "--multi_intent_policy=multilabel"],
+     "--constrain_slots_to_intent cannot be combined with --multi_intent_policy=multilabel"),
+    (["--constrain_slots_to_intent", "--slot_head=bio_type"],
+     "--constrain_slots_to_intent cannot be combined with --slot_head=bio_type"),
+    (["--constrain_slots_to_intent", "--per_intent_slot_heads"],
+     "--constrain_slots_to_intent cannot be combined with --per_intent_slot_heads=True"),
     (["--adam_epsilon=-1e-8"], "--adam_epsilon must be finite and > 0"),
 ])
 def test_bad_values_are_usage_errors_naming_the_flag(build_config, args, message):
@@ -102,6 +108,11 @@ def test_limit_data_pairs(build_config, args, expected):
 def test_bad_limit_data_is_a_usage_error(build_config, args, message):
   with pytest.raises(app.UsageError, match=message):
     build_config(*args)
+
+
+def test_constrain_slots_to_intent_reaches_the_config(build_config):
+  assert not build_config().model.constrain_slots_to_intent
+  assert build_config("--constrain_slots_to_intent", "--slot_crf").model.constrain_slots_to_intent
 
 
 def test_adam_epsilon_reaches_the_config(build_config):

@@ -24,7 +24,9 @@ Losses (both means over what they cover):
     cross-entropy over those of them whose gold tag is not O, each normalised as above and
     focal with focal_gamma > 0 (`bio_type_slot_losses`).
   loss = intent_loss_weight * intent_loss + slot_loss.
-Decoding: argmax per first piece, or with slot_crf the Viterbi path over the words. With slot_head
+Decoding: argmax per first piece, or with slot_crf the Viterbi path over the words; with
+allowed_slot_tags (--constrain_slots_to_intent) the scores of the tags the predicted intent never
+takes in training are lowered by 1e4 first (`bert_nlu.slot_constraints`). With slot_head
 "bio_type" (`decode_bio_type`): the position argmax; O gives "O", B or I gives the tag
 "<position>-<type argmax>", as its id in the slot tag vocabulary (a combination the vocabulary lacks
 becomes the same type at the other position, `labels.bio_vocabulary`), so predictions, exports and
@@ -44,7 +46,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bert_nlu import distill, intent_sets, metrics, mixed_precision
+from bert_nlu import distill, intent_sets, metrics, mixed_precision, slot_constraints
 from bert_nlu.compat import crf, tf
 from bert_nlu.data import tfrecords
 from bert_nlu.data.examples import NluExample
@@ -371,7 +373,8 @@ class NluTask:
                slot_intent_context: bool = False, slot_crf: bool = False,
                distill_temperature: float = 1.0, distill_alpha: float = 0.0,
                focal_gamma: float = 0.0, slot_loss_normalization: str = "token",
-               per_intent_slot_heads: bool = False, slot_head: str = "tags"):
+               per_intent_slot_heads: bool = False, slot_head: str = "tags",
+               allowed_slot_tags: Optional[np.ndarray] = None):
     """Args:
       label_maps: intent and slot-tag vocabularies (multilabel ones give the sigmoid head).
       intent_loss_weight: loss = intent_loss_weight * intent_loss + slot_loss.
@@ -388,6 +391,10 @@ class NluTask:
         predicted intent's.
       slot_head: "tags" (one softmax or CRF over the BIO tags) or "bio_type" (a position and a
         slot-type softmax; not with slot_crf, per_intent_slot_heads or distillation).
+      allowed_slot_tags: optional [num_intents, num_tags] bool (`slot_constraints.allowed_tags`):
+        predictions decode each row's slots with only its predicted intent's tags (the others'
+        scores lowered by 1e4); slot_probabilities and the exported slot_logits stay the
+        unconstrained ones. Not with multilabel intents, "bio_type" or per_intent_slot_heads.
 
     Raises:
       ValueError: slot_head is unknown, combined with what it does not support, or "bio_type"
@@ -399,6 +406,14 @@ class NluTask:
       raise ValueError("the bio_type slot head has no CRF and no per-intent layers")
     if slot_head == "bio_type" and not label_maps.slot_types:
       raise ValueError("the bio_type slot head needs at least one slot type in the slot tags")
+    if allowed_slot_tags is not None:
+      if label_maps.multilabel or slot_head == "bio_type" or per_intent_slot_heads:
+        raise ValueError("intent-constrained slot decoding needs single-label intents, the "
+                         "'tags' slot head and no per-intent slot heads")
+      expected = (len(label_maps.intents), len(label_maps.slot_tags))
+      if np.shape(allowed_slot_tags) != expected:
+        raise ValueError(f"allowed_slot_tags has shape {np.shape(allowed_slot_tags)}, expected "
+                         f"{expected} (intents x slot tags)")
     self.label_maps = label_maps
     self.intent_loss_weight = intent_loss_weight
     self.slot_intent_context = slot_intent_context
@@ -409,6 +424,8 @@ class NluTask:
     self.slot_loss_normalization = slot_loss_normalization
     self.per_intent_slot_heads = per_intent_slot_heads
     self.slot_head = slot_head
+    self.allowed_slot_tags = (None if allowed_slot_tags is None
+                              else np.asarray(allowed_slot_tags, bool))
 
   def build_logits(self, pooled_output: tf.Tensor, sequence_output: tf.Tensor, is_training: bool,
                    head_dropout: float, initializer_range: float) -> Dict[str, tf.Tensor]:
@@ -560,6 +577,14 @@ class NluTask:
     argmax = tf.argmax(logits["slot_logits"], axis=-1, output_type=tf.int32)
     return tf.where(tf.cast(first_piece_mask, tf.bool), piece_tags, argmax)
 
+  def _constrained_slot_logits(self, logits: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """slot_logits [batch, seq, num_tags] with the tags the predicted intent does not allow
+    lowered by 1e4 (`slot_constraints.CONSTRAINED_SCORE`)."""
+    intent_id = tf.argmax(logits["intent_logits"], axis=-1, output_type=tf.int32)  # [batch]
+    allowed = tf.gather(tf.constant(self.allowed_slot_tags), intent_id)  # [batch, num_tags]
+    penalty = tf.cast(tf.logical_not(allowed), tf.float32) * slot_constraints.CONSTRAINED_SCORE
+    return logits["slot_logits"] + penalty[:, None, :]
+
   def build_predictions(self, logits: Dict[str, tf.Tensor],
                         features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """intent_id [batch] (the most probable), intent_probabilities [batch, num_intents] (softmax;
@@ -587,10 +612,13 @@ class NluTask:
                                  self.label_maps.bio)
     else:
       slot_probabilities = tf.nn.softmax(logits["slot_logits"], axis=-1)
+      decoded = logits
+      if self.allowed_slot_tags is not None:
+        decoded = dict(logits, slot_logits=self._constrained_slot_logits(logits))
       if self.slot_crf:
-        slot_ids = self._crf_decode(logits, features["first_piece_mask"])
+        slot_ids = self._crf_decode(decoded, features["first_piece_mask"])
       else:
-        slot_ids = tf.argmax(logits["slot_logits"], axis=-1, output_type=tf.int32)
+        slot_ids = tf.argmax(decoded["slot_logits"], axis=-1, output_type=tf.int32)
     predictions = {
         "intent_id": tf.argmax(logits["intent_logits"], axis=-1, output_type=tf.int32),
         "intent_probabilities": intent_probabilities,
