@@ -111,6 +111,10 @@ flags.DEFINE_enum("slot_head", "tags", ["tags", "bio_type"], "Slot outputs: 'tag
                   "(or --slot_crf) over the BIO tags; 'bio_type', a B/I/O position softmax and a "
                   "slot-type softmax (loss: position cross-entropy over words + type "
                   "cross-entropy over non-O words), decoded to the tag <position>-<type>.")
+flags.DEFINE_bool("constrain_slots_to_intent", False, "Decode each utterance's slots with only "
+                  "the slot types the train split shows with its predicted intent (others' "
+                  "scores at -1e4 before Viterbi / argmax; 'O' always allowed): evaluation, "
+                  "checkpoint selection, the export and predict.")
 flags.DEFINE_float("focal_gamma", 0.0, "Focal loss exponent for the intent and slot losses "
                    "(with --slot_crf, the intent loss only); 0 = cross-entropy.")
 flags.DEFINE_enum("slot_loss_normalization", "token", ["token", "sentence"], "Slot loss: the "
@@ -225,7 +229,8 @@ _NLU_ONLY_FLAGS = ("corpus_format", "multi_intent_policy", "intent_loss_weight",
                    "slot_intent_context", "slot_crf", "augment_slot_substitution",
                    "augment_copies", "augment_same_intent", "distill_teachers",
                    "limit_data", "resample", "per_intent_slot_heads", "focal_gamma",
-                   "slot_loss_normalization", "slot_head", "keep_init_labels")
+                   "slot_loss_normalization", "slot_head", "keep_init_labels",
+                   "constrain_slots_to_intent")
 
 
 def _glue_task_name() -> str:
@@ -427,6 +432,14 @@ def _validate_flags() -> None:
   if FLAGS.per_intent_slot_heads and FLAGS.multi_intent_policy == "multilabel":
     raise app.UsageError("--per_intent_slot_heads routes each utterance through ONE intent's slot "
                          "layer; --multi_intent_policy=multilabel predicts a set of intents")
+  if FLAGS.constrain_slots_to_intent:
+    for name, value, why in (
+        ("multi_intent_policy", "multilabel", "it predicts a set of intents, not one"),
+        ("slot_head", "bio_type", "the constraint masks full BIO tags"),
+        ("per_intent_slot_heads", True, "each intent's layer already decodes its own slots")):
+      if FLAGS[name].value == value:
+        raise app.UsageError(f"--constrain_slots_to_intent cannot be combined with "
+                             f"--{name}={value}: {why}")
   if FLAGS.slot_head == "bio_type":
     for name, why in (("slot_crf", "the CRF runs over the full BIO tags"),
                       ("per_intent_slot_heads", "the per-intent layers output full BIO tags"),
@@ -596,6 +609,7 @@ def build_run_config():
           keep_init_labels=FLAGS.keep_init_labels,
           slot_intent_context=FLAGS.slot_intent_context, slot_crf=FLAGS.slot_crf,
           per_intent_slot_heads=FLAGS.per_intent_slot_heads, slot_head=FLAGS.slot_head,
+          constrain_slots_to_intent=FLAGS.constrain_slots_to_intent,
           focal_gamma=FLAGS.focal_gamma,
           slot_loss_normalization=FLAGS.slot_loss_normalization,
           fp16=FLAGS.fp16, bf16=FLAGS.bf16),
