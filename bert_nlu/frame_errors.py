@@ -110,6 +110,12 @@ def count_errors(predictions: Iterable[Mapping]) -> Dict:
       by_type[slot_type][span_class] += 1
       if taken_for:
         confusions[f"{slot_type} -> {taken_for}"] += 1
+  return _counts_result(frames, frame_counts, span_counts, by_type, confusions, by_intent)
+
+
+def _counts_result(frames: int, frame_counts, span_counts, by_type, confusions,
+                   by_intent) -> Dict:
+  """The counts (Counters; by_type one per slot type) in `count_errors`'s result layout."""
   return {
       "frames": frames,
       "wrong_frames": sum(frame_counts.values()),
@@ -144,28 +150,18 @@ def read_predictions(run_dir: str, split: str) -> List[Dict]:
 
 def sum_counts(counts: Sequence[Dict]) -> Dict:
   """The counts of several runs added up (same keys as count_errors)."""
-  total = {"frames": 0, "wrong_frames": 0, "frame_classes": collections.Counter(),
-           "span_classes": collections.Counter(),
-           "span_classes_by_type": collections.defaultdict(collections.Counter),
-           "type_confusions": collections.Counter(),
-           "wrong_frames_by_gold_intent": collections.Counter()}
+  frame_counts, span_counts = collections.Counter(), collections.Counter()
+  by_type = collections.defaultdict(collections.Counter)
+  confusions, by_intent = collections.Counter(), collections.Counter()
   for count in counts:
-    total["frames"] += count["frames"]
-    total["wrong_frames"] += count["wrong_frames"]
-    total["frame_classes"].update(count["frame_classes"])
-    total["span_classes"].update(count["span_classes"])
-    total["type_confusions"].update(count["type_confusions"])
-    total["wrong_frames_by_gold_intent"].update(count["wrong_frames_by_gold_intent"])
+    frame_counts.update(count["frame_classes"])
+    span_counts.update(count["span_classes"])
+    confusions.update(count["type_confusions"])
+    by_intent.update(count["wrong_frames_by_gold_intent"])
     for slot_type, classes in count["span_classes_by_type"].items():
-      total["span_classes_by_type"][slot_type].update(classes)
-  return {
-      "frames": total["frames"], "wrong_frames": total["wrong_frames"],
-      "frame_classes": {k: total["frame_classes"][k] for k in FRAME_CLASSES},
-      "span_classes": {k: total["span_classes"][k] for k in SPAN_CLASSES},
-      "span_classes_by_type": {t: dict(c) for t, c in sorted(total["span_classes_by_type"].items())},
-      "type_confusions": dict(total["type_confusions"].most_common()),
-      "wrong_frames_by_gold_intent": dict(total["wrong_frames_by_gold_intent"].most_common()),
-  }
+      by_type[slot_type].update(classes)
+  return _counts_result(sum(count["frames"] for count in counts), frame_counts, span_counts,
+                        by_type, confusions, by_intent)
 
 
 def format_markdown(title: str, split: str, runs: Sequence[Tuple[str, Dict]], total: Dict,
