@@ -61,6 +61,15 @@ def seed_run_dirs(runs_root: str, sweep_name: str):
   return runs
 
 
+def seed_members(corpus: str, runs_root: str, attempt: str):
+  """(seeds sweep name, [(seed, run directory)], [NluPredictor of each run's best export])."""
+  from bert_nlu.hooks import latest_export  # pylint: disable=g-import-not-at-top
+  from bert_nlu.predict import NluPredictor  # pylint: disable=g-import-not-at-top
+  sweep_name = f"{corpus}_{attempt}_seeds" if attempt else f"{corpus}_seeds"
+  runs = seed_run_dirs(runs_root, sweep_name)
+  return sweep_name, runs, [NluPredictor(latest_export(directory)) for _, directory in runs]
+
+
 def compare_rows(ensemble: dict, seeds_report: dict):
   """[(row label, split, {metric: percent})]: the seeds' mean, the best-dev seed, the ensemble."""
   rows = []
@@ -93,11 +102,7 @@ def run_corpus(corpus: str, runs_root: str, attempt: str, data_root: str,
                latency_utterances: int) -> dict:
   from bert_nlu import ensemble  # pylint: disable=g-import-not-at-top
   from bert_nlu.data import readers  # pylint: disable=g-import-not-at-top
-  from bert_nlu.hooks import latest_export  # pylint: disable=g-import-not-at-top
-  from bert_nlu.predict import NluPredictor  # pylint: disable=g-import-not-at-top
-  sweep_name = f"{corpus}_{attempt}_seeds" if attempt else f"{corpus}_seeds"
-  runs = seed_run_dirs(runs_root, sweep_name)
-  members = [NluPredictor(latest_export(directory)) for _, directory in runs]
+  sweep_name, runs, members = seed_members(corpus, runs_root, attempt)
   predictor = ensemble.EnsemblePredictor(members)
   data_dir = os.path.join(data_root, corpus)
   splits = readers.read_seq_corpus(data_dir, splits=("dev", "test"))
@@ -136,11 +141,7 @@ def constrained_result(corpus: str, runs_root: str, attempt: str, data_root: str
   """Each seed alone and the ensemble, decoded without and with the intent constraint."""
   from bert_nlu import ensemble, slot_constraints  # pylint: disable=g-import-not-at-top
   from bert_nlu.data import readers  # pylint: disable=g-import-not-at-top
-  from bert_nlu.hooks import latest_export  # pylint: disable=g-import-not-at-top
-  from bert_nlu.predict import NluPredictor  # pylint: disable=g-import-not-at-top
-  sweep_name = f"{corpus}_{attempt}_seeds" if attempt else f"{corpus}_seeds"
-  runs = seed_run_dirs(runs_root, sweep_name)
-  members = [NluPredictor(latest_export(directory)) for _, directory in runs]
+  sweep_name, runs, members = seed_members(corpus, runs_root, attempt)
   splits = readers.read_seq_corpus(os.path.join(data_root, corpus))
   allowed = slot_constraints.allowed_tags(splits["train"].examples, members[0].label_maps)
   start = time.time()
