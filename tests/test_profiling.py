@@ -225,6 +225,16 @@ def _flatten(node):
     yield from _flatten(child)
 
 
+def _averaging_slack(reader):
+  """How far below the quicker step's total the averaged profile may fall.
+
+  tfprof averages each node's time over the steps with integer division, so every node of the
+  graph can lose up to one microsecond: when the two steps took nearly the same time, the sum of
+  the per-node averages lands just below both steps' totals.
+  """
+  return len(reader.profile_proto.nodes)
+
+
 def _op_chain(root):
   """The op view's op-type nodes: tfprof nests them as a chain, each the child of the previous."""
   chain = []
@@ -269,7 +279,7 @@ def test_view_totals_agree(reader):
                                                    tfprof.default_options())).proto
               for step in PROFILE_STEPS]
   totals = sorted(report.total_exec_micros for report in per_step)
-  assert totals[0] <= op.total_exec_micros <= totals[1]
+  assert totals[0] - _averaging_slack(reader) <= op.total_exec_micros <= totals[1]
 
 
 def test_reader_matches_tf_profile_of_the_same_run_metadata(tmp_path):
@@ -439,7 +449,7 @@ def test_summary_of_one_step(reader):
   averaged = summary.summarize_reader(reader)
   steps = [summary.summarize_reader(reader, step=step) for step in PROFILE_STEPS]
   totals = sorted(s.total_micros for s in steps)
-  assert totals[0] <= averaged.total_micros <= totals[1]
+  assert totals[0] - _averaging_slack(reader) <= averaged.total_micros <= totals[1]
   with pytest.raises(tfprof.CommandError):
     summary.summarize_reader(reader, step=7)
 
