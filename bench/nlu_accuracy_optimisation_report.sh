@@ -7,7 +7,7 @@ exec .venv/bin/python bench/accuracy_report.py --name nlu_accuracy_optimisation 
   --run "SNIPS|CRF recipe, seed 42|$A/snips_crf_recipe_published_until_layer_decay.json" \
   --run "SNIPS|CRF recipe, seed 43|$A/snips_crf_seed43.json" \
   --run "SNIPS|+ weight averaging 0.999|$A/snips_crf_weight_average_0999.json" \
-  --run "SNIPS|+ layer decay 0.8 (published)|bench/results/snips.json" \
+  --run "SNIPS|+ layer decay 0.8 (published until slot substitution)|$A/snips_published_before_augmentation.json" \
   --run "SNIPS|+ layer decay 0.8, seed 43|$A/snips_crf_layer_decay_08_seed43.json" \
   --run "SNIPS|+ layer decay 0.7|$A/snips_crf_layer_decay_07.json" \
   --run "SNIPS|+ layer decay 0.9|$A/snips_crf_layer_decay_09.json" \
