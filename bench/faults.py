@@ -237,9 +237,10 @@ def kill_in_phase(phase, command, env, log_path, output_dir, rng, pause_seconds,
     random_seconds: (low, high) bounds of the "random" delay in seconds.
 
   Returns:
-    (record, lines): record = {"phase", "killed"} and, if killed, the state at the kill
-    ("phase_reached", "step_at_kill", "newest_checkpoint_at_kill", "partial_checkpoint_files",
-    "temporary_files_left"), else a "note"; lines = the process's output.
+    (record, lines): record = {"phase", "killed", "seconds_alive"} and, if killed, the state at
+    the kill ("phase_reached", "step_at_kill", "newest_checkpoint_at_kill",
+    "partial_checkpoint_files", "temporary_files_left"), else a "note"; lines = the process's
+    output. seconds_alive: from the start to the kill (or to the exit).
   """
   env = dict(env)
   env.pop("BERT_NLU_FAULT_POINT", None)
@@ -258,9 +259,12 @@ def kill_in_phase(phase, command, env, log_path, output_dir, rng, pause_seconds,
   if process.process.poll() is not None:
     process.wait(5)
     return {"phase": phase, "killed": False,
+            "seconds_alive": round((process.output_closed or time.time()) - process.started, 2),
             "note": f"process exited {process.process.returncode} before the kill"}, process.lines
+  seconds_alive = round(time.time() - process.started, 2)
   process.kill()
-  return {"phase": phase, "killed": True, "phase_reached": found is not None,
+  return {"phase": phase, "killed": True, "seconds_alive": seconds_alive,
+          "phase_reached": found is not None,
           "step_at_kill": last_logged_step(process.lines),
           "newest_checkpoint_at_kill": newest_complete_checkpoint_step(output_dir),
           "partial_checkpoint_files": len(glob.glob(os.path.join(output_dir, "*_temp*"))),
@@ -317,6 +321,30 @@ def run_trial(index, phase, setup, rng, pause_seconds):
   return killed
 
 
+def random_kill_window(reference_seconds, kills, earliest=2.0):
+  """(low, high) seconds for the chain's "random" kill, so that it lands before the run ends.
+
+  A resumed run lives much shorter than the whole reference run, and how much shorter depends on
+  the load: on a busy CPU the reference (run beside the chain) stretches more than the short
+  resumed run does, and a third of it once outlived the resumed run (killed after exit 0). The
+  previous killed run of the chain started the same way (start-up, restore, training to a
+  checkpoint) under the same load, so its lifetime bounds the window too.
+
+  Args:
+    reference_seconds: wall time of the uninterrupted reference run.
+    kills: the chain's kill records so far (`kill_in_phase`, with "seconds_alive").
+    earliest: the window's lower end (the process has started TensorFlow by then).
+  Returns:
+    (earliest, high) with high = min(reference_seconds / 3, the last killed run's lifetime),
+    never below earliest.
+  """
+  high = reference_seconds / 3
+  lived = [kill["seconds_alive"] for kill in kills if kill.get("killed")]
+  if lived:
+    high = min(high, lived[-1])
+  return earliest, max(earliest, high)
+
+
 def run_chain(setup, rng, pause_seconds, epochs, phases=PHASES, seed=1):
   """One run directory killed once in each of `phases` in turn, then run to completion.
 
@@ -334,7 +362,8 @@ def run_chain(setup, rng, pause_seconds, epochs, phases=PHASES, seed=1):
     epochs: --num_train_epochs of both runs.
     phases: kill phases, in the order a run reaches them (a phase whose moment has passed in the
       run directory is never reached). "random" kills within the first third of the
-      reference's wall time (a resumed run is shorter than a whole one).
+      reference's wall time (a resumed run is shorter than a whole one) and within the time the
+      previous killed run lived (`random_kill_window`).
     seed: --seed of both runs.
 
   Returns:
@@ -355,7 +384,7 @@ def run_chain(setup, rng, pause_seconds, epochs, phases=PHASES, seed=1):
   for phase in phases:
     if phase == "random" and reference is None:
       reference = reference_run.result()
-    random_seconds = (2.0, reference["seconds"] / 3) if reference else None
+    random_seconds = random_kill_window(reference["seconds"], kills) if reference else None
     killed, lines = kill_in_phase(phase, command, dict(os.environ), log_path, output_dir, rng,
                                   pause_seconds, random_seconds)
     if reached_training(lines):  # else killed before it restored anything: no new checkpoint

@@ -42,3 +42,11 @@ def test_one_run_killed_in_every_phase_resumes_each_time_and_ends_as_uninterrupt
   assert chain["evaluated_steps"] == chain["reference"]["evaluated_steps"]
   # Deterministic model (no dropout) + replayed batch order: nine kills change nothing.
   assert chain["metrics"] == chain["reference"]["metrics"]
+
+
+def test_random_kill_window_is_bounded_by_the_last_killed_run_and_a_third_of_the_reference():
+  assert faults.random_kill_window(60.0, []) == (2.0, 20.0)
+  kills = [{"killed": True, "seconds_alive": 9.5}, {"killed": False, "seconds_alive": 30.0}]
+  assert faults.random_kill_window(60.0, kills) == (2.0, 9.5)  # a run that exited is not a bound
+  assert faults.random_kill_window(15.0, kills) == (2.0, 5.0)
+  assert faults.random_kill_window(60.0, [{"killed": True, "seconds_alive": 1.0}]) == (2.0, 2.0)
