@@ -14,4 +14,5 @@ exec .venv/bin/python bench/accuracy_report.py --name nlu_accuracy_seeds \
   --run "ATIS|published recipe (slot substitution 0.5)|$R/atis_seeds.json" \
   --run "ATIS|same recipe, rerun on the AVX-512 VM|$A/atis_seeds_rerun_avx512.json" \
   --run "ATIS|ensemble of the rerun's seeds|$R/atis_ensemble.json" \
-  --run "ATIS|distilled from that ensemble (T 2, alpha 0.5)|$A/atis_distill_seed42.json"
+  --run "ATIS|distilled from that ensemble (T 2, alpha 0.5), first student, resumed once|$A/atis_distill_seed42.json" \
+  --run "ATIS|distilled from that ensemble (T 2, alpha 0.5), over seeds|$A/atis_distill_seeds_seeds.json"
