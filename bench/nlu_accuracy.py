@@ -235,6 +235,26 @@ def run_sweep(label: str, name: str, sweep_text: str, runs_root: str, parallel: 
   return io_utils.read_json(os.path.join(runs_root, name, "index.json")), command
 
 
+def seeds_command(corpus: str, seeds, runs_root: str, extra_flags, attempt: str = "",
+                  parallel: int = 1, cores: int = 0, retrain_recorded: bool = False) -> str:
+  """The bench/nlu_accuracy.py command line that trains (or reuses) these seeds, as recorded in
+  the seeds result: every option that decides where the runs are and which are trained, so a
+  result naming run directories (e.g. --distill_teachers=<runs_root>/...) explains itself."""
+  command = [sys.executable, "bench/nlu_accuracy.py", f"--corpora={corpus}",
+             f"--seeds={','.join(str(s) for s in seeds)}", f"--runs_root={runs_root}"]
+  if parallel > 1:
+    command.append(f"--parallel={parallel}")
+  if cores:
+    command.append(f"--cores={cores}")
+  if retrain_recorded:
+    command.append("--retrain_recorded")
+  if attempt:
+    command.append(f"--attempt={attempt}")
+  if extra_flags:
+    command += ["--", *extra_flags]
+  return " ".join(command)
+
+
 def run_seeds(corpus: str, seeds, runs_root: str, extra_flags, attempt: str,
               parallel: int = 1, trained=None, use_recorded: bool = True, cores: int = 0) -> dict:
   """Trains (or reuses) one run per seed through the sweep engine; returns the seeds report.
@@ -276,9 +296,8 @@ def run_seeds(corpus: str, seeds, runs_root: str, extra_flags, attempt: str,
   return {
       "benchmark": "nlu_accuracy_seeds", "corpus": corpus, "seeds": [r["seed"] for r in per_seed],
       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-      "command": " ".join([sys.executable, "bench/nlu_accuracy.py", f"--corpora={corpus}",
-                           f"--seeds={','.join(str(s) for s in seeds)}"]
-                          + ([f"--attempt={attempt}", "--", *extra_flags] if attempt else [])),
+      "command": seeds_command(corpus, seeds, runs_root, extra_flags, attempt, parallel, cores,
+                               retrain_recorded=not use_recorded),
       "git": code_version, "machine": provenance.machine(),
       "wall_seconds_this_call": round(time.time() - start, 1),
       "selection": "each seed: checkpoint by dev whole_frame_accuracy; recipes by the dev mean",
@@ -329,7 +348,8 @@ def format_table(report: dict) -> str:
   return "\n".join(lines)
 
 
-def main():
+def build_parser() -> argparse.ArgumentParser:
+  """The command line of this script (main; seeds_command writes lines it parses)."""
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--corpora", default="snips,atis")
@@ -352,6 +372,11 @@ def main():
                       help="without --seeds: keep <runs_root>/<corpus> (continue a stopped run, "
                       "evaluate a finished one again) instead of starting from scratch")
   parser.add_argument("extra_flags", nargs="*", help="passed to run_bert_nlu.py after --")
+  return parser
+
+
+def main():
+  parser = build_parser()
   args = parser.parse_args()
   if args.seeds and args.resume:
     parser.error("--resume is for single runs (--seeds always reuses or resumes its runs)")

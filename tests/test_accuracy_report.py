@@ -277,3 +277,20 @@ def test_a_resumed_single_run_is_evaluated_again_not_retrained_and_a_changed_one
     nlu_accuracy.run_corpus("snips", runs_root, tiny[:-1] + ["--learning_rate=2e-3"], resume=True)
   assert open(os.path.join(run_dir, "eval_results.json"), "rb").read() == results_before
   assert "learning_rate" in open(run_dir + ".log").read()  # the log says why, appended
+
+
+@pytest.mark.parametrize("attempt,parallel,cores,retrain,extra_flags", [
+    ("", 1, 0, False, []),
+    ("distill_seeds", 2, 1, True, ["--distill_teachers=/r/a,/r/b", "--distill_alpha=0.5"]),
+])
+def test_the_recorded_seeds_command_parses_back_to_the_options_of_the_call(
+    attempt, parallel, cores, retrain, extra_flags):
+  command = nlu_accuracy.seeds_command("atis", [42, 43, 44], "/work/runs/bench", extra_flags,
+                                       attempt, parallel, cores, retrain_recorded=retrain)
+  words = command.split(" ")
+  assert words[1] == "bench/nlu_accuracy.py"
+  args = nlu_accuracy.build_parser().parse_args(words[2:])
+  assert (args.corpora, args.seeds, args.runs_root) == ("atis", "42,43,44", "/work/runs/bench")
+  assert (args.attempt, args.parallel, args.cores) == (attempt, parallel, cores)
+  assert args.retrain_recorded == retrain
+  assert args.extra_flags == extra_flags
